@@ -1,0 +1,86 @@
+"""``k3snode apply``: discover, render and write the K3s config, saying what changed."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from k3snode.reconcile import Prepared
+    from k3snode.settings import Settings
+
+log = logging.getLogger("k3snode")
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
+    p.add_argument("--no-restart", action="store_true", help="never restart K3s")
+
+
+def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
+    """The addresses to write as node-external-ip, and notes worth telling the user."""
+    from k3snode.commands.detect import NO_ADDRESS_HINT
+    from k3snode.discovery import discover
+
+    found = discover(settings)
+    notes = list(found.notes)
+    if found.error:
+        notes.append(found.error)
+    if not found.found:
+        notes.append(NO_ADDRESS_HINT)
+    return found.external_ips, notes
+
+
+def prepare_for(settings: Settings, external: list[str]) -> Prepared:
+    from k3snode.reconcile import prepare
+
+    return prepare(settings, external)
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3snode.cli import load_settings
+    from k3snode.discovery import discover
+    from k3snode.reconcile import commit
+
+    settings = load_settings(args)
+    found = discover(settings)
+    for note in found.notes:
+        log.info("%s", note)
+    if found.error or (not found.found and settings.mesh != "none"):
+        from k3snode.commands.detect import NO_ADDRESS_HINT
+
+        log.error("%s; nothing written", found.error or "no external address found")
+        if not found.error:
+            log.info("%s", NO_ADDRESS_HINT)
+        return 1
+    prepared = prepare_for(settings, found.external_ips)
+    plan = prepared.plan
+    for w in plan.warnings:
+        log.warning("warning: %s", w)
+    summary = _summary(plan)
+    if args.dry_run:
+        print(f"would write {plan.path}: {summary}" if plan.changed else f"unchanged: {plan.path}")
+        return 0
+    done = commit(settings, prepared)
+    if done.config_changed:
+        print(f"written {plan.path}: {summary}")
+    else:
+        print(f"unchanged: {plan.path}")
+    for path in done.secrets_changed:
+        print(f"written {path} (0600)")
+    for path in done.stale_cleaned:
+        print(f"removed k3snode's keys from {path} (no longer written there)")
+    return 0
+
+
+def _summary(plan) -> str:
+    parts = []
+    for label, keys in (
+        ("added", plan.added),
+        ("changed", plan.modified),
+        ("removed", plan.removed),
+    ):
+        if keys:
+            parts.append(f"{label} {', '.join(keys)}")
+    return "; ".join(parts) or "reformatted"

@@ -1,0 +1,35 @@
+"""``k3snode render``: print the K3s config that would be written, changing nothing."""
+
+from __future__ import annotations
+
+import argparse
+import re
+import sys
+
+# Inline secrets a user may have written into their own config.yaml: never printed.
+_SECRET_LINE = re.compile(
+    r"^(?P<key>(token|agent-token|vpn-auth|etcd-s3-secret-key|etcd-s3-access-key|datastore-endpoint)"
+    r"\s*:)\s*\S.*$"
+)
+
+
+def redact(text: str) -> str:
+    return "\n".join(
+        _SECRET_LINE.sub(lambda m: f"{m.group('key')} '********'", line)
+        for line in text.split("\n")
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3snode.cli import load_settings
+    from k3snode.commands.apply import discover_for, prepare_for
+
+    settings = load_settings(args)
+    external, notes = discover_for(settings)
+    for note in notes:
+        print(f"k3snode: {note}", file=sys.stderr)
+    prepared = prepare_for(settings, external)
+    sys.stdout.write(redact(prepared.plan.new_text))
+    for w in prepared.plan.warnings:
+        print(f"k3snode: warning: {w}", file=sys.stderr)
+    return 0

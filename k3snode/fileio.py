@@ -1,0 +1,108 @@
+"""The one way k3snode writes files: atomically, with the right mode, and only when content changed.
+
+A reader (K3s, a human, ``k3snode status``) sees either the old file or the new one, never a torn
+one, even if k3snode is killed with SIGKILL at any instant: the content goes to a temporary file in
+the same directory, is fsynced, renamed over the target, and the directory is fsynced.
+
+Temporary names start with a dot and end in ``.k3snode-tmp`` — never ``.yaml``/``.yml`` — so that K3s,
+which reads every ``*.yaml`` in ``config.yaml.d/``, never reads a half-written file. A temporary file
+left behind by a killed writer is removed by the next write to the same target.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import glob
+import os
+import stat
+from dataclasses import dataclass
+
+TMP_SUFFIX = ".k3snode-tmp"
+
+
+@dataclass(frozen=True)
+class WriteResult:
+    path: str
+    changed: bool  # content differs from what was on disk (or the file was missing)
+    mode_fixed: bool = False  # content was equal, but the mode was corrected
+
+
+def read_bytes(path: str) -> bytes | None:
+    """The file's content, or None when it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read()
+    except FileNotFoundError:
+        return None
+
+
+def _tmp_prefix(path: str) -> str:
+    d, base = os.path.split(os.path.abspath(path))
+    return os.path.join(d, f".{base}.")
+
+
+def remove_stale_tmp(path: str) -> None:
+    """Remove temporary files a killed writer may have left next to ``path``."""
+    for tmp in glob.glob(glob.escape(_tmp_prefix(path)) + "*" + TMP_SUFFIX):
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+
+
+def atomic_write(path: str, data: bytes, mode: int = 0o600, make_dirs: bool = True) -> WriteResult:
+    """Replace ``path`` with ``data`` atomically; do nothing when the content is already equal.
+
+    Equal content keeps the file (and its mtime) untouched; only a wrong mode is corrected.
+    """
+    path = os.path.abspath(path)
+    old = read_bytes(path)
+    if old == data:
+        st = os.stat(path)
+        if stat.S_IMODE(st.st_mode) != mode:
+            os.chmod(path, mode)
+            return WriteResult(path, changed=False, mode_fixed=True)
+        return WriteResult(path, changed=False)
+    directory = os.path.dirname(path)
+    if make_dirs:
+        os.makedirs(directory, mode=0o755, exist_ok=True)
+    remove_stale_tmp(path)
+    tmp = f"{_tmp_prefix(path)}{os.getpid()}.{os.urandom(4).hex()}{TMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, mode)
+    try:
+        os.fchmod(fd, mode)  # the umask may have narrowed or the caller wants wider
+        view = memoryview(data)
+        while view:
+            n = os.write(fd, view)
+            view = view[n:]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        _unlink_quietly(tmp)
+        raise
+    os.close(fd)
+    try:
+        os.rename(tmp, path)
+    except BaseException:
+        _unlink_quietly(tmp)
+        raise
+    fsync_dir(directory)
+    return WriteResult(path, changed=True)
+
+
+def fsync_dir(directory: str) -> None:
+    try:
+        fd = os.open(directory, os.O_RDONLY | os.O_DIRECTORY | os.O_CLOEXEC)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError as e:  # some filesystems refuse fsync on directories
+        if e.errno not in (errno.EINVAL, errno.EBADF):
+            raise
+    finally:
+        os.close(fd)
+
+
+def _unlink_quietly(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)

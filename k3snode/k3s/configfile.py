@@ -1,0 +1,205 @@
+"""Merge k3snode's keys into K3s's config.yaml (or a drop-in) without losing anything of the user's.
+
+The file is edited as text, not re-dumped: the top-level entries k3snode manages (now or last time)
+are cut out line by line, every other line — the user's keys, comments, blank lines — stays as it
+was, and k3snode's keys are appended as one block under a marker comment. The result is parsed
+again and must equal the intended mapping; when the text cannot be edited that way (a flow-style
+``{…}`` document, say) the whole mapping is dumped instead.
+
+Unchanged content is not written at all, so the file's mtime says when K3s's view really changed.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+from k3snode import fileio
+from k3snode.k3s import flags
+
+MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
+
+
+class ConfigFileError(Exception):
+    """The existing file cannot be merged safely (not YAML, not a mapping, unreadable)."""
+
+
+@dataclass(frozen=True)
+class Plan:
+    path: str
+    old_text: str | None  # None: the file does not exist
+    new_text: str
+    added: tuple[str, ...] = ()
+    removed: tuple[str, ...] = ()
+    modified: tuple[str, ...] = ()
+    warnings: tuple[str, ...] = field(default=())
+
+    @property
+    def changed(self) -> bool:
+        return self.old_text != self.new_text
+
+
+def _yaml():
+    import yaml
+
+    return yaml
+
+
+def _loader():
+    yaml = _yaml()
+    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _parse(path: str, text: str) -> dict[str, Any]:
+    yaml = _yaml()
+    try:
+        data = yaml.load(text, Loader=_loader())
+    except yaml.YAMLError as e:
+        mark = getattr(e, "problem_mark", None)
+        where = f" at line {mark.line + 1}" if mark is not None else ""
+        problem = getattr(e, "problem", None) or str(e).splitlines()[0]
+        raise ConfigFileError(
+            f"{path}: not valid YAML{where}: {problem}; file left untouched"
+        ) from None
+    if data is None:
+        return {}
+    if not isinstance(data, dict):
+        raise ConfigFileError(
+            f"{path}: must be a YAML mapping of K3s options (got a "
+            f"{type(data).__name__}); file left untouched"
+        )
+    bad = [k for k in data if not isinstance(k, str)]
+    if bad:
+        raise ConfigFileError(f"{path}: key {bad[0]!r} is not a string; file left untouched")
+    return data
+
+
+def _entry_spans(text: str) -> list[tuple[str, int, int]] | None:
+    """``(key, first_line, end_line_exclusive)`` for each top-level entry, or None when the
+    document is not a block mapping that can be edited line by line."""
+    yaml = _yaml()
+    node = yaml.compose(text, Loader=yaml.SafeLoader)
+    if node is None:
+        return []
+    if not isinstance(node, yaml.MappingNode) or node.flow_style:
+        return None
+    lines = text.splitlines()
+    spans = []
+    for key_node, value_node in node.value:
+        if not isinstance(key_node, yaml.ScalarNode) or key_node.start_mark.column != 0:
+            return None
+        start = key_node.start_mark.line
+        end_mark = value_node.end_mark
+        end = end_mark.line + (1 if end_mark.column > 0 else 0)
+        end = max(end, start + 1)
+        # Comments and blank lines after a value belong to whatever follows.
+        while end - 1 > start and _is_filler(lines[end - 1] if end - 1 < len(lines) else ""):
+            end -= 1
+        spans.append((key_node.value, start, end))
+    return spans
+
+
+def _is_filler(line: str) -> bool:
+    s = line.strip()
+    return s == "" or s.startswith("#")
+
+
+def _dump(mapping: dict[str, Any]) -> str:
+    if not mapping:
+        return ""
+    yaml = _yaml()
+    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
+    return yaml.dump(
+        mapping,
+        Dumper=dumper,
+        sort_keys=False,
+        default_flow_style=False,
+        allow_unicode=True,
+        width=1000,
+    )
+
+
+def merge_text(
+    path: str, old_text: str | None, managed: dict[str, Any], previously_managed: set[str]
+) -> tuple[str, dict[str, Any]]:
+    """New file text, and the user's keys that were kept. Raises ConfigFileError."""
+    old_text = old_text or ""
+    current = _parse(path, old_text)
+    drop = set(managed) | (previously_managed & set(current))
+    kept = {k: v for k, v in current.items() if k not in drop}
+    intended = {**kept, **managed}
+    spans = _entry_spans(old_text)
+    if spans is not None:
+        lines = old_text.splitlines()
+        cut = set()
+        for key, start, end in spans:
+            if key in drop:
+                cut.update(range(start, end))
+        body = [line for i, line in enumerate(lines) if i not in cut and line != MARKER]
+        while body and body[-1].strip() == "":
+            body.pop()
+        block = _dump(managed)
+        parts = []
+        if body:
+            parts.append("\n".join(body) + "\n")
+        if block:
+            if body:
+                parts.append("\n")
+            parts.append(MARKER + "\n" + block)
+        text = "".join(parts)
+        if _parse(path, text) == intended:
+            return text, kept
+    # Not editable line by line: dump the whole mapping (comments are lost, content is not).
+    block = _dump(managed)
+    text = _dump(kept) + (("\n" if kept else "") + MARKER + "\n" + block if block else "")
+    return text, kept
+
+
+def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role: str) -> Plan:
+    """What writing ``managed`` into ``path`` would do. Reads the file; writes nothing."""
+    raw = _read(path)
+    new_text, kept = merge_text(path, raw, managed, previously_managed)
+    old = _parse(path, raw) if raw is not None else {}
+    added = tuple(k for k in managed if k not in old)
+    modified = tuple(k for k in managed if k in old and old[k] != managed[k])
+    removed = tuple(k for k in old if k not in managed and k not in kept)
+    warnings = []
+    for key in kept:
+        try:
+            flags.check(role, key, kept[key])
+        except flags.OptionError as e:
+            warnings.append(f"{path}: your key {key!r} {e}; K3s may refuse to start")
+    return Plan(path, raw, new_text, added, removed, modified, tuple(warnings))
+
+
+def apply(p: Plan) -> fileio.WriteResult:
+    """Write the planned text atomically (0600); a no-op when nothing changed."""
+    return fileio.atomic_write(p.path, p.new_text.encode("utf-8"), mode=0o600)
+
+
+def _read(path: str) -> str | None:
+    try:
+        raw = fileio.read_bytes(path)
+    except IsADirectoryError:
+        raise ConfigFileError(f"{path}: is a directory; file left untouched") from None
+    except PermissionError:
+        raise ConfigFileError(f"{path}: cannot read (permission denied)") from None
+    if raw is None:
+        return None
+    try:
+        return raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise ConfigFileError(f"{path}: not UTF-8 text; file left untouched") from None
+
+
+def is_dropin(path: str) -> bool:
+    return os.path.basename(os.path.dirname(path)).endswith(".yaml.d")
+
+
+def check_path(path: str) -> str | None:
+    """Why ``path`` is not a file K3s reads, or None."""
+    base = os.path.basename(path)
+    if is_dropin(path) and not base.lower().endswith((".yaml", ".yml")):
+        return "K3s reads only *.yaml and *.yml files in config.yaml.d/"
+    return None

@@ -1,0 +1,71 @@
+"""K3s's own flag list per role, and the check every config.yaml key must pass.
+
+``data/k3s-flags.json`` is generated from K3s's ``pkg/cli/cmds`` (see ``../shared/reference/k3s.md``):
+``{"server": {name: type}, "agent": {name: type}}``. ``k3s agent`` dies on any key it does not know
+("flag provided but not defined"), so nothing reaches an agent's config that is not in its list.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+from functools import cache
+from typing import Any
+
+ROLES = ("server", "agent")
+_DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
+
+
+class OptionError(ValueError):
+    """A K3s option that the role does not have, or a value of the wrong shape."""
+
+
+@cache
+def flags(role: str) -> dict[str, str]:
+    """``{flag-name: type}`` for ``k3s <role>``; types: string, bool, int, string slice, duration."""
+    path = os.path.join(os.path.dirname(os.path.dirname(__file__)), "data", "k3s-flags.json")
+    with open(path, encoding="utf-8") as f:
+        return dict(json.load(f)[role])
+
+
+def check(role: str, key: str, value: Any) -> Any:
+    """Return ``value`` in the shape K3s expects for ``key`` on ``role``, or raise OptionError.
+
+    A slice flag given one string becomes a one-item list; bools must be bools, ints ints.
+    """
+    table = flags(role)
+    kind = table.get(key)
+    if kind is None:
+        other = "agent" if role == "server" else "server"
+        if key in flags(other):
+            raise OptionError(f"is a `k3s {other}` flag only; `k3s {role}` does not know it")
+        raise OptionError(f"is not a flag of `k3s {role}`")
+    if kind == "string slice":
+        items = (
+            [value]
+            if isinstance(value, (str, int, float)) and not isinstance(value, bool)
+            else value
+        )
+        if not isinstance(items, list) or not items or not all(_is_scalar(i) for i in items):
+            raise OptionError(f"must be a list of strings (got {value!r})")
+        return [str(i) for i in items]
+    if kind == "bool":
+        if not isinstance(value, bool):
+            raise OptionError(f"must be true or false (got {value!r})")
+        return value
+    if kind == "int":
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise OptionError(f"must be an integer (got {value!r})")
+        return value
+    if kind == "duration":
+        if not isinstance(value, str) or not _DURATION.match(value):
+            raise OptionError(f"must be a duration such as 30s or 5m (got {value!r})")
+        return value
+    if not _is_scalar(value) or isinstance(value, bool):
+        raise OptionError(f"must be a single string (got {value!r})")
+    return str(value)
+
+
+def _is_scalar(v: Any) -> bool:
+    return isinstance(v, (str, int, float)) and not isinstance(v, bool)

@@ -1,0 +1,108 @@
+"""Role × mesh → the K3s options k3snode writes. Pure: no I/O, no clock.
+
+What K3s needs (``../shared/reference/k3s.md`` §2–§4, §9):
+
+============  ===================================================================================
+every node    ``node-external-ip`` (one address per family, IPv4 first), ``node-name`` if set
+server        ``cluster-init`` for the first server; ``server`` + ``token-file`` when joining;
+              with ``wireguard-native``: ``flannel-backend: wireguard-native``,
+              ``flannel-external-ip: true``
+agent         ``server``, ``token-file`` — and never a server-only key (K3s's agent dies on it)
+tailscale     ``vpn-auth-file`` on every node, ``node-external-ip`` = the node's Tailscale address
+underlay      ``node-ip`` = the underlay address (etcd advertises it), external IP unchanged
+============  ===================================================================================
+
+Every key — ours and the user's ``[k3s.options]`` — is checked against K3s's flag list for the
+role before anything is written.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+from k3snode import addresses
+from k3snode.k3s import flags
+
+if TYPE_CHECKING:
+    from k3snode.settings import Settings
+
+# Keys that carry secrets inline: never written; their *-file variants are.
+_INLINE_SECRETS = {
+    "token": "token_file in [k3s] (or K3S_TOKEN / K3S_TOKEN_FILE)",
+    "agent-token": "the agent-token-file option",
+    "vpn-auth": 'mesh = "tailscale" with [tailscale] auth_key_file',
+}
+# Keys k3snode always owns, and the setting to use instead.
+_ALWAYS_MANAGED = {
+    "node-external-ip": "[discovery] external_ips (or let k3snode discover it)",
+    "server": "[k3s] server",
+    "token-file": "[k3s] token_file",
+    "vpn-auth-file": 'mesh = "tailscale" with [tailscale] auth_key_file',
+    "cluster-init": "[k3s] cluster_init",
+    "node-name": "[k3s] node_name",
+}
+
+
+def check_user_option(role: str, mesh: str, key: str, value: Any, underlay: bool = False) -> Any:
+    """Check one ``[k3s.options]`` entry; return it in K3s's shape or raise ValueError."""
+    if key in _INLINE_SECRETS:
+        raise ValueError(f"secrets are never written inline; use {_INLINE_SECRETS[key]}")
+    if key in _ALWAYS_MANAGED:
+        raise ValueError(f"is managed by k3snode; use {_ALWAYS_MANAGED[key]}")
+    if mesh == "wireguard-native" and key in ("flannel-backend", "flannel-external-ip"):
+        raise ValueError("is managed by k3snode for mesh 'wireguard-native'")
+    if mesh == "tailscale" and key == "flannel-external-ip":
+        raise ValueError(
+            "must not be set with mesh 'tailscale' (K3s's Tailscale backend "
+            "reaches nodes over the tailnet)"
+        )
+    if underlay and key == "node-ip":
+        raise ValueError(
+            "is managed by k3snode while the underlay is enabled (node-ip = the underlay address)"
+        )
+    try:
+        return flags.check(role, key, value)
+    except flags.OptionError as e:
+        raise ValueError(str(e)) from None
+
+
+def render(
+    settings: Settings,
+    external_ips: list[str],
+    underlay_ip: str | None = None,
+) -> dict[str, Any]:
+    """The options k3snode manages, in a stable order.
+
+    ``external_ips``: the node's external addresses (for ``tailscale``: its Tailscale addresses);
+    ``underlay_ip``: this node's underlay address when the underlay is on.
+    """
+    role, mesh, k3s = settings.role, settings.mesh, settings.k3s
+    out: dict[str, Any] = {}
+    ext = addresses.order_v4_first(list(external_ips))
+    if ext:
+        out["node-external-ip"] = ext
+    if underlay_ip:
+        out["node-ip"] = [underlay_ip]
+    if k3s.node_name:
+        out["node-name"] = k3s.node_name
+    if k3s.server:
+        out["server"] = k3s.server
+    if settings.token_path:
+        out["token-file"] = settings.token_path
+    if role == "server":
+        if k3s.cluster_init:
+            out["cluster-init"] = True
+        if mesh == "wireguard-native":
+            out["flannel-backend"] = "wireguard-native"
+            out["flannel-external-ip"] = True
+    if mesh == "tailscale":
+        out["vpn-auth-file"] = settings.vpn_auth_path
+    for key, value in k3s.options.items():
+        out[key] = value
+    return {key: flags.check(role, key, value) for key, value in out.items()}
+
+
+def redacted(options: dict[str, Any]) -> dict[str, Any]:
+    """A copy safe to print: nothing in it is secret today (secrets live in files), but any key
+    that names a secret inline is masked should a future option add one."""
+    return {k: ("********" if k in _INLINE_SECRETS else v) for k, v in options.items()}

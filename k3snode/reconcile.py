@@ -1,0 +1,140 @@
+"""One pass of the pipeline after discovery: render → secret files → merge-safe write.
+
+``prepare`` computes everything and writes nothing (``render``, ``apply --dry-run``); ``commit``
+writes what ``prepare`` planned. The daemon calls the same two functions on every pass, so a CLI
+``apply`` and a daemon pass can never disagree about what the file should contain.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+from k3snode import fileio, state
+from k3snode.k3s import configfile, options
+from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
+from k3snode.settings import Settings, SettingsError
+
+
+@dataclass(frozen=True)
+class SecretFile:
+    path: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class Prepared:
+    options: dict[str, Any]
+    plan: configfile.Plan
+    secrets: tuple[SecretFile, ...]
+    previously_managed: frozenset[str]
+    stale_paths: dict[str, list[str]]  # other config files k3snode wrote before: keys to remove
+
+
+@dataclass(frozen=True)
+class Committed:
+    config_changed: bool
+    secrets_changed: tuple[str, ...]
+    stale_cleaned: tuple[str, ...]
+
+    @property
+    def changed(self) -> bool:
+        """K3s would see something new: its config or a file the config points at."""
+        return self.config_changed or bool(self.secrets_changed) or bool(self.stale_cleaned)
+
+
+def _read_secret(path: str, label: str) -> str:
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = f.read().strip()
+    except FileNotFoundError:
+        raise SettingsError(f"{label}: file {path} does not exist") from None
+    except PermissionError:
+        raise SettingsError(f"{label}: cannot read {path} (permission denied)") from None
+    except (OSError, UnicodeDecodeError) as e:
+        raise SettingsError(f"{label}: cannot read {path} ({e})") from None
+    if not value:
+        raise SettingsError(f"{label}: file {path} is empty")
+    return value
+
+
+def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
+    """The 0600 files K3s is pointed at and k3snode writes: the K3S_TOKEN copy, the vpn-auth line."""
+    out = []
+    if settings.k3s.token is not None and not settings.k3s.token_file:
+        out.append(SecretFile(settings.token_path, (settings.k3s.token.reveal() + "\n").encode()))
+    if settings.mesh == "tailscale":
+        ts = settings.tailscale
+        label = settings.where("tailscale", "auth_key_file")
+        key = _read_secret(ts.auth_key_file, label)
+        try:
+            line = vpn_auth_line(key, ts.control_server_url)
+        except VPNAuthError as e:
+            raise SettingsError(f"{label}: {e}") from None
+        out.append(SecretFile(settings.vpn_auth_path, line.encode()))
+    return tuple(out)
+
+
+def prepare(
+    settings: Settings,
+    external_ips: list[str],
+    underlay_ip: str | None = None,
+    with_secrets: bool = True,
+) -> Prepared:
+    """Render the options and plan the write; raise SettingsError / ConfigFileError on mistakes."""
+    path = settings.k3s.config
+    problem = configfile.check_path(path)
+    if problem:
+        raise SettingsError(f"{settings.where('k3s', 'config')}: {problem} (got {path!r})")
+    opts = options.render(settings, external_ips, underlay_ip)
+    st = state.load(settings.state_file)
+    previously = frozenset(st.managed.get(path, []))
+    plan = configfile.plan(path, opts, set(previously), settings.role)
+    stale = {p: keys for p, keys in st.managed.items() if p != path and keys}
+    secrets = secret_files(settings) if with_secrets else ()
+    return Prepared(opts, plan, secrets, previously, stale)
+
+
+def commit(settings: Settings, prepared: Prepared) -> Committed:
+    """Write secrets, then the config, recording managed keys so none is ever orphaned.
+
+    The state file is updated *before* the config with the union of old and new managed keys, so
+    a writer killed in between still remembers every key it may have written.
+    """
+    path = settings.k3s.config
+    os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+    st = state.load(settings.state_file)
+    new_keys = list(prepared.options)
+    union = list(dict.fromkeys([*st.managed.get(path, []), *new_keys]))
+    if st.managed.get(path) != union:
+        st.managed[path] = union
+        state.save(settings.state_file, st)
+    changed_secrets = []
+    for secret in prepared.secrets:
+        if fileio.atomic_write(secret.path, secret.content, mode=0o600).changed:
+            changed_secrets.append(secret.path)
+    config_changed = configfile.apply(prepared.plan).changed
+    cleaned = []
+    for other, keys in prepared.stale_paths.items():
+        if _remove_keys(other, set(keys), settings.role):
+            cleaned.append(other)
+        st.managed.pop(other, None)
+    st.managed[path] = new_keys
+    state.save(settings.state_file, st)
+    return Committed(config_changed, tuple(changed_secrets), tuple(cleaned))
+
+
+def _remove_keys(path: str, keys: set[str], role: str) -> bool:
+    """Take k3snode's keys out of a config file it no longer writes (the user moved to a drop-in)."""
+    if not os.path.exists(path):
+        return False
+    try:
+        plan = configfile.plan(path, {}, keys, role)
+    except configfile.ConfigFileError:
+        return False  # never touch a file we cannot read safely
+    if plan.new_text.strip() == "" and configfile.is_dropin(path):
+        os.unlink(path)
+        fileio.fsync_dir(os.path.dirname(path))
+        return True
+    return configfile.apply(plan).changed

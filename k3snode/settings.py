@@ -1,0 +1,836 @@
+"""Settings: a TOML file, then the environment, then command-line flags — into one frozen Settings.
+
+Precedence, lowest to highest: built-in defaults < the TOML file < environment < flags.
+
+Every setting is declared once in ``SCHEMA`` (section, key, type, default, check, environment
+names); the loader, the error messages, the did-you-mean, the README table and the man page all read
+it. Errors name where the bad value came from and the value itself, e.g.::
+
+    /etc/k3snode/config.toml: [k3s] server: must be https://host:port (got 'k3s.example.com')
+    environment K3S_URL: must be https://host:port (got 'k3s.example.com')
+    --external-ip: not an IP address: '1.2.3' (got '1.2.3')
+
+The K3s installer's variables are honoured so that cloud-init one-liners read naturally:
+``K3S_URL``, ``K3S_TOKEN``, ``K3S_TOKEN_FILE``, ``K3S_NODE_NAME``. A token given as ``K3S_TOKEN``
+is kept as a Secret and written by ``apply`` to a 0600 file; it is never put into config.yaml.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+import re
+import sys
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any, Callable
+from urllib.parse import urlsplit
+
+from k3snode import addresses
+from k3snode.secret import Secret
+
+DEFAULT_CONFIG = "/etc/k3snode/config.toml"
+PROVIDERS = (
+    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
+    "linode", "vultr", "scaleway", "exoscale", "upcloud",
+)  # fmt: skip
+MESHES = ("wireguard-native", "tailscale", "none")
+ROLES = ("server", "agent")
+DEFAULT_ECHO_SERVICES = (
+    "https://checkip.amazonaws.com",
+    "https://icanhazip.com",
+    "https://api64.ipify.org",
+    "https://ifconfig.me/ip",
+)
+
+
+class SettingsError(Exception):
+    """A user mistake in settings; the message is one line naming where, which key and what value."""
+
+
+# ---------------------------------------------------------------------------------------------
+# Checks: each takes the raw value and returns the normalised one, or raises ValueError(reason).
+
+
+def _str(v: Any) -> str:
+    if not isinstance(v, str):
+        raise ValueError("must be a string")
+    return v
+
+
+def _choice(*choices: str) -> Callable[[Any], str]:
+    def check(v: Any) -> str:
+        v = _str(v).strip()
+        if v not in choices:
+            hint = difflib.get_close_matches(v, choices, n=1)
+            more = f"; did you mean {hint[0]!r}?" if hint else ""
+            raise ValueError(f"must be one of {', '.join(choices)}{more}")
+        return v
+
+    return check
+
+
+def _abs_path(v: Any) -> str:
+    v = _str(v)
+    if not v.startswith("/"):
+        raise ValueError("must be an absolute path")
+    if "\0" in v or "\n" in v:
+        raise ValueError("must be a path")
+    return os.path.normpath(v)
+
+
+def _opt_abs_path(v: Any) -> str:
+    return "" if v == "" else _abs_path(v)
+
+
+def _https_url_host_port(v: Any) -> str:
+    v = _str(v).strip()
+    if v == "":
+        return ""
+    try:
+        u = urlsplit(v)
+        port = u.port
+    except ValueError:
+        raise ValueError("must be https://host:port") from None
+    if u.scheme != "https" or not u.hostname or port is None or u.path not in ("", "/"):
+        raise ValueError("must be https://host:port")
+    if u.query or u.fragment or u.username or u.password:
+        raise ValueError("must be https://host:port (no path, query or credentials)")
+    if not 1 <= port <= 65535:
+        raise ValueError("port must be 1-65535")
+    return v.rstrip("/")
+
+
+def _http_base_url(v: Any) -> str:
+    """``http(s)://host[:port]`` with nothing after it (metadata endpoint override)."""
+    v = _str(v).strip()
+    if v == "":
+        return ""
+    try:
+        u = urlsplit(v)
+        u.port  # noqa: B018 — raises on a bad port
+    except ValueError:
+        raise ValueError("must be http://host[:port]") from None
+    if u.scheme not in ("http", "https") or not u.hostname or u.path not in ("", "/"):
+        raise ValueError("must be http://host[:port] with no path")
+    return v.rstrip("/")
+
+
+def _https_urls(v: Any) -> tuple[str, ...]:
+    out = []
+    for item in _str_list(v):
+        u = urlsplit(item)
+        if u.scheme != "https" or not u.hostname:
+            raise ValueError(f"must be https:// URLs (got {item!r})")
+        out.append(item)
+    return tuple(out)
+
+
+def _url(v: Any) -> str:
+    v = _str(v).strip()
+    if v == "":
+        return ""
+    u = urlsplit(v)
+    if u.scheme not in ("http", "https") or not u.hostname:
+        raise ValueError("must be an http:// or https:// URL")
+    return v
+
+
+def _bool(v: Any) -> bool:
+    if isinstance(v, bool):
+        return v
+    if isinstance(v, str):
+        s = v.strip().lower()
+        if s in ("1", "true", "yes", "on"):
+            return True
+        if s in ("0", "false", "no", "off"):
+            return False
+    raise ValueError("must be true or false")
+
+
+def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
+    def check(v: Any) -> Any:
+        if isinstance(v, str):
+            try:
+                v = int(v) if integer else float(v)
+            except ValueError:
+                raise ValueError("must be a number") from None
+        if isinstance(v, bool) or not isinstance(v, (int, float)):
+            raise ValueError("must be a number")
+        if integer and not isinstance(v, int):
+            raise ValueError("must be a whole number")
+        if not lo <= v <= hi:
+            raise ValueError(f"must be between {lo:g} and {hi:g}")
+        return int(v) if integer else float(v)
+
+    return check
+
+
+def _str_list(v: Any) -> tuple[str, ...]:
+    if isinstance(v, str):  # environment and flags give comma-separated text
+        v = [s.strip() for s in v.split(",") if s.strip()]
+    if not isinstance(v, (list, tuple)) or not all(isinstance(i, str) for i in v):
+        raise ValueError("must be a list of strings")
+    return tuple(v)
+
+
+def _external_ips(v: Any) -> tuple[str, ...]:
+    out: list[str] = []
+    for item in _str_list(v):
+        try:
+            out.append(addresses.normalise(item))
+        except addresses.AddressError as e:
+            raise ValueError(str(e)) from None
+    fams = [addresses.family(a) for a in out]
+    if len(out) != len(set(fams)):
+        raise ValueError("at most one IPv4 and one IPv6 address")
+    return tuple(addresses.order_v4_first(out))
+
+
+def _provider(v: Any) -> str:
+    return _choice("auto", "none", *PROVIDERS)(v)
+
+
+_NODE_NAME = re.compile(r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?(\.[a-z0-9]([-a-z0-9]*[a-z0-9])?)*$")
+
+
+def _node_name(v: Any) -> str:
+    v = _str(v).strip()
+    if v and (len(v) > 253 or not _NODE_NAME.match(v)):
+        raise ValueError("must be a lower-case DNS name (a-z, 0-9, '-', '.')")
+    return v
+
+
+_UNIT = re.compile(r"^[A-Za-z0-9:_.@\\-]+$")
+
+
+def _unit(v: Any) -> str:
+    v = _str(v).strip()
+    if v and not _UNIT.match(v):
+        raise ValueError("must be a systemd unit name")
+    return v[: -len(".service")] if v.endswith(".service") else v
+
+
+def _table(v: Any) -> dict[str, Any]:
+    if not isinstance(v, Mapping):
+        raise ValueError("must be a table")
+    return dict(v)
+
+
+def _cidr_list(v: Any) -> tuple[str, ...]:
+    import ipaddress
+
+    out = []
+    for item in _str_list(v):
+        try:
+            out.append(str(ipaddress.ip_network(item.strip(), strict=True)))
+        except ValueError:
+            raise ValueError(f"not a network in CIDR form: {item!r}") from None
+    return tuple(out)
+
+
+def _tailscale_tag(v: Any) -> str:
+    v = _str(v).strip()
+    if v and not re.match(r"^tag:[a-z0-9][a-z0-9-]*$", v):
+        raise ValueError("must look like tag:k3s")
+    return v
+
+
+def _interface_address(v: Any) -> str:
+    import ipaddress
+
+    v = _str(v).strip()
+    if v == "":
+        return ""
+    try:
+        iface = ipaddress.ip_interface(v)
+    except ValueError:
+        raise ValueError("must be an address with prefix, such as 10.99.0.1/24") from None
+    if "/" not in v:
+        raise ValueError("must include the prefix length, such as 10.99.0.1/24")
+    return str(iface)
+
+
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+
+
+def _ifname(v: Any) -> str:
+    v = _str(v)
+    if not _IFNAME.match(v):
+        raise ValueError("must be an interface name of 1-15 characters")
+    return v
+
+
+# ---------------------------------------------------------------------------------------------
+# The schema
+
+
+@dataclass(frozen=True)
+class Spec:
+    """One setting: where it lives, its default, how it is checked and which variables set it."""
+
+    section: str
+    key: str
+    default: Any
+    check: Callable[[Any], Any]
+    help: str
+    env: tuple[str, ...] = ()
+    secret: bool = False
+
+    @property
+    def name(self) -> str:
+        return f"[{self.section}] {self.key}"
+
+    @property
+    def generic_env(self) -> str:
+        return f"K3SNODE_{self.section.upper()}_{self.key.upper()}"
+
+
+def _peers(v: Any) -> tuple[Any, ...]:
+    """Underlay peers are checked by ``UnderlayPeer.from_table`` in the underlay section check."""
+    if not isinstance(v, (list, tuple)) or not all(isinstance(p, Mapping) for p in v):
+        raise ValueError("must be a list of tables ([[underlay.peers]])")
+    return tuple(UnderlayPeer.from_table(p, i) for i, p in enumerate(v))
+
+
+SCHEMA: tuple[Spec, ...] = (
+    # [node]
+    Spec("node", "role", "", _choice("server", "agent"),
+         "server or agent; unset: agent when a server URL is set, else server (as K3s's installer)",
+         env=("K3SNODE_ROLE",)),
+    Spec("node", "mesh", "wireguard-native", _choice(*MESHES),
+         "how nodes in different networks reach each other: wireguard-native, tailscale or none",
+         env=("K3SNODE_MESH",)),
+    # [k3s]
+    Spec("k3s", "server", "", _https_url_host_port,
+         "URL of an existing server, https://host:port; agents and joining servers need it",
+         env=("K3S_URL",)),
+    Spec("k3s", "token_file", "", _opt_abs_path,
+         "file holding the cluster token (written to config.yaml as token-file)",
+         env=("K3S_TOKEN_FILE",)),
+    Spec("k3s", "token", None, lambda v: Secret(_str(v)) if v else None,
+         "the cluster token itself; environment only (K3S_TOKEN), stored by k3snode as a 0600 file",
+         env=("K3S_TOKEN",), secret=True),
+    Spec("k3s", "node_name", "", _node_name, "node-name for K3s", env=("K3S_NODE_NAME",)),
+    Spec("k3s", "cluster_init", False, _bool,
+         "first server of an embedded-etcd cluster (cluster-init: true)"),
+    Spec("k3s", "config", "/etc/rancher/k3s/config.yaml", _abs_path,
+         "the K3s config file k3snode writes; a config.yaml.d/NN-name.yaml drop-in works the same"),
+    Spec("k3s", "unit", "", _unit, "K3s's systemd unit; unset: k3s for servers, k3s-agent for agents"),
+    Spec("k3s", "options", {}, _table,
+         "extra K3s options written verbatim, checked against K3s's flag list for the role"),
+    # [discovery]
+    Spec("discovery", "external_ips", (), _external_ips,
+         "static external addresses (one IPv4 and/or one IPv6); a family set here is not discovered",
+         env=("K3SNODE_EXTERNAL_IPS",)),
+    Spec("discovery", "provider", "auto", _provider,
+         "cloud provider: auto (recognised from DMI), none (no metadata service), or a provider id"),
+    Spec("discovery", "metadata_endpoint", "", _http_base_url,
+         "replaces scheme, host and port of the provider's metadata service (tests, odd networks)"),
+    Spec("discovery", "dmi_dir", "/sys/class/dmi/id", _abs_path,
+         "where DMI fields are read from"),
+    Spec("discovery", "allow_imdsv1", False, _bool,
+         "AWS: fall back to IMDSv1 (token-less) requests; off by default"),
+    Spec("discovery", "echo", False, _bool,
+         "ask HTTPS echo services when neither metadata nor interfaces give a public address"),
+    Spec("discovery", "echo_services", DEFAULT_ECHO_SERVICES, _https_urls,
+         "echo services to ask (at least two must agree)"),
+    Spec("discovery", "timeout", 10.0, _number(0.5, 120),
+         "upper bound in seconds for one whole discovery"),
+    # [tailscale]
+    Spec("tailscale", "auth_key_file", "", _opt_abs_path,
+         "file holding the Tailscale auth key (never passed in argv)"),
+    Spec("tailscale", "control_server_url", "", _url,
+         "control server (e.g. headscale); unset: Tailscale's own"),
+    Spec("tailscale", "hostname", "", _node_name, "hostname to register in the tailnet"),
+    Spec("tailscale", "extra_args", (), _str_list, "extra arguments for `tailscale up`"),
+    Spec("tailscale", "install", True, _bool, "install Tailscale when it is missing"),
+    Spec("tailscale", "install_url", "https://tailscale.com/install.sh", _url,
+         "where Tailscale's install script is fetched from"),
+    Spec("tailscale", "pod_cidrs", ("10.42.0.0/16",), _cidr_list,
+         "the cluster's pod CIDR(s), for `k3snode tailscale-policy`"),
+    Spec("tailscale", "tag", "tag:k3s", _tailscale_tag, "the tailnet tag of the cluster's nodes"),
+    # [daemon]
+    Spec("daemon", "debounce", 1.0, _number(0, 60),
+         "seconds to wait after a network event before a pass"),
+    Spec("daemon", "poll_interval", 300.0, _number(5, 86400),
+         "seconds between metadata polls (with jitter) for changes no local event announces"),
+    Spec("daemon", "confirm_delay", 3.0, _number(0, 600),
+         "a new address must be seen again after this many seconds before K3s is touched"),
+    Spec("daemon", "min_restart_interval", 60.0, _number(0, 86400),
+         "at most one K3s restart per this many seconds"),
+    Spec("daemon", "boot_wait", 30.0, _number(0, 3600),
+         "at start, become ready after this many seconds even if discovery has not finished"),
+    Spec("daemon", "restart_timeout", 120.0, _number(1, 3600),
+         "seconds K3s may take to become active after a restart before it is reported failed"),
+    # [health]
+    Spec("health", "listen", "127.0.0.1", lambda v: addresses.normalise(_str(v)),
+         "address of the local health endpoint"),
+    Spec("health", "port", 9181, _number(0, 65535, integer=True),
+         "port of /healthz and /metrics; 0 turns the endpoint off"),
+    Spec("health", "grace", 120.0, _number(0, 86400),
+         "seconds a check may fail before health turns red (one failed poll is not an outage)"),
+    # [paths]
+    Spec("paths", "state_dir", "/var/lib/k3snode", _abs_path,
+         "k3snode's state: managed keys, token and vpn-auth files, keys"),
+    Spec("paths", "run_dir", "/run/k3snode", _abs_path, "status file of the running daemon"),
+    # [underlay]
+    Spec("underlay", "enabled", False, _bool,
+         "a WireGuard network among servers, so embedded etcd can span clouds"),
+    Spec("underlay", "interface", "k3snode-ul", _ifname, "the underlay's interface name"),
+    Spec("underlay", "address", "", _interface_address,
+         "this node's underlay address with prefix, e.g. 10.99.0.1/24"),
+    Spec("underlay", "listen_port", 51822, _number(1, 65535, integer=True),
+         "UDP port of the underlay (51820/51821 belong to flannel)"),
+    Spec("underlay", "private_key_file", "/var/lib/k3snode/underlay.key", _abs_path,
+         "private key, generated on first start (0600)"),
+    Spec("underlay", "userspace", "auto", _choice("auto", "never", "always"),
+         "use wireguard-go when the kernel has no WireGuard (auto), never, or always"),
+    Spec("underlay", "keepalive", 25, _number(0, 3600, integer=True),
+         "persistent keepalive (seconds) for peers that do not set their own"),
+    Spec("underlay", "resolve_interval", 60.0, _number(1, 86400),
+         "seconds between re-resolving peers' DNS endpoints"),
+    Spec("underlay", "peers", (), _peers, "the underlay's peers ([[underlay.peers]])"),
+)  # fmt: skip
+
+SECTIONS = tuple(dict.fromkeys(s.section for s in SCHEMA))
+_BY_NAME = {(s.section, s.key): s for s in SCHEMA}
+
+
+# ---------------------------------------------------------------------------------------------
+# The result
+
+
+@dataclass(frozen=True)
+class UnderlayPeer:
+    public_key: str
+    endpoint: str  # host:port, host may be a DNS name
+    address: str  # underlay address with prefix (/32 or /128 added when missing)
+    keepalive: int | None = None
+    name: str = ""
+
+    @classmethod
+    def from_table(cls, t: Mapping[str, Any], index: int) -> UnderlayPeer:
+        import base64
+        import ipaddress
+
+        where = f"peers[{index}]"
+        allowed = {"public_key", "endpoint", "address", "keepalive", "name"}
+        for k in t:
+            if k not in allowed:
+                hint = difflib.get_close_matches(k, allowed, n=1)
+                raise ValueError(
+                    f"{where}: unknown key {k!r}"
+                    + (f" (did you mean {hint[0]!r}?)" if hint else "")
+                )
+        for k in ("public_key", "endpoint", "address"):
+            if not isinstance(t.get(k), str) or not t[k]:
+                raise ValueError(f"{where}: {k} is required")
+        pk = t["public_key"]
+        try:
+            if len(base64.b64decode(pk, validate=True)) != 32:
+                raise ValueError
+        except ValueError:
+            raise ValueError(f"{where}: public_key is not a WireGuard key (got {pk!r})") from None
+        host, sep, port = t["endpoint"].rpartition(":")
+        if not sep or not host or not port.isdigit() or not 1 <= int(port) <= 65535:
+            raise ValueError(f"{where}: endpoint must be host:port (got {t['endpoint']!r})")
+        try:
+            iface = ipaddress.ip_interface(t["address"])
+        except ValueError:
+            raise ValueError(
+                f"{where}: address is not an IP address (got {t['address']!r})"
+            ) from None
+        keepalive = t.get("keepalive")
+        if keepalive is not None and (
+            isinstance(keepalive, bool)
+            or not isinstance(keepalive, int)
+            or not 0 <= keepalive <= 3600
+        ):
+            raise ValueError(f"{where}: keepalive must be 0-3600 seconds (got {keepalive!r})")
+        name = t.get("name", "")
+        if not isinstance(name, str):
+            raise ValueError(f"{where}: name must be a string")
+        return cls(pk, t["endpoint"], str(iface.ip), keepalive, name)
+
+
+@dataclass(frozen=True)
+class NodeSettings:
+    role: str
+    mesh: str
+
+
+@dataclass(frozen=True)
+class K3sSettings:
+    server: str
+    token_file: str
+    token: Secret | None
+    node_name: str
+    cluster_init: bool
+    config: str
+    unit: str  # resolved: never empty
+    options: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class DiscoverySettings:
+    external_ips: tuple[str, ...]
+    provider: str
+    metadata_endpoint: str
+    dmi_dir: str
+    allow_imdsv1: bool
+    echo: bool
+    echo_services: tuple[str, ...]
+    timeout: float
+
+    @property
+    def static_ipv4(self) -> str | None:
+        return next((a for a in self.external_ips if addresses.family(a) == 4), None)
+
+    @property
+    def static_ipv6(self) -> str | None:
+        return next((a for a in self.external_ips if addresses.family(a) == 6), None)
+
+
+@dataclass(frozen=True)
+class TailscaleSettings:
+    auth_key_file: str
+    control_server_url: str
+    hostname: str
+    extra_args: tuple[str, ...]
+    install: bool
+    install_url: str
+    pod_cidrs: tuple[str, ...]
+    tag: str
+
+
+@dataclass(frozen=True)
+class DaemonSettings:
+    debounce: float
+    poll_interval: float
+    confirm_delay: float
+    min_restart_interval: float
+    boot_wait: float
+    restart_timeout: float
+
+
+@dataclass(frozen=True)
+class HealthSettings:
+    listen: str
+    port: int
+    grace: float
+
+
+@dataclass(frozen=True)
+class PathsSettings:
+    state_dir: str
+    run_dir: str
+
+
+@dataclass(frozen=True)
+class UnderlaySettings:
+    enabled: bool
+    interface: str
+    address: str
+    listen_port: int
+    private_key_file: str
+    userspace: str
+    keepalive: int
+    resolve_interval: float
+    peers: tuple[UnderlayPeer, ...]
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Everything k3snode was told. ``origins`` maps ``"section.key"`` to where the value came from."""
+
+    file: str | None
+    node: NodeSettings
+    k3s: K3sSettings
+    discovery: DiscoverySettings
+    tailscale: TailscaleSettings
+    daemon: DaemonSettings
+    health: HealthSettings
+    paths: PathsSettings
+    underlay: UnderlaySettings
+    origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+
+    @property
+    def role(self) -> str:
+        return self.node.role
+
+    @property
+    def mesh(self) -> str:
+        return self.node.mesh
+
+    @property
+    def token_path(self) -> str:
+        """The token-file K3s is pointed at: the user's file, or k3snode's copy of K3S_TOKEN."""
+        if self.k3s.token_file:
+            return self.k3s.token_file
+        if self.k3s.token is not None:
+            return os.path.join(self.paths.state_dir, "token")
+        return ""
+
+    @property
+    def vpn_auth_path(self) -> str:
+        return os.path.join(self.paths.state_dir, "vpn-auth")
+
+    @property
+    def state_file(self) -> str:
+        return os.path.join(self.paths.state_dir, "state.json")
+
+    @property
+    def status_file(self) -> str:
+        return os.path.join(self.paths.run_dir, "status.json")
+
+    def where(self, section: str, key: str) -> str:
+        """Human label of where ``section.key`` was set, for error messages."""
+        return self.origins.get(f"{section}.{key}", f"[{section}] {key}")
+
+
+_SECTION_TYPES = {
+    "node": NodeSettings, "k3s": K3sSettings, "discovery": DiscoverySettings,
+    "tailscale": TailscaleSettings, "daemon": DaemonSettings, "health": HealthSettings,
+    "paths": PathsSettings, "underlay": UnderlaySettings,
+}  # fmt: skip
+
+
+# ---------------------------------------------------------------------------------------------
+# Loading
+
+
+def _read_toml(path: str) -> dict[str, Any]:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover - exercised on 3.9/3.10
+        import tomli as tomllib
+    try:
+        with open(path, "rb") as f:
+            data = f.read()
+    except PermissionError:
+        raise SettingsError(f"{path}: cannot read (permission denied)") from None
+    except IsADirectoryError:
+        raise SettingsError(f"{path}: is a directory, not a settings file") from None
+    except OSError as e:
+        raise SettingsError(f"{path}: cannot read ({e.strerror})") from None
+    try:
+        text = data.decode("utf-8")
+    except UnicodeDecodeError:
+        raise SettingsError(f"{path}: not UTF-8 text") from None
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as e:
+        raise SettingsError(f"{path}: invalid TOML: {e}") from None
+
+
+def _did_you_mean(word: str, candidates: list[str]) -> str:
+    hint = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
+    return f" (did you mean {hint[0]}?)" if hint else ""
+
+
+def _walk_file(path: str, data: dict[str, Any]) -> dict[tuple[str, str], tuple[Any, str]]:
+    """Flatten the TOML document into ``{(section, key): (value, origin)}``; unknown keys are errors."""
+    out: dict[tuple[str, str], tuple[Any, str]] = {}
+    all_names = [f"[{s.section}] {s.key}" for s in SCHEMA]
+    for top, value in data.items():
+        if top not in SECTIONS:
+            if isinstance(value, dict):
+                hint = difflib.get_close_matches(top, SECTIONS, n=1)
+                more = f" (did you mean [{hint[0]}]?)" if hint else ""
+                raise SettingsError(f"{path}: unknown section [{top}]{more}")
+            owners = [f"[{s.section}] {s.key}" for s in SCHEMA if s.key == top]
+            hint = f" (did you mean {owners[0]}?)" if owners else _did_you_mean(top, all_names)
+            raise SettingsError(f"{path}: unknown key {top!r} outside any section{hint}")
+        if not isinstance(value, dict):
+            raise SettingsError(f"{path}: [{top}] must be a table (got {value!r})")
+        keys = [s.key for s in SCHEMA if s.section == top]
+        for key, v in value.items():
+            if key not in keys:
+                alt = key.replace("-", "_")
+                hint = f" (did you mean {alt}?)" if alt in keys else _did_you_mean(key, keys)
+                raise SettingsError(f"{path}: unknown key [{top}] {key}{hint}")
+            out[(top, key)] = (v, f"{path}: [{top}] {key}")
+    return out
+
+
+def _walk_env(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[Any, str]]:
+    out: dict[tuple[str, str], tuple[Any, str]] = {}
+    for spec in SCHEMA:
+        if spec.key in ("options", "peers"):
+            continue  # tables are file-only
+        for name in (spec.generic_env, *spec.env):
+            if name in env and env[name] != "":
+                out[(spec.section, spec.key)] = (env[name], f"environment {name}")
+    # A K3SNODE_* variable that is not a setting is most likely a typo.
+    known = {n for s in SCHEMA for n in (s.generic_env, *s.env)} | {"K3SNODE_CONFIG"}
+    for name in env:
+        if name.startswith("K3SNODE_") and name not in known:
+            raise SettingsError(
+                f"environment {name}: not a k3snode setting" + _did_you_mean(name, sorted(known))
+            )
+    return out
+
+
+def load(
+    config_path: str | None = None,
+    env: Mapping[str, str] | None = None,
+    overrides: Mapping[tuple[str, str], Any] | None = None,
+    override_names: Mapping[tuple[str, str], str] | None = None,
+) -> Settings:
+    """Build Settings from file, environment and flag overrides; raise SettingsError on mistakes.
+
+    ``config_path`` None means: ``K3SNODE_CONFIG`` or the default path, either of which may be
+    missing. A path given explicitly (``--config``) must exist.
+    """
+    env = os.environ if env is None else env
+    overrides = overrides or {}
+    override_names = override_names or {}
+    explicit = config_path is not None or bool(env.get("K3SNODE_CONFIG"))
+    path = config_path or env.get("K3SNODE_CONFIG") or DEFAULT_CONFIG
+    layered: dict[tuple[str, str], tuple[Any, str]] = {}
+    file_used: str | None = None
+    if os.path.exists(path) or explicit:
+        if not os.path.exists(path):
+            src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"
+            raise SettingsError(f"{src}: settings file {path} does not exist")
+        layered.update(_walk_file(path, _read_toml(path)))
+        file_used = path
+    env_layer = _walk_env(env)
+    # Within one layer a file path beats an inline token; across layers the higher layer wins.
+    if ("k3s", "token") in env_layer and ("k3s", "token_file") in env_layer:
+        raise SettingsError("environment: set K3S_TOKEN or K3S_TOKEN_FILE, not both")
+    if ("k3s", "token_file") in env_layer:
+        layered.pop(("k3s", "token"), None)
+    if ("k3s", "token") in env_layer:
+        layered.pop(("k3s", "token_file"), None)
+    layered.update(env_layer)
+    for key, value in overrides.items():
+        if value is None:
+            continue
+        layered[key] = (value, override_names.get(key, f"--{key[1].replace('_', '-')}"))
+        if key == ("k3s", "token_file"):
+            layered.pop(("k3s", "token"), None)
+
+    values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
+    origins: dict[str, str] = {}
+    for spec in SCHEMA:
+        raw, origin = layered.get((spec.section, spec.key), (spec.default, ""))
+        if (spec.section, spec.key) in layered:
+            try:
+                value = spec.check(raw)
+            except ValueError as e:
+                shown = "********" if spec.secret else _show(raw)
+                raise SettingsError(f"{origin}: {e} (got {shown})") from None
+            origins[f"{spec.section}.{spec.key}"] = origin
+        else:
+            value = raw
+        values[spec.section][spec.key] = value
+    return _finish(file_used, values, origins)
+
+
+def _show(raw: Any) -> str:
+    text = repr(raw)
+    return text if len(text) <= 80 else text[:77] + "…"
+
+
+def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, str]) -> Settings:
+    """Cross-field rules and derived defaults."""
+    k3s = v["k3s"]
+    node = v["node"]
+    where = lambda s, k: origins.get(f"{s}.{k}", f"[{s}] {k}")  # noqa: E731
+
+    if not node["role"]:
+        node["role"] = "agent" if k3s["server"] else "server"
+        origins.setdefault("node.role", "default (agent when a server URL is set, else server)")
+    role = node["role"]
+    if not k3s["unit"]:
+        k3s["unit"] = "k3s" if role == "server" else "k3s-agent"
+    has_token = bool(k3s["token_file"]) or k3s["token"] is not None
+    if role == "agent":
+        if not k3s["server"]:
+            raise SettingsError(
+                f"{where('node', 'role')}: an agent needs a server URL: set [k3s] "
+                "server, K3S_URL or --server (got role 'agent' with no server)"
+            )
+        if not has_token:
+            raise SettingsError(
+                f"{where('node', 'role')}: an agent needs a token: set [k3s] "
+                "token_file, K3S_TOKEN_FILE, K3S_TOKEN or --token-file "
+                "(got role 'agent' with no token)"
+            )
+        if k3s["cluster_init"]:
+            raise SettingsError(
+                f"{where('k3s', 'cluster_init')}: only a server can initialise a "
+                "cluster (got cluster_init = true for role 'agent')"
+            )
+    if role == "server" and k3s["server"] and not has_token:
+        raise SettingsError(
+            f"{where('k3s', 'server')}: a server joining {k3s['server']} needs a "
+            "token: set [k3s] token_file, K3S_TOKEN_FILE or K3S_TOKEN"
+        )
+    if k3s["cluster_init"] and k3s["server"]:
+        raise SettingsError(
+            f"{where('k3s', 'cluster_init')}: cluster_init is for the first server; "
+            f"a server joining {k3s['server']} must not set it"
+        )
+    if node["mesh"] == "tailscale" and not v["tailscale"]["auth_key_file"]:
+        raise SettingsError(
+            f"{where('node', 'mesh')}: mesh 'tailscale' needs [tailscale] "
+            "auth_key_file (got mesh 'tailscale' with no auth key file)"
+        )
+    ul = v["underlay"]
+    if ul["enabled"] and not ul["address"]:
+        raise SettingsError(
+            f"{where('underlay', 'enabled')}: the underlay needs [underlay] address "
+            "(got enabled = true with no address)"
+        )
+
+    from k3snode.k3s import options as k3s_options
+
+    checked = {}
+    for key, value in k3s["options"].items():
+        label = f"{path}: [k3s.options] {key}" if path else f"[k3s.options] {key}"
+        try:
+            checked[key] = k3s_options.check_user_option(
+                role, node["mesh"], key, value, underlay=ul["enabled"]
+            )
+        except ValueError as e:
+            raise SettingsError(f"{label}: {e} (got {_show(value)})") from None
+    k3s["options"] = checked
+
+    sections = {name: cls(**v[name]) for name, cls in _SECTION_TYPES.items()}
+    return Settings(file=path, origins=origins, **sections)
+
+
+def schema_rows() -> list[tuple[str, str, str, str]]:
+    """(name, default, environment, help) for the README and man page."""
+    rows = []
+    for s in SCHEMA:
+        default = s.default
+        if isinstance(default, tuple):
+            default = list(default)
+        shown = "" if default in ("", None, {}, []) else repr(default).replace("'", '"')
+        env = ", ".join((s.generic_env, *s.env)) if s.key not in ("options", "peers") else ""
+        rows.append((s.name, shown, env, s.help))
+    return rows
+
+
+def spec(section: str, key: str) -> Spec:
+    return _BY_NAME[(section, key)]
+
+
+def as_dict(settings: Settings) -> dict[str, Any]:
+    """Settings as plain data with secrets masked (for `k3snode status` and debugging)."""
+    out: dict[str, Any] = {"file": settings.file}
+    for name in SECTIONS:
+        section = getattr(settings, name)
+        out[name] = {}
+        for f in fields(section):
+            val = getattr(section, f.name)
+            if isinstance(val, Secret):
+                val = "********"
+            elif isinstance(val, tuple):
+                val = [p.__dict__ if isinstance(p, UnderlayPeer) else p for p in val]
+            out[name][f.name] = val
+    return out

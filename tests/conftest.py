@@ -1,0 +1,29 @@
+"""Test tiers (see README): plain tests run anywhere; ``netns`` tests need root and network
+namespaces; ``system`` tests need systemd-nspawn, packaging tools or qemu. A tier that cannot run
+here is skipped with the reason — CI runs them all, as root, after installing what they need.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+import pytest
+
+sys.path.insert(0, os.path.dirname(__file__))
+
+from helpers import is_root  # noqa: E402
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if (item.get_closest_marker("netns") or item.get_closest_marker("system")) and not is_root():
+            item.add_marker(pytest.mark.skip(reason="needs root (network namespaces / systemd)"))
+
+
+@pytest.fixture
+def root(tmp_path):
+    """A temporary root for every path k3snode writes: settings, K3s config, state, run dir."""
+    for d in ("etc/k3snode", "etc/rancher/k3s", "var/lib/k3snode", "run/k3snode"):
+        (tmp_path / d).mkdir(parents=True)
+    return tmp_path
