@@ -12,12 +12,14 @@ import pytest
 
 sys.path.insert(0, os.path.dirname(__file__))
 
-from helpers import is_root  # noqa: E402
+from helpers import is_root
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if (item.get_closest_marker("netns") or item.get_closest_marker("system")) and not is_root():
+        if (
+            item.get_closest_marker("netns") or item.get_closest_marker("system")
+        ) and not is_root():
             item.add_marker(pytest.mark.skip(reason="needs root (network namespaces / systemd)"))
 
 

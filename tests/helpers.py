@@ -17,7 +17,6 @@ import sys
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Optional
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 _counter = itertools.count()
@@ -44,17 +43,24 @@ def k3snode_cmd(*args: str) -> list[str]:
 
 def run_k3snode(
     *args: str,
-    env: Optional[dict[str, str]] = None,
-    netns: Optional[str] = None,
+    env: dict[str, str] | None = None,
+    netns: str | None = None,
     timeout: float = 60,
-    input: Optional[str] = None,
+    input: str | None = None,
 ) -> subprocess.CompletedProcess:
     """Run ``python -m k3snode ARGS`` as a real process (optionally inside a network namespace)."""
     cmd = k3snode_cmd(*args)
     if netns:
         cmd = ["ip", "netns", "exec", netns, *cmd]
-    return subprocess.run(cmd, env=env if env is not None else clean_env(), text=True,
-                          capture_output=True, timeout=timeout, input=input, cwd=REPO)
+    return subprocess.run(
+        cmd,
+        env=env if env is not None else clean_env(),
+        text=True,
+        capture_output=True,
+        timeout=timeout,
+        input=input,
+        cwd=REPO,
+    )
 
 
 def free_port(host: str = "127.0.0.1") -> int:
@@ -84,7 +90,7 @@ def wait_for(predicate, timeout: float = 10.0, interval: float = 0.05, what: str
         time.sleep(interval)
 
 
-def sh(*cmd: str, check: bool = True, netns: Optional[str] = None) -> subprocess.CompletedProcess:
+def sh(*cmd: str, check: bool = True, netns: str | None = None) -> subprocess.CompletedProcess:
     if netns:
         cmd = ("ip", "netns", "exec", netns, *cmd)
     return subprocess.run(cmd, check=check, text=True, capture_output=True)
@@ -126,8 +132,9 @@ class NetNS:
             f.write(text)
 
 
-def veth(a: NetNS, b: Optional[NetNS], a_addrs: Sequence[str] = (), b_addrs: Sequence[str] = ()
-         ) -> tuple[str, str]:
+def veth(
+    a: NetNS, b: NetNS | None, a_addrs: Sequence[str] = (), b_addrs: Sequence[str] = ()
+) -> tuple[str, str]:
     """A veth pair between two namespaces (``b`` None: the peer stays in the caller's namespace),
     with addresses, both ends up. Returns the two interface names."""
     ea, eb = unique_name("va"), unique_name("vb")

@@ -1,0 +1,35 @@
+"""``k3snode check``: preflight checks; exit 1 when any finds an error.
+
+Each topic's checks live with the code they concern and are listed in ``PREFLIGHTS`` as
+``module:function``; each function takes the Settings and returns a list of ``Finding``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import json
+
+PREFLIGHTS: list[str] = [
+    "k3snode.preflight:settings_and_config",
+]
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="print JSON")
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3snode.cli import load_settings
+
+    settings = load_settings(args)
+    findings = []
+    for ref in PREFLIGHTS:
+        module, func = ref.split(":")
+        findings.extend(getattr(importlib.import_module(module), func)(settings))
+    if args.json:
+        print(json.dumps([f.__dict__ for f in findings], indent=2))
+    else:
+        for f in findings:
+            print(f"{f.level:8} {f.topic:10} {f.message}")
+    return 1 if any(f.level == "error" for f in findings) else 0

@@ -1,0 +1,25 @@
+"""Preflight checks that concern settings and K3s's config file (``k3snode check``)."""
+
+from __future__ import annotations
+
+from k3snode.checks import Finding
+from k3snode.settings import Settings
+
+
+def settings_and_config(settings: Settings) -> list[Finding]:
+    from k3snode.k3s import configfile
+
+    out = [
+        Finding(
+            "ok",
+            "settings",
+            f"valid ({settings.file or 'no settings file'}); role "
+            f"{settings.role}, mesh {settings.mesh}, K3s unit {settings.k3s.unit}",
+        )
+    ]
+    try:
+        plan = configfile.plan(settings.k3s.config, {}, set(), settings.role)
+    except configfile.ConfigFileError as e:
+        return [*out, Finding("error", "k3s", str(e))]
+    out.extend(Finding("warning", "k3s", w) for w in plan.warnings)
+    return out
