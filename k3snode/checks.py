@@ -50,3 +50,8 @@ class Finding:
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}")
+
+
+# Components that report into the daemon's health, as "module:function"; each function takes the
+# Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
+OBSERVERS: list[str] = []

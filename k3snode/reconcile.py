@@ -12,9 +12,29 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3snode import fileio, state
+from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
 from k3snode.settings import Settings, SettingsError
+
+
+def external_addresses(settings: Settings) -> Discovery:
+    """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
+    addresses (``mesh/tailscale.py``), otherwise the discovered public addresses."""
+    if settings.mesh == "tailscale":
+        from k3snode.mesh import tailscale
+
+        return tailscale.node_addresses(settings)
+    from k3snode.discovery import discover
+
+    return discover(settings)
+
+
+def underlay_ip(settings: Settings) -> str | None:
+    """This node's underlay address (without prefix) when the underlay is on: K3s's node-ip."""
+    if not settings.underlay.enabled:
+        return None
+    return settings.underlay.address.split("/", 1)[0]
 
 
 @dataclass(frozen=True)

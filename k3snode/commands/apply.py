@@ -21,9 +21,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
     """The addresses to write as node-external-ip, and notes worth telling the user."""
     from k3snode.commands.detect import NO_ADDRESS_HINT
-    from k3snode.discovery import discover
+    from k3snode.reconcile import external_addresses
 
-    found = discover(settings)
+    found = external_addresses(settings)
     notes = list(found.notes)
     if found.error:
         notes.append(found.error)
@@ -33,18 +33,17 @@ def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 def prepare_for(settings: Settings, external: list[str]) -> Prepared:
-    from k3snode.reconcile import prepare
+    from k3snode.reconcile import prepare, underlay_ip
 
-    return prepare(settings, external)
+    return prepare(settings, external, underlay_ip(settings))
 
 
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
-    from k3snode.discovery import discover
-    from k3snode.reconcile import commit
+    from k3snode.reconcile import commit, external_addresses
 
     settings = load_settings(args)
-    found = discover(settings)
+    found = external_addresses(settings)
     for note in found.notes:
         log.info("%s", note)
     if found.error or (not found.found and settings.mesh != "none"):
