@@ -96,6 +96,22 @@ def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
     return tuple(out)
 
 
+def check_local(settings: Settings) -> None:
+    """Every user mistake that needs no network: the config path, the secret files, the existing
+    config file. Raises SettingsError / ConfigFileError; run before discovery so that a mistake
+    costs nothing and changes nothing."""
+    _check_path(settings)
+    secret_files(settings)
+    configfile.plan(settings.k3s.config, {}, set(), settings.role)
+
+
+def _check_path(settings: Settings) -> None:
+    path = settings.k3s.config
+    problem = configfile.check_path(path)
+    if problem:
+        raise SettingsError(f"{settings.where('k3s', 'config')}: {problem} (got {path!r})")
+
+
 def prepare(
     settings: Settings,
     external_ips: list[str],
@@ -104,9 +120,7 @@ def prepare(
 ) -> Prepared:
     """Render the options and plan the write; raise SettingsError / ConfigFileError on mistakes."""
     path = settings.k3s.config
-    problem = configfile.check_path(path)
-    if problem:
-        raise SettingsError(f"{settings.where('k3s', 'config')}: {problem} (got {path!r})")
+    _check_path(settings)
     opts = options.render(settings, external_ips, underlay_ip)
     st = state.load(settings.state_file)
     previously = frozenset(st.managed.get(path, []))

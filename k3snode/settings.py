@@ -742,7 +742,8 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
 
     if not node["role"]:
         node["role"] = "agent" if k3s["server"] else "server"
-        origins.setdefault("node.role", "default (agent when a server URL is set, else server)")
+        if k3s["server"]:  # errors about the derived role point at what made it an agent
+            origins["node.role"] = origins["k3s.server"]
     role = node["role"]
     if not k3s["unit"]:
         k3s["unit"] = "k3s" if role == "server" else "k3s-agent"

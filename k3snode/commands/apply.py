@@ -40,9 +40,10 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
-    from k3snode.reconcile import commit, external_addresses
+    from k3snode.reconcile import check_local, commit, external_addresses
 
     settings = load_settings(args)
+    check_local(settings)
     found = external_addresses(settings)
     for note in found.notes:
         log.info("%s", note)

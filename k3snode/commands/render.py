@@ -24,7 +24,10 @@ def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
     from k3snode.commands.apply import discover_for, prepare_for
 
+    from k3snode.reconcile import check_local
+
     settings = load_settings(args)
+    check_local(settings)
     external, notes = discover_for(settings)
     for note in notes:
         print(f"k3snode: {note}", file=sys.stderr)
