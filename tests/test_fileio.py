@@ -84,7 +84,12 @@ def test_sigkill_during_apply_never_leaves_a_torn_config(root):
         child = subprocess.Popen([sys.executable, "-c", CHILD, str(cfg), str(state), str(k3s)],
                                  env=env, cwd=REPO, stdout=subprocess.DEVNULL,
                                  stderr=subprocess.DEVNULL)  # fmt: skip
-        time.sleep(rng.uniform(0.25, 0.9))
+        # Let it finish one pass (so kills land mid-pass, not only during start-up), then kill.
+        before = k3s.stat().st_mtime_ns
+        deadline = time.monotonic() + 20
+        while k3s.stat().st_mtime_ns == before and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(rng.uniform(0.0, 0.6))
         child.send_signal(signal.SIGKILL)
         child.wait()
         text = k3s.read_text()

@@ -23,7 +23,6 @@ def redact(text: str) -> str:
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
     from k3snode.commands.apply import discover_for, prepare_for
-
     from k3snode.reconcile import check_local
 
     settings = load_settings(args)

@@ -24,7 +24,9 @@ def test_packaged_list_is_the_reference():
     assert flags.flags("server") == ref["server"] and flags.flags("agent") == ref["agent"]
 
 
-@pytest.mark.parametrize("key", ["flannel-backend", "flannel-external-ip", "tls-san", "cluster-init"])
+@pytest.mark.parametrize(
+    "key", ["flannel-backend", "flannel-external-ip", "tls-san", "cluster-init"]
+)
 def test_server_only_keys_refused_on_agents(key):
     with pytest.raises(flags.OptionError, match="`k3s server` flag only"):
         flags.check("agent", key, "x")

@@ -62,7 +62,13 @@ def test_role_by_mesh(tmp_path, role, mesh):
     s = make(tmp_path, role=role, mesh=mesh)
     got = options.render(s, [V6, V4])  # order given is v6 first: output must be v4 first
     expected = {
-        k: (str(tmp_path / "state" / "vpn-auth") if v == "VPN" else str(tmp_path / "token") if v == "TOKEN" else v)
+        k: (
+            str(tmp_path / "state" / "vpn-auth")
+            if v == "VPN"
+            else str(tmp_path / "token")
+            if v == "TOKEN"
+            else v
+        )
         for k, v in EXPECTED[(role, mesh)].items()
     }
     assert got == expected
@@ -83,13 +89,18 @@ def test_single_stack_and_no_address(tmp_path):
 
 
 def test_first_and_joining_server(tmp_path):
-    first = make(tmp_path, role="server", mesh="wireguard-native", over={("k3s", "cluster_init"): True})
+    first = make(
+        tmp_path, role="server", mesh="wireguard-native", over={("k3s", "cluster_init"): True}
+    )
     assert options.render(first, [V4])["cluster-init"] is True
     join = make(
         tmp_path,
         role="server",
         mesh="wireguard-native",
-        over={("k3s", "server"): "https://10.0.0.1:6443", ("k3s", "token_file"): "/etc/k3snode/token"},
+        over={
+            ("k3s", "server"): "https://10.0.0.1:6443",
+            ("k3s", "token_file"): "/etc/k3snode/token",
+        },
     )
     got = options.render(join, [V4])
     assert got["server"] == "https://10.0.0.1:6443" and got["token-file"] == "/etc/k3snode/token"
