@@ -101,6 +101,8 @@ def check_local(settings: Settings) -> None:
     config file. Raises SettingsError / ConfigFileError; run before discovery so that a mistake
     costs nothing and changes nothing."""
     _check_path(settings)
+    if settings.k3s.token_file:  # K3s would fail at start on a missing or empty token file
+        _read_secret(settings.k3s.token_file, settings.where("k3s", "token_file"))
     secret_files(settings)
     configfile.plan(settings.k3s.config, {}, set(), settings.role)
 

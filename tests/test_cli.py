@@ -1,0 +1,185 @@
+"""The ``k3snode`` command as a user runs it: a real process, real files under a temporary root."""
+
+from __future__ import annotations
+
+import json
+import os
+import stat
+from pathlib import Path
+
+import pytest
+import yaml
+from helpers import clean_env, run_k3snode
+
+from k3snode import __version__
+
+
+def _args(root, *extra: str) -> list[str]:
+    return [
+        "--config",
+        str(root / "etc/k3snode/config.toml"),
+        "--state-dir",
+        str(root / "var/lib/k3snode"),
+        "--run-dir",
+        str(root / "run/k3snode"),
+        "--k3s-config",
+        str(root / "etc/rancher/k3s/config.yaml"),
+        *extra,
+    ]
+
+
+@pytest.fixture
+def settings_file(root):
+    path = root / "etc/k3snode/config.toml"
+    path.write_text('[node]\nrole = "server"\nmesh = "wireguard-native"\n')
+    return path
+
+
+def test_version():
+    r = run_k3snode("--version")
+    assert r.returncode == 0 and r.stdout.strip() == f"k3snode {__version__}"
+
+
+def test_python_dash_m_and_help_list_every_command():
+    r = run_k3snode("--help")
+    assert r.returncode == 0
+    for cmd in ("detect", "render", "apply", "check"):
+        assert cmd in r.stdout
+
+
+def test_detect_json_static_shape(root, settings_file):
+    r = run_k3snode(
+        "detect",
+        "--json",
+        *_args(root, "--external-ip", "2600:1F18:0000::0005", "--external-ip", "203.0.113.5"),
+    )
+    assert r.returncode == 0, r.stderr
+    out = json.loads(r.stdout)
+    assert out == {
+        "provider": None,
+        "source": "static",
+        "public_ipv4": "203.0.113.5",
+        "public_ipv6": "2600:1f18::5",
+        "private_ipv4": None,
+    }
+
+
+def test_detect_text_says_where_addresses_came_from(root, settings_file):
+    r = run_k3snode("detect", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 0
+    assert "203.0.113.5 (static)" in r.stdout
+
+
+def test_render_prints_yaml_and_writes_nothing(root, settings_file):
+    r = run_k3snode("render", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 0, r.stderr
+    assert yaml.safe_load(r.stdout) == {
+        "node-external-ip": ["203.0.113.5"],
+        "flannel-backend": "wireguard-native",
+        "flannel-external-ip": True,
+    }
+    assert not (root / "etc/rancher/k3s/config.yaml").exists()
+    assert os.listdir(root / "var/lib/k3snode") == []
+
+
+def test_render_redacts_inline_secrets_the_user_wrote(root, settings_file):
+    k3s = root / "etc/rancher/k3s/config.yaml"
+    k3s.write_text("token: SuperSecret123\nnode-label:\n  - a=b\n")
+    r = run_k3snode("render", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 0, r.stderr
+    assert "SuperSecret123" not in r.stdout + r.stderr
+    assert "node-label" in r.stdout
+    assert k3s.read_text() == "token: SuperSecret123\nnode-label:\n  - a=b\n"
+
+
+def test_apply_writes_then_reports_unchanged_and_keeps_mtime(root, settings_file):
+    k3s = root / "etc/rancher/k3s/config.yaml"
+    r = run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 0, r.stderr
+    assert r.stdout.startswith(f"written {k3s}: added ")
+    assert stat.S_IMODE(k3s.stat().st_mode) == 0o600
+    mtime = k3s.stat().st_mtime_ns
+    r = run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 0 and r.stdout.strip() == f"unchanged: {k3s}"
+    assert k3s.stat().st_mtime_ns == mtime
+
+
+def test_apply_dry_run_says_what_would_change(root, settings_file):
+    k3s = root / "etc/rancher/k3s/config.yaml"
+    run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    before = k3s.read_bytes()
+    r = run_k3snode("apply", "--dry-run", *_args(root, "--external-ip", "198.51.100.9"))
+    assert r.returncode == 0
+    assert r.stdout.strip() == f"would write {k3s}: changed node-external-ip"
+    assert k3s.read_bytes() == before
+
+
+def test_switching_mesh_removes_keys_k3snode_no_longer_needs(root, settings_file):
+    k3s = root / "etc/rancher/k3s/config.yaml"
+    k3s.write_text("# mine\nwrite-kubeconfig-mode: '0644'\n")
+    run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    assert yaml.safe_load(k3s.read_text())["flannel-backend"] == "wireguard-native"
+    r = run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5", "--mesh", "none"))
+    assert r.returncode == 0, r.stderr
+    assert "removed flannel-backend, flannel-external-ip" in r.stdout
+    text = k3s.read_text()
+    assert text.startswith("# mine\n")
+    assert yaml.safe_load(text) == {
+        "write-kubeconfig-mode": "0644",
+        "node-external-ip": ["203.0.113.5"],
+    }
+
+
+def test_agent_from_installer_environment(root):
+    """The K3s installer's variables, as a cloud-init one-liner sets them."""
+    token = "K10abc::server:s3cr3t-token-value"
+    env = clean_env(K3S_URL="https://10.0.0.1:6443", K3S_TOKEN=token)
+    r = run_k3snode(
+        "apply",
+        "--state-dir",
+        str(root / "var/lib/k3snode"),
+        "--k3s-config",
+        str(root / "etc/rancher/k3s/config.yaml"),
+        "--external-ip",
+        "203.0.113.7",
+        env=env,
+    )
+    assert r.returncode == 0, r.stderr
+    assert token not in r.stdout + r.stderr
+    cfg = yaml.safe_load((root / "etc/rancher/k3s/config.yaml").read_text())
+    assert cfg["server"] == "https://10.0.0.1:6443"
+    assert cfg["node-external-ip"] == ["203.0.113.7"]
+    assert "token" not in cfg and "flannel-backend" not in cfg  # agents never get server keys
+    token_file = cfg["token-file"]
+    assert token_file.startswith(str(root / "var/lib/k3snode"))
+    assert Path(token_file).read_text().strip() == token
+    assert stat.S_IMODE(os.stat(token_file).st_mode) == 0o600
+    assert token not in (root / "etc/rancher/k3s/config.yaml").read_text()
+
+
+def test_settings_error_is_one_line_exit_2_nothing_written(root):
+    cfg = root / "etc/k3snode/config.toml"
+    cfg.write_text('[k3s]\nserver = "k3s.example.com"\n')
+    r = run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 2
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert str(cfg) in r.stderr and "[k3s] server" in r.stderr and "k3s.example.com" in r.stderr
+    assert not (root / "etc/rancher/k3s/config.yaml").exists()
+
+
+def test_missing_named_settings_file_is_an_error(root):
+    r = run_k3snode("render", "--config", str(root / "nope.toml"), "--external-ip", "203.0.113.5")
+    assert r.returncode == 2 and "nope.toml" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_broken_existing_k3s_config_is_left_untouched(root, settings_file):
+    k3s = root / "etc/rancher/k3s/config.yaml"
+    k3s.write_text("node-label: [unclosed\n")
+    r = run_k3snode("apply", *_args(root, "--external-ip", "203.0.113.5"))
+    assert r.returncode == 2 and str(k3s) in r.stderr and "Traceback" not in r.stderr
+    assert k3s.read_text() == "node-label: [unclosed\n"
+
+
+def test_unknown_option_is_usage_error():
+    r = run_k3snode("render", "--no-such-flag")
+    assert r.returncode == 2 and "--no-such-flag" in r.stderr
