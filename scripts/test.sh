@@ -39,8 +39,11 @@ make_venv() {  # make_venv DIR PYTHON
 log "python venv (.venv, $($PY --version))"
 make_venv .venv "$PY"
 PY39=""
-for c in python3.9 /root/.pyenv/versions/3.9*/bin/python3.9; do
-    if command -v "$c" >/dev/null 2>&1; then PY39=$(command -v "$c"); break; fi
+for c in "$HOME"/.pyenv/versions/3.9*/bin/python3.9 /usr/bin/python3.9 python3.9; do
+    # a pyenv shim may exist without the version being active: ask it to run
+    if "$c" -c 'import sys; assert sys.version_info[:2] == (3, 9)' >/dev/null 2>&1; then
+        PY39=$(command -v "$c"); break
+    fi
 done
 
 # 3. Lint.
