@@ -26,6 +26,7 @@ class PeerHealth:
     online: bool | None = None  # Tailscale's view, when it has one
     stale: bool = False
     name: str = ""
+    last_seen: float | None = None  # unix time the control plane last saw it (Tailscale, offline)
 
 
 @dataclass(frozen=True)
@@ -54,4 +55,6 @@ class Finding:
 
 # Components that report into the daemon's health, as "module:function"; each function takes the
 # Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
-OBSERVERS: list[str] = []
+OBSERVERS: list[str] = [
+    "k3snode.mesh.tailscale_health:observe",
+]

@@ -22,6 +22,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "render": ("render", "print the K3s config that would be written (secrets redacted)"),
     "apply": ("apply", "discover, render and write the K3s config; restart K3s if it changed"),
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
+    "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
 }
 
 # Flags that override settings: dest -> (section, key)

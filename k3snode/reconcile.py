@@ -18,6 +18,17 @@ from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
 from k3snode.settings import Settings, SettingsError
 
 
+def mesh_up(settings: Settings) -> Any:
+    """Bring the mesh up before discovery — for mesh "tailscale": install when missing, start
+    tailscaled, ``tailscale up`` unless Running (``mesh/tailscale.py``). Returns its state (None
+    for other meshes); raises ``tailscale.TailscaleError`` with a one-line reason."""
+    if settings.mesh == "tailscale":
+        from k3snode.mesh import tailscale
+
+        return tailscale.ensure_up(settings)
+    return None
+
+
 def external_addresses(settings: Settings) -> Discovery:
     """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
     addresses (``mesh/tailscale.py``), otherwise the discovered public addresses."""

@@ -350,6 +350,8 @@ SCHEMA: tuple[Spec, ...] = (
     Spec("tailscale", "pod_cidrs", ("10.42.0.0/16",), _cidr_list,
          "the cluster's pod CIDR(s), for `k3snode tailscale-policy`"),
     Spec("tailscale", "tag", "tag:k3s", _tailscale_tag, "the tailnet tag of the cluster's nodes"),
+    Spec("tailscale", "timeout", 60.0, _number(1, 3600),
+         "seconds to wait for tailscaled to answer and for `tailscale up` to reach Running"),
     # [daemon]
     Spec("daemon", "debounce", 1.0, _number(0, 60),
          "seconds to wait after a network event before a pass"),
@@ -502,6 +504,7 @@ class TailscaleSettings:
     install_url: str
     pod_cidrs: tuple[str, ...]
     tag: str
+    timeout: float
 
 
 @dataclass(frozen=True)

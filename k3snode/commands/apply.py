@@ -44,6 +44,8 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     check_local(settings)
+    if not _mesh_up(settings, args.dry_run):
+        return 1
     found = external_addresses(settings)
     for note in found.notes:
         log.info("%s", note)
@@ -72,6 +74,24 @@ def run(args: argparse.Namespace) -> int:
     for path in done.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
     return 0
+
+
+def _mesh_up(settings: Settings, dry_run: bool) -> bool:
+    """Bring the mesh up before discovery (not on a dry run); False after logging why it failed."""
+    if settings.mesh != "tailscale":
+        return True
+    if dry_run:
+        log.info("dry run: Tailscale is not brought up; its current addresses are used")
+        return True
+    from k3snode.mesh.tailscale import TailscaleError
+    from k3snode.reconcile import mesh_up
+
+    try:
+        mesh_up(settings)
+    except TailscaleError as e:
+        log.error("error: %s; nothing written", e)
+        return False
+    return True
 
 
 def _summary(plan) -> str:

@@ -12,6 +12,7 @@ import json
 
 PREFLIGHTS: list[str] = [
     "k3snode.preflight:settings_and_config",
+    "k3snode.mesh.tailscale_health:preflight",
 ]
 
 

@@ -1,15 +1,26 @@
-"""K3s's Tailscale integration: the node's Tailscale addresses (more arrives with the mesh issue).
+"""K3s's Tailscale integration: bring Tailscale up before K3s and read the node's Tailscale addresses.
 
-k3snode reads ``tailscale status --json`` (``BackendState``, ``TailscaleIPs``) the way K3s itself
-does (``pkg/vpn/vpn.go``) and writes those addresses as ``node-external-ip``.
+``ensure_up`` is the one bring-up step (``apply`` and the daemon call it through
+``reconcile.mesh_up`` before discovery): install Tailscale when missing (``tailscale_install``), make
+sure ``tailscaled`` answers, run ``tailscale up --auth-key=file:PATH`` unless
+``tailscale status --json`` already says ``Running`` (what K3s itself does since v1.32.11/1.33.7/
+1.34.3, ``pkg/vpn/vpn.go``), wait — bounded — for ``Running``, and read ``TailscaleIPs``.
+
+The auth key never leaves its file: ``tailscale`` reads it (``file:`` prefix, Tailscale's
+``cmd/tailscale/cli/up.go``), and every line of Tailscale's output k3snode repeats is scrubbed of the
+key and of anything shaped like ``tskey-…`` first.
 """
 
 from __future__ import annotations
 
 import json
+import logging
+import re
 import shutil
 import subprocess
-from typing import TYPE_CHECKING
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import addresses
 from k3snode.discovery.result import Discovery
@@ -17,42 +28,442 @@ from k3snode.discovery.result import Discovery
 if TYPE_CHECKING:
     from k3snode.settings import Settings
 
+log = logging.getLogger("k3snode")
+
+INTERFACE = "tailscale0"
+STATUS_TIMEOUT = 15.0  # one `tailscale status --json` call
+POLL = 0.5  # seconds between status polls while waiting
+_TSKEY = re.compile(r"tskey-[A-Za-z0-9-]+")
+_GO_ZERO_TIME = "0001-01-01T00:00:00Z"
+
+
+class TailscaleError(Exception):
+    """Tailscale could not be brought up; the message is one line a user can act on.
+
+    ``kind``: not-installed, install-failed, daemon, bad-key, needs-login, machine-auth, timeout,
+    no-address, failed.
+    """
+
+    def __init__(self, message: str, kind: str = "failed") -> None:
+        super().__init__(message)
+        self.kind = kind
+
+
+@dataclass(frozen=True)
+class Peer:
+    """One peer from ``tailscale status --json`` (``ipnstate.PeerStatus``)."""
+
+    public_key: str
+    hostname: str
+    dns_name: str
+    addresses: tuple[str, ...]
+    online: bool
+    last_seen: float | None  # unix time; control only reports it while the peer is offline
+    last_handshake: float | None
+    endpoint: str | None  # CurAddr (direct) or "derp:<region>" (relayed)
+    rx_bytes: int
+    tx_bytes: int
+    expired: bool
+
+
+@dataclass(frozen=True)
+class Status:
+    """What ``tailscale status --json`` says (``ipnstate.Status``), reduced to what k3snode uses."""
+
+    backend_state: str
+    addresses: tuple[str, ...]
+    hostname: str
+    online: bool
+    self_expired: bool
+    key_expiry: float | None
+    health: tuple[str, ...]
+    peers: tuple[Peer, ...]
+    auth_url: str = ""
+
+    @property
+    def ipv4(self) -> str | None:
+        return next((a for a in self.addresses if addresses.family(a) == 4), None)
+
+    @property
+    def ipv6(self) -> str | None:
+        return next((a for a in self.addresses if addresses.family(a) == 6), None)
+
+    @property
+    def login_error(self) -> str | None:
+        """Tailscale's "You are logged out. The last login error was: …" health message."""
+        return next((h for h in self.health if "login error" in h or "invalid key" in h), None)
+
+
+@dataclass(frozen=True)
+class TailscaleState:
+    """The outcome of ``ensure_up``: what k3snode found or did, and the node's addresses."""
+
+    backend_state: str
+    ipv4: str | None
+    ipv6: str | None
+    hostname: str
+    installed: bool  # k3snode ran the install script in this call
+    daemon_started: bool  # k3snode started tailscaled in this call
+    brought_up: bool  # k3snode ran `tailscale up` in this call
+
+    @property
+    def addresses(self) -> list[str]:
+        return [a for a in (self.ipv4, self.ipv6) if a]
+
+
+# ---------------------------------------------------------------------------------------------
+# Parsing
+
+
+def parse_time(value: Any) -> float | None:
+    """Go's RFC 3339 ``time.Time`` JSON (nanoseconds, ``Z`` or offset) → unix time; zero → None."""
+    if not isinstance(value, str) or not value or value == _GO_ZERO_TIME:
+        return None
+    m = re.match(
+        r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$", value
+    )
+    if not m:
+        return None
+    import calendar
+
+    y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
+    if y <= 1:
+        return None
+    frac = float("0." + m.group(7)) if m.group(7) else 0.0
+    try:
+        t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
+    except (ValueError, OverflowError):
+        return None
+    tz = m.group(8)
+    if tz != "Z":
+        sign = 1 if tz[0] == "+" else -1
+        t -= sign * (int(tz[1:3]) * 3600 + int(tz[4:6]) * 60)
+    return t
+
+
+def _ips(value: Any) -> tuple[str, ...]:
+    out = []
+    for ip in value if isinstance(value, list) else []:
+        try:
+            out.append(addresses.normalise(str(ip)))
+        except addresses.AddressError:
+            continue
+    return tuple(out)
+
+
+def _int(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) else 0
+
+
+def _peer(p: dict[str, Any]) -> Peer:
+    endpoint = p.get("CurAddr") or (f"derp:{p['Relay']}" if p.get("Relay") else None)
+    return Peer(
+        public_key=str(p.get("PublicKey") or ""),
+        hostname=str(p.get("HostName") or ""),
+        dns_name=str(p.get("DNSName") or ""),
+        addresses=_ips(p.get("TailscaleIPs")),
+        online=p.get("Online") is True,
+        last_seen=parse_time(p.get("LastSeen")),
+        last_handshake=parse_time(p.get("LastHandshake")),
+        endpoint=str(endpoint) if endpoint else None,
+        rx_bytes=_int(p.get("RxBytes")),
+        tx_bytes=_int(p.get("TxBytes")),
+        expired=p.get("Expired") is True,
+    )
+
+
+def parse_status(data: Any) -> Status:
+    """``tailscale status --json`` → Status. Raises ValueError on something that is not one."""
+    if not isinstance(data, dict) or not isinstance(data.get("BackendState"), str):
+        raise ValueError("not a tailscale status object (no BackendState)")
+    me = data.get("Self") if isinstance(data.get("Self"), dict) else {}
+    peers = data.get("Peer") if isinstance(data.get("Peer"), dict) else {}
+    ips = _ips(data.get("TailscaleIPs")) or _ips(me.get("TailscaleIPs"))
+    return Status(
+        backend_state=data["BackendState"],
+        addresses=ips,
+        hostname=str(me.get("HostName") or ""),
+        online=me.get("Online") is True,
+        self_expired=me.get("Expired") is True,
+        key_expiry=parse_time(me.get("KeyExpiry")),
+        health=tuple(str(h) for h in data.get("Health") or [] if isinstance(h, str)),
+        peers=tuple(
+            sorted(
+                (_peer(p) for p in peers.values() if isinstance(p, dict)),
+                key=lambda p: (p.hostname, p.public_key),
+            )
+        ),
+        auth_url=str(data.get("AuthURL") or ""),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# Running the CLI
+
+
+def scrub(text: str, secret: str | None = None) -> str:
+    """Tailscale's output with the auth key and anything shaped like ``tskey-…`` removed."""
+    if secret:
+        text = text.replace(secret, "********")
+    return _TSKEY.sub("tskey-********", text)
+
+
+def last_line(text: str) -> str:
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    return lines[-1] if lines else ""
+
+
+def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+    """Run ``tailscale ARGS`` bounded; OSError / TimeoutExpired propagate."""
+    return subprocess.run(
+        ["tailscale", *args],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        stdin=subprocess.DEVNULL,
+    )
+
+
+def installed() -> bool:
+    return shutil.which("tailscale") is not None
+
+
+def read_status(timeout: float = STATUS_TIMEOUT, secret: str | None = None) -> Status:
+    """``tailscale status --json``; TailscaleError(kind "daemon") when tailscaled does not answer."""
+    try:
+        out = _run(["status", "--json"], timeout)
+    except FileNotFoundError:
+        raise TailscaleError("tailscale is not installed", "not-installed") from None
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise TailscaleError(f"tailscale status --json failed: {e}", "daemon") from None
+    if out.returncode != 0:
+        msg = scrub(last_line(out.stderr) or last_line(out.stdout), secret)
+        raise TailscaleError(
+            f"tailscaled does not answer: {msg or f'exit status {out.returncode}'}", "daemon"
+        )
+    try:
+        return parse_status(json.loads(out.stdout))
+    except ValueError as e:
+        raise TailscaleError(f"tailscale status --json gave an unreadable answer: {e}") from None
+
+
+# ---------------------------------------------------------------------------------------------
+# Bring-up
+
+
+def up_args(settings: Settings) -> list[str]:
+    """``tailscale up`` arguments: the key only as ``file:PATH``, never the key itself."""
+    ts = settings.tailscale
+    args = ["up", f"--auth-key=file:{ts.auth_key_file}", f"--timeout={int(ts.timeout)}s"]
+    if ts.control_server_url:
+        args.append(f"--login-server={ts.control_server_url}")
+    if ts.hostname:
+        args.append(f"--hostname={ts.hostname}")
+    args.extend(ts.extra_args)
+    return args
+
+
+def _read_key(settings: Settings) -> str | None:
+    """The auth key, only so that it can be scrubbed from Tailscale's output."""
+    try:
+        with open(settings.tailscale.auth_key_file, encoding="utf-8") as f:
+            return f.read().strip() or None
+    except (OSError, UnicodeDecodeError):
+        return None
+
+
+def _up_failure(settings: Settings, rc: int, stderr: str, key: str | None) -> TailscaleError:
+    ts = settings.tailscale
+    msg = scrub(last_line(stderr), key) or f"exit status {rc}"
+    low = msg.lower()
+    path = ts.auth_key_file
+    if "invalid key" in low or "api key" in low:
+        return TailscaleError(
+            f"Tailscale rejected the auth key in {path} (expired, revoked, single-use and already "
+            f"used, or mistyped): {msg}; put a valid (reusable) key in that file",
+            "bad-key",
+        )
+    if "timeout waiting" in low:
+        return _timeout_error(settings, read_status_or_none(key))
+    if msg.startswith("open ") and path in msg:
+        return TailscaleError(f"tailscale cannot read the auth key file: {msg}", "bad-key")
+    if "failed to connect to local tailscaled" in low:
+        return TailscaleError(f"tailscaled stopped answering: {msg}", "daemon")
+    if "mentioning all" in low or "non-default" in low or "--force-reauth" in low:
+        return TailscaleError(
+            f'tailscale up refused to change existing settings: {msg}; add "--reset" (or '
+            '"--force-reauth" for a new login server) to [tailscale] extra_args',
+            "failed",
+        )
+    return TailscaleError(f"tailscale up failed (exit status {rc}): {msg}", "failed")
+
+
+def read_status_or_none(secret: str | None = None) -> Status | None:
+    try:
+        return read_status(secret=secret)
+    except TailscaleError:
+        return None
+
+
+def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
+    t = settings.tailscale.timeout
+    state = st.backend_state if st else "unknown"
+    if st and st.backend_state == "NeedsMachineAuth":
+        return TailscaleError(
+            f"Tailscale is waiting for an admin to approve this machine (BackendState "
+            f"NeedsMachineAuth after {t:g}s); approve it in the admin console or use a "
+            "pre-approved auth key",
+            "machine-auth",
+        )
+    if st and st.login_error:
+        return TailscaleError(
+            f"Tailscale is logged out: {scrub(st.login_error, _read_key(settings))}", "bad-key"
+        )
+    if st and st.backend_state == "NeedsLogin":
+        return TailscaleError(
+            f"Tailscale still needs a login after {t:g}s (BackendState NeedsLogin); check the auth "
+            f"key in {settings.tailscale.auth_key_file} and the control server",
+            "needs-login",
+        )
+    return TailscaleError(
+        f"Tailscale did not reach Running within {t:g}s (BackendState {state}); raise "
+        "[tailscale] timeout or check `tailscale status`",
+        "timeout",
+    )
+
+
+def up(settings: Settings) -> None:
+    """Run ``tailscale up --auth-key=file:PATH …`` bounded by ``[tailscale] timeout``."""
+    ts = settings.tailscale
+    key = _read_key(settings)
+    args = up_args(settings)
+    log.info(
+        "tailscale: not Running; tailscale up with the auth key file %s%s",
+        ts.auth_key_file,
+        f" (login server {ts.control_server_url})" if ts.control_server_url else "",
+    )
+    try:
+        out = _run(args, ts.timeout + 15)
+    except subprocess.TimeoutExpired:
+        raise _timeout_error(settings, read_status_or_none(key)) from None
+    except OSError as e:
+        raise TailscaleError(f"cannot run tailscale up: {e}") from None
+    if out.returncode != 0:
+        raise _up_failure(settings, out.returncode, out.stderr, key)
+
+
+def wait_running(
+    settings: Settings,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Status:
+    """Poll ``tailscale status --json`` until Running, at most ``[tailscale] timeout`` seconds."""
+    deadline = monotonic() + settings.tailscale.timeout
+    key = _read_key(settings)
+    st: Status | None = None
+    while True:
+        try:
+            st = read_status(secret=key)
+        except TailscaleError:
+            st = None
+        if st and st.backend_state == "Running":
+            return st
+        if st and st.backend_state == "NeedsLogin" and st.login_error:
+            raise _timeout_error(settings, st)
+        if monotonic() >= deadline:
+            raise _timeout_error(settings, st)
+        sleep(POLL)
+
+
+def ensure_up(
+    settings: Settings,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> TailscaleState:
+    """Install, start tailscaled, ``tailscale up`` unless Running; the node's Tailscale addresses.
+
+    Raises TailscaleError with one line that says what failed and what to do.
+    """
+    from k3snode.mesh import tailscale_install
+
+    ts = settings.tailscale
+    did_install = False
+    if not installed():
+        if not ts.install:
+            raise TailscaleError(
+                "tailscale is not installed and [tailscale] install = false; install it "
+                "(https://tailscale.com/download) or set install = true",
+                "not-installed",
+            )
+        tailscale_install.install(settings)
+        did_install = True
+    key = _read_key(settings)
+    started = False
+    try:
+        st = read_status(secret=key)
+    except TailscaleError as e:
+        if e.kind != "daemon":
+            raise
+        log.info("tailscale: %s; starting tailscaled", e)
+        proc = tailscale_install.start_daemon(settings)
+        started = True
+        st = tailscale_install.wait_daemon(settings, proc, monotonic, sleep)
+    brought_up = False
+    if st.backend_state != "Running":
+        up(settings)
+        brought_up = True
+        st = wait_running(settings, monotonic, sleep)
+    if not (st.ipv4 or st.ipv6):
+        raise TailscaleError(
+            "Tailscale is Running but reports no Tailscale address (TailscaleIPs is empty)",
+            "no-address",
+        )
+    state = TailscaleState(
+        backend_state=st.backend_state,
+        ipv4=st.ipv4,
+        ipv6=st.ipv6,
+        hostname=st.hostname,
+        installed=did_install,
+        daemon_started=started,
+        brought_up=brought_up,
+    )
+    log.info(
+        "tailscale: Running as %s with %s (%s)",
+        st.hostname or "?",
+        ", ".join(state.addresses),
+        "brought up by k3snode" if brought_up else "already up",
+    )
+    return state
+
+
+# ---------------------------------------------------------------------------------------------
+# Read-only: the addresses for render / detect / a pass
+
 
 def node_addresses(settings: Settings) -> Discovery:
-    """The node's Tailscale IPv4/IPv6 (static ``external_ips`` win per family)."""
+    """The node's Tailscale IPv4/IPv6 (static ``external_ips`` win per family); changes nothing."""
     ds = settings.discovery
     found = {"ipv4": ds.static_ipv4, "ipv6": ds.static_ipv6}
     sources = {fam: "static" for fam, a in found.items() if a}
     if all(found.values()):
         return Discovery(public_ipv4=found["ipv4"], public_ipv6=found["ipv6"], sources=sources)
-    if not shutil.which("tailscale"):
+
+    def partial(error: str) -> Discovery:
         return Discovery(
-            public_ipv4=found["ipv4"],
-            public_ipv6=found["ipv6"],
-            sources=sources,
-            error="tailscale is not installed",
+            public_ipv4=found["ipv4"], public_ipv6=found["ipv6"], sources=sources, error=error
         )
+
+    if not installed():
+        return partial("tailscale is not installed")
     try:
-        out = subprocess.run(
-            ["tailscale", "status", "--json"],
-            capture_output=True,
-            text=True,
-            timeout=15,
-            check=False,
-        )
-        status = json.loads(out.stdout or "{}")
-    except (OSError, subprocess.TimeoutExpired, ValueError) as e:
-        return Discovery(error=f"tailscale status --json failed: {e}")
-    if status.get("BackendState") != "Running":
-        return Discovery(
-            error=f"tailscale is not running (BackendState {status.get('BackendState')!r})"
-        )
-    for ip in status.get("TailscaleIPs") or []:
-        try:
-            fam = "ipv4" if addresses.family(ip) == 4 else "ipv6"
-        except addresses.AddressError:
-            continue
-        if found[fam] is None:
-            found[fam] = addresses.normalise(ip)
+        st = read_status(secret=_read_key(settings))
+    except TailscaleError as e:
+        return partial(str(e))
+    if st.backend_state != "Running":
+        return partial(f"tailscale is not running (BackendState {st.backend_state!r})")
+    for fam, ip in (("ipv4", st.ipv4), ("ipv6", st.ipv6)):
+        if found[fam] is None and ip:
+            found[fam] = ip
             sources[fam] = "tailscale"
     return Discovery(public_ipv4=found["ipv4"], public_ipv6=found["ipv6"], sources=sources)

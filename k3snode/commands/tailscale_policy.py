@@ -1,0 +1,22 @@
+"""``k3snode tailscale-policy``: print the tailnet policy snippet for the cluster (nothing else)."""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--json", action="store_true", help="plain JSON without the comment header")
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3snode.cli import load_settings
+    from k3snode.mesh import tailscale_policy
+
+    settings = load_settings(args)
+    if args.json:
+        print(json.dumps(tailscale_policy.policy(settings), indent=2))
+    else:
+        print(tailscale_policy.render(settings), end="")
+    return 0

@@ -1,0 +1,194 @@
+"""Install Tailscale the way Tailscale documents it, and get ``tailscaled`` running.
+
+- Install: fetch the install script from ``[tailscale] install_url`` (default
+  ``https://tailscale.com/install.sh``, the ``curl -fsSL https://tailscale.com/install.sh | sh`` of
+  Tailscale's and K3s's docs; settable so tests serve their own) and run it with ``sh``, bounded.
+  The script picks the distribution's package repository (apt, dnf, yum, zypper, …).
+- Daemon: on a systemd host ``systemctl enable --now tailscaled`` (what the install script does
+  too); elsewhere ``tailscaled --state=… --socket=…`` as a detached process, the invocation
+  Tailscale documents for hosts without an init system, logging to ``<state_dir>/tailscaled.log``.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Callable
+
+from k3snode.mesh.tailscale import (
+    Status,
+    TailscaleError,
+    installed,
+    last_line,
+    read_status,
+    scrub,
+)
+
+if TYPE_CHECKING:
+    from k3snode.settings import Settings
+
+log = logging.getLogger("k3snode")
+
+FETCH_TIMEOUT = 30.0
+INSTALL_TIMEOUT = 600.0  # the script downloads and installs packages
+MAX_SCRIPT = 1 << 20
+SYSTEMCTL_TIMEOUT = 90.0
+TAILSCALED_STATE = "/var/lib/tailscale/tailscaled.state"
+TAILSCALED_SOCKET = "/run/tailscale/tailscaled.sock"
+
+
+def fetch_script(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
+    """The install script's bytes; TailscaleError with the URL and reason on any failure."""
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as resp:
+            data = resp.read(MAX_SCRIPT + 1)
+    except urllib.error.HTTPError as e:
+        raise TailscaleError(
+            f"cannot fetch the Tailscale install script from {url}: HTTP {e.code}", "install-failed"
+        ) from None
+    except (urllib.error.URLError, OSError, ValueError) as e:
+        reason = getattr(e, "reason", e)
+        raise TailscaleError(
+            f"cannot fetch the Tailscale install script from {url}: {reason}", "install-failed"
+        ) from None
+    if len(data) > MAX_SCRIPT:
+        raise TailscaleError(
+            f"the Tailscale install script from {url} is larger than 1 MiB; refusing to run it",
+            "install-failed",
+        )
+    if not data.strip() or b"\0" in data:
+        raise TailscaleError(
+            f"the answer from {url} is not a shell script (empty or binary); refusing to run it",
+            "install-failed",
+        )
+    return data
+
+
+def install(settings: Settings, timeout: float = INSTALL_TIMEOUT) -> None:
+    """Fetch and run Tailscale's install script; afterwards ``tailscale`` must be on PATH."""
+    url = settings.tailscale.install_url
+    log.info("tailscale: not installed; running the install script from %s", url)
+    data = fetch_script(url)
+    os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+    fd, path = tempfile.mkstemp(prefix=".tailscale-install.", suffix=".sh",
+                                dir=settings.paths.state_dir)  # fmt: skip
+    try:
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        try:
+            out = subprocess.run(
+                ["sh", path],
+                capture_output=True,
+                text=True,
+                timeout=timeout,
+                check=False,
+                stdin=subprocess.DEVNULL,
+            )
+        except subprocess.TimeoutExpired:
+            raise TailscaleError(
+                f"the Tailscale install script from {url} did not finish within {timeout:g}s",
+                "install-failed",
+            ) from None
+        except OSError as e:
+            raise TailscaleError(f"cannot run sh for the install script: {e}") from None
+    finally:
+        os.unlink(path)
+    if out.returncode != 0:
+        msg = scrub(last_line(out.stderr) or last_line(out.stdout)) or "no output"
+        raise TailscaleError(
+            f"the Tailscale install script from {url} failed (exit status {out.returncode}): {msg}",
+            "install-failed",
+        )
+    if not installed():
+        raise TailscaleError(
+            f"the Tailscale install script from {url} succeeded but `tailscale` is not on PATH "
+            f"({os.environ.get('PATH', '')})",
+            "install-failed",
+        )
+    log.info("tailscale: installed (%s)", shutil.which("tailscale"))
+
+
+def systemd_running() -> bool:
+    """sd_booted(): systemd is PID 1 and systemctl is there."""
+    return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
+
+
+def start_daemon(settings: Settings) -> subprocess.Popen | None:
+    """Enable and start tailscaled (systemd), or start it detached (no systemd: its Popen)."""
+    if systemd_running():
+        try:
+            out = subprocess.run(
+                ["systemctl", "enable", "--now", "tailscaled.service"],
+                capture_output=True,
+                text=True,
+                timeout=SYSTEMCTL_TIMEOUT,
+                check=False,
+            )
+        except (OSError, subprocess.TimeoutExpired) as e:
+            raise TailscaleError(
+                f"systemctl enable --now tailscaled failed: {e}", "daemon"
+            ) from None
+        if out.returncode != 0:
+            raise TailscaleError(
+                "systemctl enable --now tailscaled failed: "
+                f"{last_line(out.stderr) or out.returncode}; see journalctl -u tailscaled",
+                "daemon",
+            )
+        log.info("tailscale: enabled and started tailscaled.service")
+        return None
+    exe = shutil.which("tailscaled")
+    if not exe:
+        raise TailscaleError(
+            "tailscaled is not installed (tailscale is, but its daemon is missing from PATH)",
+            "daemon",
+        )
+    os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+    logfile = os.path.join(settings.paths.state_dir, "tailscaled.log")
+    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        proc = subprocess.Popen(
+            [exe, f"--state={TAILSCALED_STATE}", f"--socket={TAILSCALED_SOCKET}"],
+            stdin=subprocess.DEVNULL,
+            stdout=fd,
+            stderr=fd,
+            start_new_session=True,
+            close_fds=True,
+        )
+    except OSError as e:
+        raise TailscaleError(f"cannot start tailscaled: {e}", "daemon") from None
+    finally:
+        os.close(fd)
+    log.info("tailscale: no systemd; started tailscaled (pid %d, log %s)", proc.pid, logfile)
+    return proc
+
+
+def wait_daemon(
+    settings: Settings,
+    proc: subprocess.Popen | None = None,
+    monotonic: Callable[[], float] = time.monotonic,
+    sleep: Callable[[float], None] = time.sleep,
+) -> Status:
+    """Poll until tailscaled answers ``tailscale status``, at most ``[tailscale] timeout``."""
+    deadline = monotonic() + settings.tailscale.timeout
+    while True:
+        if proc is not None and proc.poll() is not None:
+            raise TailscaleError(
+                f"tailscaled exited with status {proc.returncode} right after starting; see "
+                f"{os.path.join(settings.paths.state_dir, 'tailscaled.log')}",
+                "daemon",
+            )
+        try:
+            return read_status()
+        except TailscaleError as e:
+            if e.kind != "daemon" or monotonic() >= deadline:
+                raise TailscaleError(
+                    f"tailscaled did not answer within {settings.tailscale.timeout:g}s: {e}",
+                    "daemon",
+                ) from None
+        sleep(0.2)
