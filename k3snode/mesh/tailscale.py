@@ -322,8 +322,8 @@ def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
         )
     if st and st.backend_state == "NeedsLogin":
         return TailscaleError(
-            f"Tailscale still needs a login after {t:g}s (BackendState NeedsLogin); check the auth "
-            f"key in {settings.tailscale.auth_key_file} and the control server",
+            f"Tailscale did not reach Running within {t:g}s (still BackendState NeedsLogin); "
+            f"check the auth key in {settings.tailscale.auth_key_file} and the control server",
             "needs-login",
         )
     return TailscaleError(
