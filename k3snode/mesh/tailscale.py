@@ -124,16 +124,17 @@ def parse_time(value: Any) -> float | None:
     )
     if not m:
         return None
-    import calendar
+    import datetime
 
     y, mo, d, h, mi, s = (int(m.group(i)) for i in range(1, 7))
     if y <= 1:
         return None
     frac = float("0." + m.group(7)) if m.group(7) else 0.0
     try:
-        t = calendar.timegm((y, mo, d, h, mi, s, 0, 0, 0)) + frac
+        t = datetime.datetime(y, mo, d, h, mi, s, tzinfo=datetime.timezone.utc).timestamp()
     except (ValueError, OverflowError):
         return None
+    t += frac
     tz = m.group(8)
     if tz != "Z":
         sign = 1 if tz[0] == "+" else -1
