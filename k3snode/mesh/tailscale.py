@@ -274,10 +274,21 @@ def _read_key(settings: Settings) -> str | None:
         return None
 
 
+def _error_line(text: str) -> str:
+    """The line of Tailscale's output that says what went wrong: the first error line, else the
+    last line (``tailscale up`` prints login/approval URLs before its error)."""
+    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
+    for ln in lines:
+        if ln.lower().startswith(("error", "backend error")):
+            return ln
+    return lines[-1] if lines else ""
+
+
 def _up_failure(settings: Settings, rc: int, stderr: str, key: str | None) -> TailscaleError:
     ts = settings.tailscale
-    msg = scrub(last_line(stderr), key) or f"exit status {rc}"
-    low = msg.lower()
+    full = scrub(stderr, key)
+    low = " ".join(full.lower().split())
+    msg = _error_line(full) or f"exit status {rc}"
     path = ts.auth_key_file
     if "invalid key" in low or "api key" in low:
         return TailscaleError(
@@ -291,10 +302,17 @@ def _up_failure(settings: Settings, rc: int, stderr: str, key: str | None) -> Ta
         return TailscaleError(f"tailscale cannot read the auth key file: {msg}", "bad-key")
     if "failed to connect to local tailscaled" in low:
         return TailscaleError(f"tailscaled stopped answering: {msg}", "daemon")
-    if "mentioning all" in low or "non-default" in low or "--force-reauth" in low:
+    if "requires mentioning all" in low:
         return TailscaleError(
-            f'tailscale up refused to change existing settings: {msg}; add "--reset" (or '
-            '"--force-reauth" for a new login server) to [tailscale] extra_args',
+            "tailscale up refused to drop settings made earlier on this node (it requires "
+            'mentioning all non-default flags); add "--reset" to [tailscale] extra_args, or add '
+            "those settings there",
+            "failed",
+        )
+    if "--force-reauth" in low:
+        return TailscaleError(
+            f'tailscale up refused: {msg}; add "--force-reauth" to [tailscale] extra_args to move '
+            "this node to the new control server",
             "failed",
         )
     return TailscaleError(f"tailscale up failed (exit status {rc}): {msg}", "failed")

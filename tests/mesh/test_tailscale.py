@@ -4,6 +4,7 @@ binaries on PATH that answer as Tailscale's CLI does and record every call.
 
 from __future__ import annotations
 
+import json
 import stat
 
 import pytest
@@ -170,6 +171,22 @@ def test_tailscaled_that_dies_at_start(stub, tmp_path):
     assert_clean_failure(stub, tmp_path, res, "tailscaled exited with status 1",
                          "tailscaled.log")  # fmt: skip
     assert "up" not in stub.subcommands()
+
+
+def test_earlier_settings_need_reset(stub, tmp_path):
+    # Brought up before with another hostname, then `tailscale down`: Tailscale's up refuses to
+    # silently drop the old setting (checkForAccidentalSettingReverts).
+    stub.control(daemon="running", keys={KEY: "ok"})
+    (stub.dir / "state.json").write_text(
+        json.dumps({"BackendState": "Stopped", "logged_in": True, "prefs": {"hostname": "old"}})
+    )
+    res = apply(stub, write_settings(tmp_path, hostname="edge-7"))
+    assert_clean_failure(stub, tmp_path, res, "mentioning all non-default flags", '"--reset"')
+    res = apply(stub, write_settings(tmp_path, hostname="edge-7", extra_args=["--reset"]))
+    assert res.returncode == 0, res.stderr
+    assert "Running as edge-7" in res.stderr
+    ups = [c["argv"] for c in stub.calls("tailscale") if c["argv"][:1] == ["up"]]
+    assert len(ups) == 2 and ups[1][-1] == "--reset"
 
 
 def test_not_installed_and_install_off(tmp_path):
