@@ -24,6 +24,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import addresses
 from k3snode.discovery.result import Discovery
+from k3snode.secret import Secret
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -202,10 +203,10 @@ def parse_status(data: Any) -> Status:
 # Running the CLI
 
 
-def scrub(text: str, secret: str | None = None) -> str:
+def scrub(text: str, secret: Secret | None = None) -> str:
     """Tailscale's output with the auth key and anything shaped like ``tskey-…`` removed."""
     if secret:
-        text = text.replace(secret, "********")
+        text = text.replace(secret.reveal(), "********")
     return _TSKEY.sub("tskey-********", text)
 
 
@@ -230,7 +231,7 @@ def installed() -> bool:
     return shutil.which("tailscale") is not None
 
 
-def read_status(timeout: float = STATUS_TIMEOUT, secret: str | None = None) -> Status:
+def read_status(timeout: float = STATUS_TIMEOUT, secret: Secret | None = None) -> Status:
     """``tailscale status --json``; TailscaleError(kind "daemon") when tailscaled does not answer."""
     try:
         out = _run(["status", "--json"], timeout)
@@ -265,13 +266,14 @@ def up_args(settings: Settings) -> list[str]:
     return args
 
 
-def _read_key(settings: Settings) -> str | None:
-    """The auth key, only so that it can be scrubbed from Tailscale's output."""
+def read_key(settings: Settings) -> Secret | None:
+    """The auth key — only to scrub it from Tailscale's output; it is never passed anywhere."""
     try:
         with open(settings.tailscale.auth_key_file, encoding="utf-8") as f:
-            return f.read().strip() or None
+            value = f.read().strip()
     except (OSError, UnicodeDecodeError):
         return None
+    return Secret(value) if value else None
 
 
 def _error_line(text: str) -> str:
@@ -284,7 +286,7 @@ def _error_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _up_failure(settings: Settings, rc: int, stderr: str, key: str | None) -> TailscaleError:
+def _up_failure(settings: Settings, rc: int, stderr: str, key: Secret | None) -> TailscaleError:
     ts = settings.tailscale
     full = scrub(stderr, key)
     low = " ".join(full.lower().split())
@@ -318,7 +320,7 @@ def _up_failure(settings: Settings, rc: int, stderr: str, key: str | None) -> Ta
     return TailscaleError(f"tailscale up failed (exit status {rc}): {msg}", "failed")
 
 
-def read_status_or_none(secret: str | None = None) -> Status | None:
+def read_status_or_none(secret: Secret | None = None) -> Status | None:
     try:
         return read_status(secret=secret)
     except TailscaleError:
@@ -337,7 +339,7 @@ def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
         )
     if st and st.login_error:
         return TailscaleError(
-            f"Tailscale is logged out: {scrub(st.login_error, _read_key(settings))}", "bad-key"
+            f"Tailscale is logged out: {scrub(st.login_error, read_key(settings))}", "bad-key"
         )
     if st and st.backend_state == "NeedsLogin":
         return TailscaleError(
@@ -355,7 +357,7 @@ def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
 def up(settings: Settings) -> None:
     """Run ``tailscale up --auth-key=file:PATH …`` bounded by ``[tailscale] timeout``."""
     ts = settings.tailscale
-    key = _read_key(settings)
+    key = read_key(settings)
     args = up_args(settings)
     log.info(
         "tailscale: not Running; tailscale up with the auth key file %s%s",
@@ -379,7 +381,7 @@ def wait_running(
 ) -> Status:
     """Poll ``tailscale status --json`` until Running, at most ``[tailscale] timeout`` seconds."""
     deadline = monotonic() + settings.tailscale.timeout
-    key = _read_key(settings)
+    key = read_key(settings)
     st: Status | None = None
     while True:
         try:
@@ -417,7 +419,7 @@ def ensure_up(
             )
         tailscale_install.install(settings)
         did_install = True
-    key = _read_key(settings)
+    key = read_key(settings)
     started = False
     try:
         st = read_status(secret=key)
@@ -429,6 +431,11 @@ def ensure_up(
         started = True
         st = tailscale_install.wait_daemon(settings, proc, monotonic, sleep)
     brought_up = False
+    if st.backend_state == "Starting":  # logged in and connecting: wait, do not log in again
+        try:
+            st = wait_running(settings, monotonic, sleep)
+        except TailscaleError:
+            st = read_status(secret=key)
     if st.backend_state != "Running":
         up(settings)
         brought_up = True
@@ -476,7 +483,7 @@ def node_addresses(settings: Settings) -> Discovery:
     if not installed():
         return partial("tailscale is not installed")
     try:
-        st = read_status(secret=_read_key(settings))
+        st = read_status(secret=read_key(settings))
     except TailscaleError as e:
         return partial(str(e))
     if st.backend_state != "Running":

@@ -19,6 +19,7 @@ from k3snode.mesh import tailscale
 from k3snode.mesh.tailscale import Status, TailscaleError
 
 if TYPE_CHECKING:
+    from k3snode.secret import Secret
     from k3snode.settings import Settings
 
 CHECK = "tailscale"
@@ -47,7 +48,7 @@ def _peers(st: Status) -> tuple[PeerHealth, ...]:
     )
 
 
-def judge(st: Status, now: float, key_file: str = "", secret: str | None = None) -> Observation:
+def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = None) -> Observation:
     """One Observation from a parsed status (pure: the clock is given)."""
     peers = _peers(st)
     online = sum(1 for p in st.peers if p.online)
@@ -101,7 +102,7 @@ def observe(settings: Settings, now: Callable[[], float] = time.time) -> list[Ob
         return []
     if not tailscale.installed():
         return [Observation(CHECK, False, "tailscale is not installed")]
-    key = tailscale._read_key(settings)
+    key = tailscale.read_key(settings)
     try:
         st = tailscale.read_status(secret=key)
     except TailscaleError as e:
@@ -138,11 +139,11 @@ def preflight(settings: Settings) -> list[Finding]:
         out.append(Finding("warning", CHECK, msg))
     else:
         out.append(Finding("ok", CHECK, f"auth key file {path} is mode {mode:04o}"))
-    key = tailscale._read_key(settings)
+    key = tailscale.read_key(settings)
     if not key:
         return [*out, Finding("error", CHECK, f"auth key file {path} is empty or unreadable")]
     try:
-        vpn_auth_line(key, ts.control_server_url)
+        vpn_auth_line(key.reveal(), ts.control_server_url)
     except VPNAuthError as e:
         out.append(Finding("error", CHECK, f"{settings.where('tailscale', 'auth_key_file')}: {e}"))
     else:

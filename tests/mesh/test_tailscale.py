@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import stat
+import time
 
 import pytest
 import yaml
@@ -105,6 +106,16 @@ def test_starting_then_running_is_waited_for(stub, tmp_path):
     assert res.returncode == 0, res.stderr
     assert config_of(tmp_path)["node-external-ip"] == [V4, V6]
     assert stub.subcommands().count("status") >= 3  # before up, then polled through Starting
+
+
+def test_starting_is_waited_for_without_a_new_login(stub, tmp_path):
+    stub.control(daemon="running", keys={KEY: "ok"})
+    state = {"BackendState": "Starting", "running_at": time.time() + 1.5, "logged_in": True}
+    (stub.dir / "state.json").write_text(json.dumps(state))
+    res = apply(stub, write_settings(tmp_path))
+    assert res.returncode == 0, res.stderr
+    assert "up" not in stub.subcommands()
+    assert config_of(tmp_path)["node-external-ip"] == [V4, V6]
 
 
 def test_starts_tailscaled_when_it_does_not_answer(stub, tmp_path):
