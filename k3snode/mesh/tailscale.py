@@ -13,6 +13,7 @@ key and of anything shaped like ``tskey-…`` first.
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import logging
 import re
@@ -143,12 +144,13 @@ def parse_time(value: Any) -> float | None:
     return t
 
 
-def _ips(value: Any) -> tuple[str, ...]:
+def _ips(value: Any, fast: bool = False) -> tuple[str, ...]:
+    """Valid addresses of a TailscaleIPs list, normalised; ``fast`` for peers (display only)."""
     out = []
     for ip in value if isinstance(value, list) else []:
         try:
-            out.append(addresses.normalise(str(ip)))
-        except addresses.AddressError:
+            out.append(str(ipaddress.ip_address(ip)) if fast else addresses.normalise(str(ip)))
+        except (ValueError, TypeError):
             continue
     return tuple(out)
 
@@ -163,7 +165,7 @@ def _peer(p: dict[str, Any]) -> Peer:
         public_key=str(p.get("PublicKey") or ""),
         hostname=str(p.get("HostName") or ""),
         dns_name=str(p.get("DNSName") or ""),
-        addresses=_ips(p.get("TailscaleIPs")),
+        addresses=_ips(p.get("TailscaleIPs"), fast=True),
         online=p.get("Online") is True,
         last_seen=parse_time(p.get("LastSeen")),
         last_handshake=parse_time(p.get("LastHandshake")),
