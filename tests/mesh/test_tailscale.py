@@ -200,6 +200,13 @@ def test_earlier_settings_need_reset(stub, tmp_path):
     assert len(ups) == 2 and ups[1][-1] == "--reset"
 
 
+def test_unreadable_status_stops_the_pass(stub, tmp_path):
+    stub.control(daemon="running", keys={KEY: "ok"}, status_output='{"BackendState": ')
+    res = apply(stub, write_settings(tmp_path))
+    assert_clean_failure(stub, tmp_path, res, "tailscale status --json gave an unreadable answer")
+    assert "up" not in stub.subcommands()
+
+
 def test_not_installed_and_install_off(tmp_path):
     stub = TailscaleStub.create(tmp_path, installed=False)
     res = apply(stub, write_settings(tmp_path, install=False))

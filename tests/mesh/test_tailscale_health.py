@@ -108,6 +108,13 @@ def test_logged_out_and_daemon_down(stub, tmp_path):
     assert not obs.ok and "doesn't appear to be running" in obs.detail
 
 
+@pytest.mark.parametrize("garbage", ["", "<html>502 Bad Gateway</html>", '{"Peer": {}}', "[1, 2]"])
+def test_unreadable_status_is_reported_not_raised(stub, tmp_path, garbage):
+    stub.control(daemon="running", status_output=garbage)
+    obs = observe(tmp_path)
+    assert not obs.ok and "unreadable answer" in obs.detail
+
+
 def test_not_installed(tmp_path, monkeypatch):
     monkeypatch.setenv("PATH", str(tmp_path))  # no tailscale anywhere
     obs = observe(tmp_path)
