@@ -278,6 +278,14 @@ def read_key(settings: Settings) -> Secret | None:
     return Secret(value) if value else None
 
 
+def _rejected(settings: Settings, why: str) -> TailscaleError:
+    return TailscaleError(
+        f"Tailscale rejected the auth key in {settings.tailscale.auth_key_file} (expired, revoked, "
+        f"single-use and already used, or mistyped): {why}; put a valid (reusable) key in that file",
+        "bad-key",
+    )
+
+
 def _error_line(text: str) -> str:
     """The line of Tailscale's output that says what went wrong: the first error line, else the
     last line (``tailscale up`` prints login/approval URLs before its error)."""
@@ -295,11 +303,7 @@ def _up_failure(settings: Settings, rc: int, stderr: str, key: Secret | None) ->
     msg = _error_line(full) or f"exit status {rc}"
     path = ts.auth_key_file
     if "invalid key" in low or "api key" in low:
-        return TailscaleError(
-            f"Tailscale rejected the auth key in {path} (expired, revoked, single-use and already "
-            f"used, or mistyped): {msg}; put a valid (reusable) key in that file",
-            "bad-key",
-        )
+        return _rejected(settings, msg)
     if "timeout waiting" in low:
         return _timeout_error(settings, read_status_or_none(key))
     if msg.startswith("open ") and path in msg:
@@ -340,9 +344,7 @@ def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
             "machine-auth",
         )
     if st and st.login_error:
-        return TailscaleError(
-            f"Tailscale is logged out: {scrub(st.login_error, read_key(settings))}", "bad-key"
-        )
+        return _rejected(settings, scrub(st.login_error, read_key(settings)))
     if st and st.backend_state == "NeedsLogin":
         return TailscaleError(
             f"Tailscale did not reach Running within {t:g}s (still BackendState NeedsLogin); "

@@ -162,6 +162,15 @@ def test_revoked_or_expired_key(stub, tmp_path):
     assert_clean_failure(stub, tmp_path, res, "rejected the auth key", "API key does not exist")
 
 
+def test_refused_key_while_up_keeps_waiting(stub, tmp_path):
+    # tailscaled retries a refused key and `tailscale up` waits for its --timeout (tailscale#1728);
+    # the login error in Tailscale's health still names the cause.
+    stub.control(daemon="running", keys={KEY: "retry"})
+    res = apply(stub, write_settings(tmp_path, timeout=1))
+    assert_clean_failure(stub, tmp_path, res, "rejected the auth key", "You are logged out",
+                         "API key ******** not valid")  # fmt: skip
+
+
 def test_up_timeout(stub, tmp_path):
     stub.control(daemon="running", keys={KEY: "hang"})
     res = apply(stub, write_settings(tmp_path, timeout=2))
