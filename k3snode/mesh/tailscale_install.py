@@ -75,9 +75,12 @@ def install(settings: Settings, timeout: float = INSTALL_TIMEOUT) -> None:
     url = settings.tailscale.install_url
     log.info("tailscale: not installed; running the install script from %s", url)
     data = fetch_script(url)
-    os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
-    fd, path = tempfile.mkstemp(prefix=".tailscale-install.", suffix=".sh",
-                                dir=settings.paths.state_dir)  # fmt: skip
+    try:
+        os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+        fd, path = tempfile.mkstemp(prefix=".tailscale-install.", suffix=".sh",
+                                    dir=settings.paths.state_dir)  # fmt: skip
+    except OSError as e:
+        raise TailscaleError(f"cannot store the install script: {e}", "install-failed") from None
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
@@ -148,9 +151,12 @@ def start_daemon(settings: Settings) -> subprocess.Popen | None:
             "tailscaled is not installed (tailscale is, but its daemon is missing from PATH)",
             "daemon",
         )
-    os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
     logfile = os.path.join(settings.paths.state_dir, "tailscaled.log")
-    fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    try:
+        os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+        fd = os.open(logfile, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o600)
+    except OSError as e:
+        raise TailscaleError(f"cannot open tailscaled's log {logfile}: {e}", "daemon") from None
     try:
         proc = subprocess.Popen(
             [exe, f"--state={TAILSCALED_STATE}", f"--socket={TAILSCALED_SOCKET}"],
