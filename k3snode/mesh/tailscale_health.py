@@ -88,9 +88,13 @@ def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = No
         return Observation(CHECK, False, detail, peers, {**facts, "problem": "no-address"})
     detail = f"Running as {st.hostname or '?'} ({', '.join(st.addresses)}); "
     detail += f"{online}/{len(st.peers)} peers online"
-    offline = [p.name for p in peers if not p.online]
+    offline = sorted(
+        p.name + (f" last seen {_when(p.last_seen)}" if p.last_seen else "")
+        for p in peers
+        if not p.online
+    )
     if offline:
-        detail += f" (offline: {', '.join(sorted(offline))})"
+        detail += f" (offline: {', '.join(offline)})"
     if st.key_expiry is not None and st.key_expiry - now < EXPIRY_WARNING:
         detail += f"; node key expires {_when(st.key_expiry)}"
     return Observation(CHECK, True, detail, peers, facts)

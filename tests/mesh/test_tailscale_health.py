@@ -61,7 +61,10 @@ def test_running_with_peers_online_and_offline(stub, tmp_path):
                  key_expiry="2027-06-01T00:00:00Z")  # fmt: skip
     obs = observe(tmp_path, now=T("2026-11-18T00:00:00Z"))
     assert obs.ok and obs.check == "tailscale"
-    assert "1/2 peers online" in obs.detail and "offline: agent-2.tail1234.ts.net" in obs.detail
+    assert (
+        "1/2 peers online" in obs.detail
+        and "offline: agent-2.tail1234.ts.net last seen 2026-11-26T15:00:00Z)" in obs.detail
+    )
     assert obs.facts["addresses"] == "100.64.0.5,fd7a:115c:a1e0::5"
     assert obs.facts["key_expiry"] == "2027-06-01T00:00:00Z"
     agent, server = obs.peers  # sorted by host name
