@@ -148,12 +148,16 @@ def assert_clean_failure(stub, tmp_path, res, *words):
     assert_key_never_leaked(stub, res)
 
 
-def test_invalid_key_is_named_and_never_echoed(stub, tmp_path):
+@pytest.mark.parametrize(
+    "key", [KEY, "5f3c9a0e1b7d4c2a8e6f0b1d3c5a7e9f0b2d4c6a8e0f1a3b"]
+)  # +headscale
+def test_invalid_key_is_named_and_never_echoed(stub, tmp_path, key):
     # The stub's control server echoes the key in its message, as older ones did.
     stub.control(daemon="running", keys={})
-    res = apply(stub, write_settings(tmp_path))
+    res = apply(stub, write_settings(tmp_path, key=key, control_server_url="https://hs.example"))
     assert_clean_failure(stub, tmp_path, res, "rejected the auth key", str(tmp_path / "ts.key"),
                          "API key ******** not valid")  # fmt: skip
+    assert_key_never_leaked(stub, res, key)
 
 
 def test_revoked_or_expired_key(stub, tmp_path):
