@@ -149,8 +149,10 @@ def assert_clean_failure(stub, tmp_path, res, *words):
 
 
 @pytest.mark.parametrize(
-    "key", [KEY, "5f3c9a0e1b7d4c2a8e6f0b1d3c5a7e9f0b2d4c6a8e0f1a3b"]
-)  # +headscale
+    "key",
+    [KEY, "5f3c9a0e1b7d4c2a8e6f0b1d3c5a7e9f0b2d4c6a8e0f1a3b"],
+    ids=["tailscale", "headscale"],  # not the keys: pytest puts the test id into the environment
+)
 def test_invalid_key_is_named_and_never_echoed(stub, tmp_path, key):
     # The stub's control server echoes the key in its message, as older ones did.
     stub.control(daemon="running", keys={})
