@@ -236,6 +236,22 @@ def test_dry_run_does_not_bring_tailscale_up(stub, tmp_path):
     assert not (tmp_path / "etc/rancher/k3s/config.yaml").exists()
 
 
+def test_render_reads_but_never_brings_up(stub, tmp_path):
+    cfg = write_settings(tmp_path)
+    stub.control(daemon="running", backend_state="Running")
+    res = run_k3snode("render", "--config", str(cfg), env=stub.env())
+    assert res.returncode == 0, res.stderr
+    rendered = yaml.safe_load(res.stdout)
+    assert rendered["node-external-ip"] == [V4, V6]
+    assert rendered["vpn-auth-file"] == str(tmp_path / "var/lib/k3snode/vpn-auth")
+    stub.control(daemon="running", backend_state="NeedsLogin", keys={KEY: "ok"})
+    res = run_k3snode("render", "--config", str(cfg), env=stub.env())
+    assert "node-external-ip" not in yaml.safe_load(res.stdout)
+    assert "not running" in res.stderr
+    assert "up" not in stub.subcommands()
+    assert not (tmp_path / "etc/rancher/k3s/config.yaml").exists()
+
+
 def test_missing_key_file_is_a_settings_mistake(stub, tmp_path):
     stub.control(daemon="running", keys={KEY: "ok"})
     cfg = write_settings(tmp_path)
