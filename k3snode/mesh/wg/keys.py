@@ -1,0 +1,117 @@
+"""WireGuard keys: X25519 (RFC 7748) in pure Python, and the on-disk private key file.
+
+No new dependency and no ``wg genkey``/``wg pubkey`` child processes: the Montgomery ladder below
+is the RFC's own pseudo-code over Python integers and takes about a millisecond (see
+``benchmarks/wg_keys.py``). Python integers are not constant-time; this only ever runs on the
+node's own key, locally, once per start, so there is no remote timing oracle.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+
+from k3snode import fileio
+from k3snode.secret import Secret
+
+_P = 2**255 - 19
+_A24 = 121665
+KEY_LEN = 32
+
+
+class BadKey(ValueError):
+    """A key file or key string that is not a WireGuard key."""
+
+
+def _clamp(k: bytes) -> int:
+    b = bytearray(k)
+    b[0] &= 248
+    b[31] &= 127
+    b[31] |= 64
+    return int.from_bytes(b, "little")
+
+
+def x25519(scalar: bytes, u: bytes) -> bytes:
+    """RFC 7748 section 5: the X25519 function."""
+    if len(scalar) != KEY_LEN or len(u) != KEY_LEN:
+        raise ValueError("X25519 takes 32-byte inputs")
+    k = _clamp(scalar)
+    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
+    x2, z2, x3, z3 = 1, 0, x1, 1
+    swap = 0
+    for t in range(254, -1, -1):
+        bit = (k >> t) & 1
+        swap ^= bit
+        if swap:
+            x2, x3, z2, z3 = x3, x2, z3, z2
+        swap = bit
+        a = x2 + z2
+        aa = a * a % _P
+        b = x2 - z2
+        bb = b * b % _P
+        e = aa - bb
+        c = x3 + z3
+        d = x3 - z3
+        da = d * a % _P
+        cb = c * b % _P
+        x3 = (da + cb) ** 2 % _P
+        z3 = x1 * (da - cb) ** 2 % _P
+        x2 = aa * bb % _P
+        z2 = e * (aa + _A24 * e) % _P
+    if swap:
+        x2, z2 = x3, z3
+    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(KEY_LEN, "little")
+
+
+BASE = (9).to_bytes(KEY_LEN, "little")
+
+
+def decode(key: str) -> bytes:
+    """A base64 WireGuard key as 32 bytes; ValueError otherwise."""
+    try:
+        raw = base64.b64decode(key.strip(), validate=True)
+    except (binascii.Error, ValueError):
+        raise BadKey("not base64") from None
+    if len(raw) != KEY_LEN:
+        raise BadKey(f"decodes to {len(raw)} bytes, not 32")
+    return raw
+
+
+def encode(raw: bytes) -> str:
+    return base64.b64encode(raw).decode()
+
+
+def generate_private() -> Secret:
+    """A fresh private key (clamped, as ``wg genkey`` writes it)."""
+    k = _clamp(os.urandom(KEY_LEN)).to_bytes(KEY_LEN, "little")
+    return Secret(encode(k))
+
+
+def public_key(private: Secret) -> str:
+    return encode(x25519(decode(private.reveal()), BASE))
+
+
+def load_or_create(path: str) -> tuple[Secret, bool]:
+    """The private key in ``path``; created (0600, atomically) when missing. Returns (key, created).
+
+    Raises BadKey naming the file when it holds something that is not a key.
+    """
+    try:
+        with open(path, encoding="ascii") as f:
+            text = f.read().strip()
+    except FileNotFoundError:
+        key = generate_private()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        fileio.atomic_write(path, (key.reveal() + "\n").encode(), mode=0o600)
+        return key, True
+    except UnicodeDecodeError:
+        raise BadKey(f"{path}: not a WireGuard private key (not text)") from None
+    try:
+        decode(text)
+    except BadKey as e:
+        raise BadKey(f"{path}: not a WireGuard private key ({e})") from None
+    st = os.stat(path)
+    if st.st_mode & 0o077:
+        os.chmod(path, 0o600)  # a key readable by others is fixed, not used as is
+    return Secret(text), False

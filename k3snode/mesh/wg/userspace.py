@@ -1,0 +1,141 @@
+"""The userspace backend: WireGuard's cross-platform text protocol (wireguard-go's UAPI).
+
+A stream socket ``/var/run/wireguard/<ifname>.sock``; ``get=1`` or ``set=1`` then ``key=value``
+lines and a blank line; the answer ends with ``errno=N`` and a blank line. Keys travel as hex.
+The socket path is global, not per network namespace.
+"""
+
+from __future__ import annotations
+
+import socket
+
+from k3snode.mesh.wg import (
+    SOCKET_DIR,
+    Device,
+    NoSuchDevice,
+    Peer,
+    Update,
+    WireGuardError,
+    keys,
+    userspace_socket,
+)
+
+TIMEOUT = 5.0
+
+
+def _hex(b64: str) -> str:
+    return keys.decode(b64).hex()
+
+
+def _b64(hexkey: str) -> str:
+    return keys.encode(bytes.fromhex(hexkey))
+
+
+class Userspace:
+    kind = "userspace"
+
+    def __init__(self, ifname: str, socket_dir: str = SOCKET_DIR) -> None:
+        self.ifname = ifname
+        self.path = userspace_socket(ifname, socket_dir)
+
+    def _exchange(self, request: str) -> list[str]:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        s.settimeout(TIMEOUT)
+        try:
+            try:
+                s.connect(self.path)
+            except (FileNotFoundError, ConnectionRefusedError):
+                raise NoSuchDevice(
+                    f"{self.ifname}: no userspace WireGuard at {self.path}"
+                ) from None
+            s.sendall(request.encode())
+            buf = b""
+            while not (buf.endswith(b"\n\n") or buf == b"\n"):
+                chunk = s.recv(65536)
+                if not chunk:
+                    break
+                buf += chunk
+        except OSError as e:
+            raise WireGuardError(f"{self.ifname}: {self.path}: {e.strerror or e}") from None
+        finally:
+            s.close()
+        lines = buf.decode(errors="replace").strip("\n").split("\n")
+        errno = next((ln[6:] for ln in reversed(lines) if ln.startswith("errno=")), None)
+        if errno is None:
+            raise WireGuardError(f"{self.ifname}: incomplete answer from {self.path}")
+        if errno != "0":
+            raise WireGuardError(f"{self.ifname}: the userspace WireGuard refused (errno={errno})")
+        return [ln for ln in lines if ln and not ln.startswith("errno=")]
+
+    def read(self) -> Device:
+        public_key = None
+        listen_port = 0
+        peers: list[Peer] = []
+        cur: dict | None = None
+
+        def close() -> None:
+            if cur is not None:
+                peers.append(
+                    Peer(
+                        public_key=cur["public_key"],
+                        endpoint=cur.get("endpoint"),
+                        last_handshake=cur.get("hs"),
+                        rx_bytes=cur.get("rx", 0),
+                        tx_bytes=cur.get("tx", 0),
+                        keepalive=cur.get("keepalive", 0),
+                        allowed_ips=tuple(cur.get("allowed", ())),
+                    )
+                )
+
+        hs_sec = 0
+        for line in self._exchange("get=1\n\n"):
+            k, _, v = line.partition("=")
+            if k == "public_key":
+                close()
+                cur = {"public_key": _b64(v), "allowed": []}
+                hs_sec = 0
+            elif cur is None:
+                if k == "private_key":
+                    public_key = keys.encode(keys.x25519(bytes.fromhex(v), keys.BASE))
+                elif k == "listen_port":
+                    listen_port = int(v)
+            elif k == "endpoint":
+                cur["endpoint"] = v
+            elif k == "last_handshake_time_sec":
+                hs_sec = int(v)
+            elif k == "last_handshake_time_nsec":
+                cur["hs"] = hs_sec + int(v) / 1e9 if hs_sec or int(v) else None
+            elif k == "rx_bytes":
+                cur["rx"] = int(v)
+            elif k == "tx_bytes":
+                cur["tx"] = int(v)
+            elif k == "persistent_keepalive_interval":
+                cur["keepalive"] = int(v)
+            elif k == "allowed_ip":
+                cur["allowed"].append(v)
+        close()
+        return Device(self.ifname, self.kind, public_key, listen_port, tuple(peers))
+
+    def configure(self, update: Update) -> None:
+        if not update:
+            return
+        lines = ["set=1"]
+        if update.private_key is not None:
+            lines.append(f"private_key={_hex(update.private_key.reveal())}")
+        if update.listen_port is not None:
+            lines.append(f"listen_port={update.listen_port}")
+        if update.replace_peers:
+            lines.append("replace_peers=true")
+        for p in update.peers:
+            lines.append(f"public_key={_hex(p.public_key)}")
+            if p.remove:
+                lines.append("remove=true")
+                continue
+            if p.endpoint is not None:
+                lines.append(f"endpoint={p.endpoint}")
+            if p.keepalive is not None:
+                lines.append(f"persistent_keepalive_interval={p.keepalive}")
+            if p.allowed_ips is not None:
+                lines.append("replace_allowed_ips=true")
+                lines.extend(f"allowed_ip={a}" for a in p.allowed_ips)
+        self._exchange("\n".join(lines) + "\n\n")
