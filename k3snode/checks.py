@@ -57,4 +57,5 @@ class Finding:
 # Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
 OBSERVERS: list[str] = [
     "k3snode.mesh.tailscale_health:observe",
+    "k3snode.mesh.wg.health:flannel",
 ]

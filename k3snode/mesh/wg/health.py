@@ -1,0 +1,147 @@
+"""Peer health of a WireGuard interface, and the observer of flannel's ``flannel-wg`` interfaces.
+
+A WireGuard session is re-keyed every 120 s (REKEY_AFTER_TIME) while packets flow, and a peer with
+persistent keepalive always has packets flowing. So a peer whose latest handshake is older than
+120 s plus a few keepalive periods has no working session: it is *stale*. A peer without
+keepalive may simply be idle and is never called stale; one that never completed a handshake is
+stale once it has had that long since k3snode first saw it.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING
+
+from k3snode.checks import Observation, PeerHealth
+from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
+
+if TYPE_CHECKING:
+    from k3snode.settings import Settings
+
+REKEY_AFTER_TIME = 120.0
+STALE_PERIODS = 3
+FLANNEL_INTERFACES = ("flannel-wg", "flannel-wg-v6")
+
+# (interface, public key) -> when this process first saw the peer without a handshake
+_first_seen: dict[tuple[str, str], float] = {}
+
+
+def stale_after(keepalive: int) -> float | None:
+    """Seconds without a handshake after which a peer with this keepalive is stale."""
+    if keepalive <= 0:
+        return None
+    return REKEY_AFTER_TIME + STALE_PERIODS * keepalive
+
+
+def is_stale(ifname: str, peer: Peer, now: float, threshold: float | None = None) -> bool:
+    """``threshold`` overrides the keepalive-derived one (tests use a few seconds)."""
+    limit = threshold if threshold is not None else stale_after(peer.keepalive)
+    if limit is None:
+        return False
+    if peer.last_handshake is None:
+        since = _first_seen.setdefault((ifname, peer.public_key), now)
+        return now - since > limit
+    _first_seen.pop((ifname, peer.public_key), None)
+    return now - peer.last_handshake > limit
+
+
+def peer_health(
+    dev: Device,
+    now: float,
+    threshold: float | None = None,
+    names: dict[str, str] | None = None,
+) -> tuple[PeerHealth, ...]:
+    names = names or {}
+    return tuple(
+        PeerHealth(
+            interface=dev.ifname,
+            public_key=p.public_key,
+            endpoint=p.endpoint,
+            last_handshake=p.last_handshake,
+            rx_bytes=p.rx_bytes,
+            tx_bytes=p.tx_bytes,
+            stale=is_stale(dev.ifname, p, now, threshold),
+            name=names.get(p.public_key, ""),
+        )
+        for p in dev.peers
+    )
+
+
+def age(seconds: float) -> str:
+    seconds = int(seconds)
+    if seconds < 120:
+        return f"{seconds}s"
+    if seconds < 7200:
+        return f"{seconds // 60}m"
+    return f"{seconds // 3600}h"
+
+
+def summarize(check: str, dev: Device, peers: tuple[PeerHealth, ...], now: float) -> Observation:
+    stale = [p for p in peers if p.stale]
+    facts = {
+        "backend": dev.backend,
+        "listen_port": str(dev.listen_port),
+        "peers": str(len(peers)),
+        "stale": str(len(stale)),
+    }
+    if not peers:
+        return Observation(check, True, f"{dev.ifname}: up, no peers yet", peers, facts)
+    if stale:
+        shown = ", ".join(
+            f"{p.name or p.public_key[:8] + '…'} ({p.endpoint or 'no endpoint'}, "
+            + (
+                f"handshake {age(now - p.last_handshake)} ago"
+                if p.last_handshake
+                else "no handshake"
+            )
+            + ")"
+            for p in stale[:3]
+        )
+        more = f" and {len(stale) - 3} more" if len(stale) > 3 else ""
+        detail = f"{dev.ifname}: {len(stale)} of {len(peers)} peers stale: {shown}{more}"
+        return Observation(check, False, detail, peers, facts)
+    newest = max((p.last_handshake for p in peers if p.last_handshake), default=None)
+    tail = f", newest handshake {age(now - newest)} ago" if newest else ""
+    return Observation(
+        check, True, f"{dev.ifname}: {len(peers)} peers, none stale{tail}", peers, facts
+    )
+
+
+def observe(
+    ifname: str,
+    check: str | None = None,
+    now: float | None = None,
+    threshold: float | None = None,
+    socket_dir: str = SOCKET_DIR,
+) -> Observation:
+    """Read ``ifname`` (kernel or userspace) and judge its peers."""
+    check = check or f"wireguard:{ifname}"
+    now = time.time() if now is None else now
+    try:
+        dev = open_backend(ifname, socket_dir).read()
+    except NoSuchDevice:
+        return Observation(check, False, f"{ifname} does not exist")
+    except WireGuardError as e:
+        return Observation(check, False, str(e))
+    return summarize(check, dev, peer_health(dev, now, threshold), now)
+
+
+def flannel(settings: Settings) -> list[Observation]:
+    """The OBSERVERS entry: flannel's WireGuard interfaces when mesh is wireguard-native.
+
+    ``flannel-wg`` missing is reported (K3s not up yet: the health grace period covers a start);
+    ``flannel-wg-v6`` only exists on dual-stack clusters and is reported only when present.
+    """
+    if settings.mesh != "wireguard-native":
+        return []
+    out = []
+    for ifname in FLANNEL_INTERFACES:
+        obs = observe(ifname)
+        if obs.detail == f"{ifname} does not exist":
+            if ifname != FLANNEL_INTERFACES[0]:
+                continue
+            obs = Observation(
+                obs.check, False, f"{ifname} does not exist (K3s or flannel not up yet?)"
+            )
+        out.append(obs)
+    return out

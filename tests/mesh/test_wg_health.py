@@ -1,0 +1,104 @@
+"""Peer health: a real handshake is seen, then the peer goes stale when the other side stops."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from helpers import NetNS, veth, wait_for
+from wgtest import need_wireguard_go, ping_within, wireguard_go
+
+from k3snode.checks import OBSERVERS, Observation
+from k3snode.mesh.wg import Device, Peer, PeerUpdate, Update, keys
+from k3snode.mesh.wg import health as wgh
+from k3snode.mesh.wg.userspace import Userspace
+from k3snode.settings import load
+
+
+@pytest.mark.netns
+def test_handshake_seen_then_stale_when_the_other_side_stops():
+    need_wireguard_go()
+    with NetNS.create() as a, NetNS.create() as b:
+        veth(a, b, ["192.0.2.1/24"], ["192.0.2.2/24"])
+        with wireguard_go(a) as wa, wireguard_go(b) as wb:
+            for ns, ifname, addr in ((a, wa, "10.78.0.1/24"), (b, wb, "10.78.0.2/24")):
+                ns.ip("addr", "add", addr, "dev", ifname)
+                ns.ip("link", "set", ifname, "up")
+            ka, kb = keys.generate_private(), keys.generate_private()
+            pa, pb = keys.public_key(ka), keys.public_key(kb)
+            Userspace(wb).configure(
+                Update(kb, 51821, peers=(PeerUpdate(pa, allowed_ips=("10.78.0.1/32",)),))
+            )
+            Userspace(wa).configure(
+                Update(ka, 51820, peers=(PeerUpdate(pb, endpoint="192.0.2.2:51821", keepalive=1, allowed_ips=("10.78.0.2/32",)),))
+            )  # fmt: skip
+            assert ping_within(a, "10.78.0.2")
+
+            obs = wgh.observe(wa, threshold=3)
+            assert obs.ok, obs.detail
+            assert obs.check == f"wireguard:{wa}"
+            (peer,) = obs.peers
+            assert peer.public_key == pb and not peer.stale
+            assert peer.endpoint == "192.0.2.2:51821" and peer.interface == wa
+            assert time.time() - peer.last_handshake < 10
+            assert peer.rx_bytes > 0
+            assert obs.facts["backend"] == "userspace" and obs.facts["peers"] == "1"
+            # without the short threshold the same peer is judged by its keepalive: fresh
+            assert wgh.observe(wa).ok
+
+            b.ip("link", "del", wb)  # wireguard-go exits with its interface: the peer is gone
+            stale = wait_for(
+                lambda: (o := wgh.observe(wa, threshold=3)) and not o.ok and o,
+                timeout=20,
+                interval=0.5,
+                what="the peer to go stale",
+            )
+            assert stale.peers[0].stale
+            assert "1 of 1 peers stale" in stale.detail and "192.0.2.2:51821" in stale.detail
+
+
+def _dev(*peers: Peer) -> Device:
+    return Device("wgx", "kernel", None, 51820, peers)
+
+
+def test_stale_rule():
+    now = 1_000_000.0
+    k = keys.public_key(keys.generate_private())
+    # keepalive 25: stale after 120 + 3*25 = 195 s without a handshake
+    assert wgh.stale_after(25) == 195
+    assert not wgh.is_stale("wgx", Peer(k, last_handshake=now - 190, keepalive=25), now)
+    assert wgh.is_stale("wgx", Peer(k, last_handshake=now - 200, keepalive=25), now)
+    # no keepalive: an idle peer is not stale
+    assert not wgh.is_stale("wgx", Peer(k, last_handshake=now - 10_000, keepalive=0), now)
+    # never a handshake: stale once it has had the whole threshold since first seen
+    k2 = keys.public_key(keys.generate_private())
+    assert not wgh.is_stale("wgy", Peer(k2, keepalive=1), now, threshold=5)
+    assert not wgh.is_stale("wgy", Peer(k2, keepalive=1), now + 4, threshold=5)
+    assert wgh.is_stale("wgy", Peer(k2, keepalive=1), now + 6, threshold=5)
+
+
+def test_summary_lines():
+    now = 2_000_000.0
+    keys_ = [keys.public_key(keys.generate_private()) for _ in range(5)]
+    dev = _dev(*(Peer(k, endpoint=f"198.51.100.{i}:51820", last_handshake=now - 500, keepalive=25)
+                 for i, k in enumerate(keys_)))  # fmt: skip
+    obs = wgh.summarize("wireguard:wgx", dev, wgh.peer_health(dev, now), now)
+    assert not obs.ok and obs.detail.startswith("wgx: 5 of 5 peers stale: ")
+    assert "handshake 8m ago" in obs.detail and obs.detail.endswith("and 2 more")
+    names = {keys_[0]: "server-1"}
+    fresh = _dev(Peer(keys_[0], last_handshake=now - 30, keepalive=25))
+    obs = wgh.summarize("u", fresh, wgh.peer_health(fresh, now, names=names), now)
+    assert obs.ok and obs.detail == "wgx: 1 peers, none stale, newest handshake 30s ago"
+    assert obs.peers[0].name == "server-1"
+
+
+def test_flannel_observer(tmp_path):
+    assert "k3snode.mesh.wg.health:flannel" in OBSERVERS
+    none = load(None, env={"K3SNODE_MESH": "none"})
+    assert wgh.flannel(none) == []
+    wg = load(None, env={"K3SNODE_MESH": "wireguard-native"})
+    obs = wgh.flannel(wg)
+    # no flannel-wg on a test machine: reported (the daemon's grace period covers K3s starting)
+    assert [o.check for o in obs] == ["wireguard:flannel-wg"]
+    assert isinstance(obs[0], Observation) and not obs[0].ok
+    assert "flannel-wg does not exist" in obs[0].detail
