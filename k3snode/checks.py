@@ -58,4 +58,5 @@ class Finding:
 OBSERVERS: list[str] = [
     "k3snode.mesh.tailscale_health:observe",
     "k3snode.mesh.wg.health:flannel",
+    "k3snode.underlay:observer",
 ]

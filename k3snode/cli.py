@@ -23,6 +23,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "apply": ("apply", "discover, render and write the K3s config; restart K3s if it changed"),
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
     "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
+    "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
 }
 
 # Flags that override settings: dest -> (section, key)

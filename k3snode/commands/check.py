@@ -14,6 +14,7 @@ PREFLIGHTS: list[str] = [
     "k3snode.preflight:settings_and_config",
     "k3snode.mesh.tailscale_health:preflight",
     "k3snode.mesh.wg.preflight:wireguard_native",
+    "k3snode.underlay:preflight",
 ]
 
 

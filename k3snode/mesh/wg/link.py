@@ -1,0 +1,207 @@
+"""The WireGuard interface itself: create it (kernel link or wireguard-go), its addresses and
+routes, through pyroute2's rtnetlink (a wireguard-go interface is a ``tun`` link to rtnetlink).
+"""
+
+from __future__ import annotations
+
+import errno
+import ipaddress
+import logging
+import os
+import shutil
+import subprocess
+import tempfile
+import time
+
+from k3snode.mesh.wg import SOCKET_DIR, Backend, NoSuchDevice, WireGuardError, userspace_socket
+
+log = logging.getLogger(__name__)
+
+START_TIMEOUT = 10.0
+
+
+class KernelUnsupported(WireGuardError):
+    """The kernel cannot create WireGuard links."""
+
+
+def exists(ifname: str) -> bool:
+    return os.path.exists(f"/sys/class/net/{ifname}")
+
+
+def existing_backend(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend | None:
+    """The backend serving an existing WireGuard interface, or None when there is none.
+
+    Raises WireGuardError when ``ifname`` exists but is not WireGuard.
+    """
+    from k3snode.mesh.wg.kernel import Kernel
+    from k3snode.mesh.wg.userspace import Userspace
+
+    if os.path.exists(userspace_socket(ifname, socket_dir)):
+        u = Userspace(ifname, socket_dir)
+        try:
+            u.read()
+            return u
+        except NoSuchDevice:
+            pass  # a socket left by a killed wireguard-go
+    if not exists(ifname):
+        return None
+    k = Kernel(ifname)
+    try:
+        k.read()
+    except NoSuchDevice:
+        raise WireGuardError(f"{ifname} exists but is not a WireGuard interface") from None
+    return k
+
+
+def create_kernel(ifname: str) -> Backend:
+    from pyroute2 import IPRoute
+    from pyroute2.netlink.exceptions import NetlinkError
+
+    from k3snode.mesh.wg.kernel import Kernel
+
+    try:
+        with IPRoute() as ipr:
+            ipr.link("add", ifname=ifname, kind="wireguard")
+    except NetlinkError as e:
+        if e.code in (errno.EOPNOTSUPP, errno.ENOENT, errno.EINVAL):
+            raise KernelUnsupported(
+                f"the kernel has no WireGuard ({os.strerror(e.code)})"
+            ) from None
+        raise WireGuardError(f"creating {ifname}: {os.strerror(e.code)}") from None
+    return Kernel(ifname)
+
+
+def start_userspace(
+    ifname: str, binary: str = "wireguard-go", socket_dir: str = SOCKET_DIR
+) -> Backend:
+    """Start ``wireguard-go IFNAME`` (it daemonizes and outlives this process) and wait for its
+    UAPI socket."""
+    from k3snode.mesh.wg.userspace import Userspace
+
+    path = shutil.which(binary)
+    if not path:
+        raise WireGuardError(f"{binary} is not installed (needed for a userspace WireGuard)")
+    env = {k: v for k, v in os.environ.items() if k != "WG_PROCESS_FOREGROUND"}
+    env["LOG_LEVEL"] = "error"
+    # the daemonized child keeps stderr open: a file, not a pipe, or we would wait for it forever
+    with tempfile.TemporaryFile() as err:
+        try:
+            r = subprocess.run(
+                [path, ifname],
+                env=env,
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+                stderr=err,
+                timeout=START_TIMEOUT,
+                check=False,
+            )
+        except subprocess.TimeoutExpired:
+            raise WireGuardError(
+                f"{binary} {ifname} did not start in {START_TIMEOUT:.0f}s"
+            ) from None
+        if r.returncode != 0:
+            err.seek(0)
+            why = err.read().decode(errors="replace").strip().splitlines()
+            raise WireGuardError(f"{binary} {ifname} failed: {why[-1] if why else r.returncode}")
+    u = Userspace(ifname, socket_dir)
+    deadline = time.monotonic() + START_TIMEOUT
+    while True:
+        try:
+            u.read()
+            return u
+        except NoSuchDevice:
+            if time.monotonic() > deadline:
+                raise WireGuardError(
+                    f"{binary} {ifname} started but its socket never answered"
+                ) from None
+            time.sleep(0.05)
+
+
+def _index(ipr, ifname: str) -> int:
+    idx = ipr.link_lookup(ifname=ifname)
+    if not idx:
+        raise NoSuchDevice(f"{ifname} does not exist")
+    return idx[0]
+
+
+def ensure_up(ifname: str) -> bool:
+    """Bring the link up; True when it was down."""
+    from pyroute2 import IPRoute
+
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        (link,) = ipr.get_links(idx)
+        if link["flags"] & 1:  # IFF_UP
+            return False
+        ipr.link("set", index=idx, state="up")
+        return True
+
+
+def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
+    """Make ``wanted`` (addresses with prefix) the interface's only global addresses.
+    Returns what changed, as "+addr" / "-addr"."""
+    from pyroute2 import IPRoute
+
+    want = {ipaddress.ip_interface(a) for a in wanted}
+    changes = []
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        have = set()
+        for msg in ipr.get_addr(index=idx):
+            if msg["scope"] != 0:  # link-local and host addresses are not ours to judge
+                continue
+            have.add(ipaddress.ip_interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
+        for a in sorted(have - want, key=str):
+            ipr.addr("del", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
+            changes.append(f"-{a}")
+        for a in sorted(want - have, key=str):
+            kw = {"flags": 0x80} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
+            ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen, **kw)
+            changes.append(f"+{a}")
+    return changes
+
+
+def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
+    """Host routes (/32, /128) via ``ifname`` for exactly ``wanted`` (peer addresses outside the
+    interface's own prefix). Returns "+dst" / "-dst"."""
+    from pyroute2 import IPRoute
+
+    want = {ipaddress.ip_network(w) for w in wanted}
+    changes = []
+    with IPRoute() as ipr:
+        idx = _index(ipr, ifname)
+        have = set()
+        for family in (2, 10):
+            for r in ipr.get_routes(family=family, oif=idx):
+                full = 32 if family == 2 else 128
+                dst = r.get_attr("RTA_DST")
+                if dst and r["dst_len"] == full and r["proto"] == 4:  # RTPROT_STATIC: ours
+                    have.add(ipaddress.ip_network(f"{dst}/{full}"))
+        for n in sorted(have - want, key=str):
+            ipr.route("del", dst=str(n), oif=idx)
+            changes.append(f"-{n}")
+        for n in sorted(want - have, key=str):
+            ipr.route("replace", dst=str(n), oif=idx, proto=4, scope=253)  # scope link
+            changes.append(f"+{n}")
+    return changes
+
+
+def existing_backend_quiet(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend | None:
+    """``existing_backend`` for checks: None also when ``ifname`` is something else."""
+    try:
+        return existing_backend(ifname, socket_dir)
+    except WireGuardError:
+        return None
+
+
+def local_addresses(exclude: str) -> frozenset[str]:
+    """This namespace's global addresses, except those on ``exclude`` (the underlay itself)."""
+    from pyroute2 import IPRoute
+
+    out = set()
+    with IPRoute() as ipr:
+        skip = set(ipr.link_lookup(ifname=exclude))
+        for msg in ipr.get_addr():
+            if msg["scope"] == 0 and msg["index"] not in skip:
+                out.add(str(msg.get_attr("IFA_ADDRESS")))
+    return frozenset(out)

@@ -1,0 +1,464 @@
+"""The server underlay: a WireGuard network among servers (optionally agents) that k3snode keeps
+configured, so embedded etcd can span clouds on private addresses that follow the servers.
+
+One pass (``Underlay.run_once``) makes the interface match the settings: the key (generated on
+first use, 0600), the interface (kernel WireGuard through pyroute2, else wireguard-go when
+``userspace`` allows it), its address, listen port, peers (added, changed, removed) and host routes.
+A second pass with the same settings changes nothing.
+
+Endpoints are ``host:port``; a DNS name is re-resolved every ``resolve_interval`` and sooner when
+its peer is stale. A new answer is applied at once. A peer's current endpoint is otherwise left
+alone while the peer is healthy, because WireGuard itself moves it when the peer roams (its
+keepalives arrive from its new address); it is reset to the configured one only when the peer is
+stale. Together: one server that moves is found again by roaming, two that move at once by DNS.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+import socket
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from k3snode.checks import Finding, Observation
+from k3snode.mesh import wg
+from k3snode.mesh.wg import PeerUpdate, Update, keys, link
+from k3snode.mesh.wg import health as wgh
+from k3snode.secret import Secret
+from k3snode.settings import Settings, UnderlayPeer
+
+log = logging.getLogger(__name__)
+
+STALE_RERESOLVE = 10.0  # a stale peer's name is re-resolved at most this often
+
+
+class UnderlayError(Exception):
+    """The underlay cannot be set up as configured; one line naming the setting or the cause."""
+
+
+Resolver = Callable[[str, int], str]
+
+
+def resolve(host: str, port: int) -> str:
+    """The first address the system resolver gives for ``host`` (as ``getaddrinfo`` orders them)."""
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
+    if not infos:
+        raise OSError(f"no address for {host}")
+    return infos[0][4][0]
+
+
+def _is_ip(host: str) -> bool:
+    try:
+        ipaddress.ip_address(host)
+    except ValueError:
+        return False
+    return True
+
+
+@dataclass(frozen=True)
+class Wanted:
+    """One peer as the settings want it."""
+
+    public_key: str
+    name: str
+    host: str
+    port: int
+    allowed_ips: tuple[str, ...]
+    keepalive: int
+
+
+@dataclass
+class _Answer:
+    endpoint: str | None  # resolved "ip:port", None until one resolution succeeded
+    at: float  # when it was resolved (monotonic)
+
+
+@dataclass
+class Result:
+    changes: list[str] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)  # problems that did not stop the pass
+
+    @property
+    def changed(self) -> bool:
+        return bool(self.changes)
+
+
+def host_prefix(address: str) -> str:
+    ip = ipaddress.ip_address(address.split("/", 1)[0])
+    return f"{ip}/{32 if ip.version == 4 else 128}"
+
+
+def wanted_peers(settings: Settings, own_public_key: str) -> list[Wanted]:
+    """The settings' peers, without this node itself (the same list may be baked into every
+    server: a peer with this node's key or underlay address is skipped)."""
+    ul = settings.underlay
+    own_ip = ul.address.split("/", 1)[0]
+    out = []
+    for p in ul.peers:
+        if p.public_key == own_public_key or p.address.split("/", 1)[0] == own_ip:
+            continue
+        host, _, port = p.endpoint.rpartition(":")
+        out.append(
+            Wanted(
+                public_key=p.public_key,
+                name=p.name or host.strip("[]"),
+                host=host.strip("[]"),
+                port=int(port),
+                allowed_ips=(host_prefix(p.address),),
+                keepalive=ul.keepalive if p.keepalive is None else p.keepalive,
+            )
+        )
+    return out
+
+
+def route_targets(settings: Settings, peers: list[Wanted]) -> list[str]:
+    """Peer addresses outside this node's underlay prefix need a host route via the interface."""
+    net = ipaddress.ip_interface(settings.underlay.address).network
+    out = []
+    for p in peers:
+        for a in p.allowed_ips:
+            n = ipaddress.ip_network(a)
+            if n.version != net.version or not n.subnet_of(net):
+                out.append(str(n))
+    return out
+
+
+class Underlay:
+    """Keeps one node's underlay as the settings say. Keep one instance for the daemon's life:
+    it remembers DNS answers and when they were fetched."""
+
+    def __init__(
+        self,
+        settings: Settings,
+        resolver: Resolver = resolve,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        socket_dir: str = wg.SOCKET_DIR,
+        wireguard_go: str = "wireguard-go",
+        stale_threshold: float | None = None,
+    ) -> None:
+        self.settings = settings
+        self.resolver = resolver
+        self.clock = clock
+        self.wall = wall
+        self.socket_dir = socket_dir
+        self.wireguard_go = wireguard_go
+        self.stale_threshold = stale_threshold
+        self._answers: dict[str, _Answer] = {}  # public key -> last DNS answer
+        self._applied: dict[str, str] = {}  # public key -> endpoint last set by us
+        self._local: frozenset[str] | None = None  # this node's own addresses at the last pass
+        self._stale_reset: dict[str, float] = {}  # public key -> when a stale peer was last reset
+
+    # -- the key ---------------------------------------------------------------------------
+
+    def private_key(self) -> tuple[Secret, str]:
+        path = self.settings.underlay.private_key_file
+        try:
+            key, created = keys.load_or_create(path)
+        except keys.BadKey as e:
+            raise UnderlayError(
+                f"{self.settings.where('underlay', 'private_key_file')}: {e}"
+            ) from None
+        except OSError as e:
+            raise UnderlayError(
+                f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
+                f"{path} ({e.strerror})"
+            ) from None
+        pub = keys.public_key(key)
+        if created:
+            log.info("underlay: created private key %s (public key %s)", path, pub)
+        return key, pub
+
+    # -- the interface ---------------------------------------------------------------------
+
+    def _backend(self, result: Result) -> wg.Backend:
+        ul = self.settings.underlay
+        ifname = ul.interface
+        try:
+            existing = link.existing_backend(ifname, self.socket_dir)
+        except wg.WireGuardError as e:
+            raise UnderlayError(str(e)) from None
+        if existing is not None:
+            if ul.userspace == "always" and existing.kind == "kernel":
+                log.info("underlay: %s is a kernel interface although userspace = always", ifname)
+            return existing
+        if ul.userspace != "always":
+            try:
+                b = link.create_kernel(ifname)
+                result.changes.append(f"created {ifname} (kernel WireGuard)")
+                return b
+            except link.KernelUnsupported as e:
+                if ul.userspace == "never":
+                    raise UnderlayError(
+                        f"{self.settings.where('underlay', 'userspace')}: {e} and userspace = "
+                        "never: install the WireGuard module or allow wireguard-go (auto)"
+                    ) from None
+            except wg.WireGuardError as e:
+                raise UnderlayError(str(e)) from None
+        try:
+            b = link.start_userspace(ifname, self.wireguard_go, self.socket_dir)
+        except wg.WireGuardError as e:
+            raise UnderlayError(f"underlay {ifname}: {e}") from None
+        result.changes.append(f"created {ifname} (wireguard-go)")
+        return b
+
+    # -- endpoints -------------------------------------------------------------------------
+
+    def _endpoint(self, p: Wanted, stale: bool, result: Result) -> str | None:
+        """The endpoint the settings mean now, resolving the name when due."""
+        if _is_ip(p.host):
+            return wg.join_endpoint(p.host, p.port)
+        now = self.clock()
+        ans = self._answers.get(p.public_key)
+        due = (
+            ans is None
+            or ans.endpoint is None
+            or now - ans.at >= self.settings.underlay.resolve_interval
+            or (
+                stale
+                and now - ans.at >= min(STALE_RERESOLVE, self.settings.underlay.resolve_interval)
+            )
+        )
+        if not due:
+            return ans.endpoint
+        try:
+            ip = self.resolver(p.host, p.port)
+            ipaddress.ip_address(ip.split("%", 1)[0])
+        except (OSError, ValueError, UnicodeError) as e:
+            note = f"peer {p.name}: cannot resolve {p.host} ({e}); keeping the last endpoint"
+            result.notes.append(note)
+            log.warning("underlay: %s", note)
+            self._answers[p.public_key] = _Answer(ans.endpoint if ans else None, now)
+            return ans.endpoint if ans else None
+        endpoint = wg.join_endpoint(ip, p.port)
+        if ans is not None and ans.endpoint not in (None, endpoint):
+            log.info("underlay: %s resolves to %s now (was %s)", p.host, endpoint, ans.endpoint)
+        self._answers[p.public_key] = _Answer(endpoint, now)
+        return endpoint
+
+    # -- one pass --------------------------------------------------------------------------
+
+    def run_once(self) -> Result:
+        """Make the interface match the settings; raise UnderlayError when it cannot."""
+        ul = self.settings.underlay
+        if not ul.enabled:
+            raise UnderlayError(
+                f"{self.settings.where('underlay', 'enabled')}: the underlay is off"
+            )
+        result = Result()
+        key, pub = self.private_key()
+        peers = wanted_peers(self.settings, pub)
+        backend = self._backend(result)
+        ifname = ul.interface
+        try:
+            for c in link.ensure_addresses(ifname, [ul.address]):
+                result.changes.append(f"address {c}")
+            if link.ensure_up(ifname):
+                result.changes.append(f"{ifname} up")
+            local = link.local_addresses(ifname)
+            moved = self._local is not None and local != self._local
+            self._local = local
+            dev = backend.read()
+            update = self._plan(dev, pub, key, peers, result, moved)
+            backend.configure(update)
+            for c in link.ensure_host_routes(ifname, route_targets(self.settings, peers)):
+                result.changes.append(f"route {c}")
+        except wg.WireGuardError as e:
+            raise UnderlayError(f"underlay {ifname}: {e}") from None
+        for c in result.changes:
+            log.info("underlay: %s", c)
+        return result
+
+    def _plan(
+        self,
+        dev: wg.Device,
+        pub: str,
+        key: Secret,
+        peers: list[Wanted],
+        result: Result,
+        moved: bool = False,
+    ) -> Update:
+        """The update that makes ``dev`` match ``peers``. ``moved``: this node's own addresses
+        changed since the last pass, so every endpoint is set again (wireguard-go keeps sending
+        from a vanished source address — ENETUNREACH — until its endpoint is set anew)."""
+        ul = self.settings.underlay
+        now = self.wall()
+        private = None
+        if dev.public_key != pub:
+            private = key
+            result.changes.append(f"private key set (public key {pub})")
+        port = None
+        if dev.listen_port != ul.listen_port:
+            port = ul.listen_port
+            result.changes.append(f"listen port {dev.listen_port} -> {port}")
+        updates = []
+        wanted_keys = {p.public_key for p in peers}
+        for have in dev.peers:
+            if have.public_key not in wanted_keys:
+                updates.append(PeerUpdate(have.public_key, remove=True))
+                result.changes.append(f"peer {have.public_key[:8]}… removed")
+                self._answers.pop(have.public_key, None)
+                self._applied.pop(have.public_key, None)
+        for p in peers:
+            have = dev.peer(p.public_key)
+            stale = have is not None and wgh.is_stale(
+                dev.ifname, _with_keepalive(have, p.keepalive), now, self.stale_threshold
+            )
+            endpoint = self._endpoint(p, stale or have is None, result)
+            if have is None:
+                updates.append(PeerUpdate(p.public_key, endpoint=endpoint, keepalive=p.keepalive,
+                                          allowed_ips=p.allowed_ips))  # fmt: skip
+                result.changes.append(f"peer {p.name} added ({endpoint or 'no endpoint yet'})")
+                if endpoint:
+                    self._applied[p.public_key] = endpoint
+                continue
+            set_ep = None
+            if endpoint is not None and have.endpoint != endpoint:
+                last = self._applied.get(p.public_key)
+                if have.endpoint is None or stale or (last is not None and last != endpoint):
+                    set_ep = endpoint
+                    why = (
+                        "stale" if stale else "no endpoint" if have.endpoint is None else "changed"
+                    )
+                    result.changes.append(
+                        f"peer {p.name} endpoint {have.endpoint} -> {endpoint} ({why})"
+                    )
+            if set_ep is None and have.endpoint is not None:
+                since = self.clock() - self._stale_reset.get(p.public_key, float("-inf"))
+                if moved or (stale and since >= STALE_RERESOLVE):
+                    set_ep = have.endpoint  # the same endpoint, set anew: a fresh source address
+                    why = "own address changed" if moved else "stale"
+                    result.changes.append(f"peer {p.name} endpoint {set_ep} set again ({why})")
+            if stale and set_ep is not None:
+                self._stale_reset[p.public_key] = self.clock()
+            if endpoint is not None and (set_ep == endpoint or p.public_key not in self._applied):
+                self._applied[p.public_key] = endpoint
+            ka = p.keepalive if have.keepalive != p.keepalive else None
+            if ka is not None:
+                result.changes.append(f"peer {p.name} keepalive {have.keepalive} -> {ka}")
+            ips = None
+            if set(have.allowed_ips) != set(p.allowed_ips):
+                ips = p.allowed_ips
+                result.changes.append(f"peer {p.name} allowed IPs -> {', '.join(ips)}")
+            if set_ep or ka is not None or ips is not None:
+                updates.append(
+                    PeerUpdate(p.public_key, endpoint=set_ep, keepalive=ka, allowed_ips=ips)
+                )
+        return Update(private_key=private, listen_port=port, peers=tuple(updates))
+
+    # -- health ----------------------------------------------------------------------------
+
+    def observe(self) -> Observation:
+        return observe(self.settings, self.stale_threshold, self.socket_dir)
+
+
+def _with_keepalive(peer: wg.Peer, keepalive: int) -> wg.Peer:
+    from dataclasses import replace
+
+    return replace(peer, keepalive=peer.keepalive or keepalive)
+
+
+def names(settings: Settings) -> dict[str, str]:
+    return {p.public_key: p.name or p.endpoint.rpartition(":")[0] for p in settings.underlay.peers}
+
+
+def observe(
+    settings: Settings, threshold: float | None = None, socket_dir: str = wg.SOCKET_DIR
+) -> Observation:
+    ul = settings.underlay
+    now = time.time()
+    try:
+        dev = wg.open_backend(ul.interface, socket_dir).read()
+    except wg.NoSuchDevice:
+        return Observation("underlay", False, f"{ul.interface} does not exist (underlay down)")
+    except wg.WireGuardError as e:
+        return Observation("underlay", False, str(e))
+    peers = wgh.peer_health(dev, now, threshold, names(settings))
+    obs = wgh.summarize("underlay", dev, peers, now)
+    return Observation(
+        obs.check, obs.ok, obs.detail, obs.peers, {**obs.facts, "address": ul.address}
+    )
+
+
+def observer(settings: Settings) -> list[Observation]:
+    """The OBSERVERS entry: the underlay's health when it is on."""
+    return [observe(settings)] if settings.underlay.enabled else []
+
+
+# -- preflight ---------------------------------------------------------------------------------
+
+
+def embedded_etcd(settings: Settings) -> bool:
+    """A server whose datastore is embedded etcd: it initialises a cluster or joins one."""
+    if settings.role != "server" or "datastore-endpoint" in settings.k3s.options:
+        return False
+    return bool(settings.k3s.cluster_init or settings.k3s.server)
+
+
+def preflight(settings: Settings) -> list[Finding]:
+    """The PREFLIGHTS entry: embedded etcd across networks without the underlay; the underlay's
+    own prerequisites when it is on."""
+    ul = settings.underlay
+    out = []
+    if not ul.enabled:
+        if embedded_etcd(settings) and settings.mesh != "none":
+            out.append(
+                Finding(
+                    "warning",
+                    "underlay",
+                    "this server runs embedded etcd and its nodes join over "
+                    f"mesh {settings.mesh} (across networks): K3s does not support etcd members "
+                    "that reach each other only over public addresses. Enable [underlay] so the "
+                    "servers peer over a private WireGuard network, or keep all servers in one "
+                    "private network.",
+                )
+            )
+        return out
+    u = Underlay(settings)
+    try:
+        _, pub = u.private_key()
+    except UnderlayError as e:
+        return [Finding("error", "underlay", str(e))]
+    out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}, public key {pub}"))
+    peers = wanted_peers(settings, pub)
+    if not peers:
+        out.append(
+            Finding("warning", "underlay", "no peers besides this node in [[underlay.peers]]")
+        )
+    seen: dict[str, str] = {}
+    for p in settings.underlay.peers:
+        ip = p.address.split("/", 1)[0]
+        if ip in seen and seen[ip] != p.public_key:
+            out.append(Finding("error", "underlay", f"two peers have the underlay address {ip}"))
+        seen[ip] = p.public_key
+    if link.existing_backend_quiet(ul.interface) is None:
+        from k3snode.mesh.wg import preflight as wgp
+
+        kernel, _ = wgp.kernel_wireguard()
+        if not kernel:
+            import shutil
+
+            if ul.userspace == "never":
+                out.append(Finding("error", "underlay", "the kernel has no WireGuard and "
+                                   "[underlay] userspace = never"))  # fmt: skip
+            elif not shutil.which("wireguard-go"):
+                out.append(Finding("error", "underlay", "the kernel has no WireGuard and "
+                                   "wireguard-go is not installed"))  # fmt: skip
+            else:
+                out.append(
+                    Finding("ok", "underlay", "no kernel WireGuard: wireguard-go will run it")
+                )
+        from k3snode.mesh.wg.preflight import udp_port_holders
+
+        holders = udp_port_holders(ul.listen_port)
+        if holders:
+            out.append(
+                Finding("warning", "underlay", f"UDP {ul.listen_port} is already held by "
+                        f"{', '.join(holders)}")
+            )  # fmt: skip
+    return out
+
+
+__all__ = ["Result", "Underlay", "UnderlayError", "UnderlayPeer", "observe", "preflight"]
