@@ -151,13 +151,14 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
             if msg["scope"] != 0:  # link-local and host addresses are not ours to judge
                 continue
             have.add(ipaddress.ip_interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
-        for a in sorted(have - want, key=str):
-            ipr.addr("del", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
-            changes.append(f"-{a}")
+        # add before removing: a device left without IPv4 address loses its IPv4 routes
         for a in sorted(want - have, key=str):
             kw = {"flags": 0x80} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
             ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen, **kw)
             changes.append(f"+{a}")
+        for a in sorted(have - want, key=str):
+            ipr.addr("del", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen)
+            changes.append(f"-{a}")
     return changes
 
 
@@ -178,7 +179,7 @@ def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
                 if dst and r["dst_len"] == full and r["proto"] == 4:  # RTPROT_STATIC: ours
                     have.add(ipaddress.ip_network(f"{dst}/{full}"))
         for n in sorted(have - want, key=str):
-            ipr.route("del", dst=str(n), oif=idx)
+            ipr.route("del", dst=str(n), oif=idx, proto=4, scope=253)
             changes.append(f"-{n}")
         for n in sorted(want - have, key=str):
             ipr.route("replace", dst=str(n), oif=idx, proto=4, scope=253)  # scope link

@@ -1,0 +1,150 @@
+"""The underlay without privileges: which peers, which routes, the preflight, the CLI's errors."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers import run_k3snode
+
+from k3snode import underlay
+from k3snode.checks import OBSERVERS
+from k3snode.commands.check import PREFLIGHTS
+from k3snode.mesh.wg import keys
+from k3snode.settings import load
+
+KEYS = [keys.generate_private() for _ in range(3)]
+PUBS = [keys.public_key(k) for k in KEYS]
+
+
+def _toml(root, address="10.99.0.1/24", peers=(), extra="") -> str:
+    path = root / "etc/k3snode/config.toml"
+    text = f"""\
+[paths]
+state_dir = "{root}/var/lib/k3snode"
+run_dir = "{root}/run/k3snode"
+
+[underlay]
+enabled = true
+address = "{address}"
+private_key_file = "{root}/var/lib/k3snode/underlay.key"
+keepalive = 20
+{extra}
+"""
+    for p in peers:
+        text += "\n[[underlay.peers]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in p.items())
+    path.write_text(text)
+    return str(path)
+
+
+def _peer(i, **kw):
+    return {"public_key": PUBS[i], "endpoint": f"s{i + 1}.example.net:51822",
+            "address": f"10.99.0.{i + 1}", **kw}  # fmt: skip
+
+
+def test_registered():
+    assert "k3snode.underlay:observer" in OBSERVERS
+    assert "k3snode.underlay:preflight" in PREFLIGHTS
+
+
+def test_a_node_skips_itself_in_a_shared_list(root):
+    s = load(_toml(root, peers=[_peer(0), _peer(1, keepalive=5), _peer(2, name="third")]))
+    # by its public key (the list's first entry has this node's key, another address)
+    got = underlay.wanted_peers(s, PUBS[0])
+    assert [(w.public_key, w.name, w.keepalive) for w in got] == [
+        (PUBS[1], "s2.example.net", 5),
+        (PUBS[2], "third", 20),
+    ]
+    assert got[0].allowed_ips == ("10.99.0.2/32",) and (got[0].host, got[0].port) == (
+        "s2.example.net",
+        51822,
+    )
+    # by its underlay address, when the key in the list is not (yet) this node's
+    assert [w.public_key for w in underlay.wanted_peers(s, "other")] == [PUBS[1], PUBS[2]]
+
+
+def test_host_routes_only_outside_the_own_prefix(root):
+    peers = [_peer(1), _peer(2, address="10.98.7.3"), {**_peer(0), "address": "fd00:99::1"}]
+    s = load(_toml(root, peers=peers))
+    got = underlay.route_targets(s, underlay.wanted_peers(s, "x"))
+    assert got == ["10.98.7.3/32", "fd00:99::1/128"]
+
+
+def _etcd_warnings(**env):
+    s = load(None, env=env)
+    return [f for f in underlay.preflight(s) if f.topic == "underlay"]
+
+
+@pytest.mark.parametrize(
+    ("env", "warned"),
+    [
+        ({"K3SNODE_K3S_CLUSTER_INIT": "true"}, True),  # first server of embedded etcd
+        ({"K3S_URL": "https://a.example:6443", "K3S_TOKEN": "t", "K3SNODE_ROLE": "server"}, True),
+        ({"K3SNODE_K3S_CLUSTER_INIT": "true", "K3SNODE_MESH": "none"}, False),  # one network
+        ({}, False),  # a single server on SQLite
+        ({"K3S_URL": "https://a.example:6443", "K3S_TOKEN": "t"}, False),  # an agent
+    ],
+)
+def test_embedded_etcd_across_networks_without_underlay_warns(env, warned):
+    found = _etcd_warnings(**env)
+    assert bool(found) is warned
+    if warned:
+        (f,) = found
+        assert f.level == "warning" and "embedded etcd" in f.message
+        assert "Enable [underlay]" in f.message
+
+
+def test_external_datastore_is_not_embedded_etcd(root):
+    path = root / "etc/k3snode/config.toml"
+    path.write_text(
+        '[k3s]\ncluster_init = true\n[k3s.options]\ndatastore-endpoint = "postgres://db"\n'
+    )
+    assert not underlay.embedded_etcd(load(str(path)))
+
+
+def test_observer_reports_a_missing_interface(root):
+    s = load(_toml(root, extra='interface = "k3snode-nx0"'))
+    (obs,) = underlay.observer(s)
+    assert obs.check == "underlay" and not obs.ok
+    assert obs.detail == "k3snode-nx0 does not exist (underlay down)"
+    off = load(None, env={})
+    assert underlay.observer(off) == []
+
+
+def test_cli_pubkey_creates_the_key_once(root):
+    cfg = _toml(root)
+    r1 = run_k3snode("wireguard", "pubkey", "--config", cfg)
+    r2 = run_k3snode("wireguard", "pubkey", "--config", cfg)
+    assert r1.returncode == r2.returncode == 0, r1.stderr
+    key_file = root / "var/lib/k3snode/underlay.key"
+    private = key_file.read_text().strip()
+    assert r1.stdout == r2.stdout == keys.public_key(keys.Secret(private)) + "\n"
+    assert oct(os.stat(key_file).st_mode & 0o777) == "0o600"
+    assert private not in r1.stderr + r1.stdout
+    assert "created private key" in r1.stderr and "created" not in r2.stderr
+
+
+def test_cli_bad_key_file_is_one_line_exit_2(root):
+    cfg = _toml(root)
+    key_file = root / "var/lib/k3snode/underlay.key"
+    key_file.write_text("hunter2\n")
+    for action in ("pubkey", "up"):
+        r = run_k3snode("wireguard", action, "--config", cfg)
+        assert r.returncode == 2, r.stderr
+        assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+        assert str(key_file) in r.stderr and "not a WireGuard private key" in r.stderr
+        assert "hunter2" not in r.stderr
+    assert key_file.read_text() == "hunter2\n"
+
+
+def test_cli_up_with_the_underlay_off_is_exit_2(root):
+    path = root / "etc/k3snode/config.toml"
+    path.write_text("[underlay]\nenabled = false\n")
+    r = run_k3snode("wireguard", "up", "--config", str(path))
+    assert r.returncode == 2 and "the underlay is off" in r.stderr and "Traceback" not in r.stderr
+
+
+def test_cli_bad_interval(root):
+    r = run_k3snode("wireguard", "up", "--watch", "--interval", "0", "--config", _toml(root))
+    assert r.returncode == 2 and "--interval must be positive" in r.stderr

@@ -1,0 +1,111 @@
+"""The underlay on one node in a namespace: settings changes converge, routes follow the peers,
+and what the kernel cannot do is said in one line."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from helpers import NetNS, run_k3snode, unique_name, wait_for
+from test_underlay import PUBS, _peer, _toml
+from wgtest import need_wireguard_go
+
+from k3snode.mesh.wg import preflight as wgp
+from k3snode.mesh.wg.userspace import Userspace
+
+pytestmark = pytest.mark.netns
+
+
+@pytest.fixture
+def node(root):
+    need_wireguard_go()
+    ifname = unique_name("ul")
+    with NetNS.create() as ns:
+        try:
+            yield ns, ifname
+        finally:
+            ns.ip("link", "del", ifname, check=False)  # wireguard-go exits with its interface
+            sock = f"/var/run/wireguard/{ifname}.sock"
+            wait_for(lambda: not os.path.exists(sock), timeout=10, what=sock)
+
+
+def _routes(ns, ifname):
+    return sorted(ln.split()[0] for ln in ns.ip("route", "show", "dev", ifname).stdout.splitlines())
+
+
+def test_settings_changes_converge(root, node):
+    ns, ifname = node
+    extra = f'interface = "{ifname}"'
+    cfg = _toml(root, peers=[_peer(1), _peer(2, address="10.98.0.3")], extra=extra)
+    r = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
+    assert r.returncode == 0, r.stderr
+    assert "route +10.98.0.3/32" in r.stdout
+    assert _routes(ns, ifname) == ["10.98.0.3", "10.99.0.0/24"]
+    dev = Userspace(ifname).read()
+    assert dev.listen_port == 51822
+    assert {p.public_key: p.allowed_ips for p in dev.peers} == {
+        PUBS[1]: ("10.99.0.2/32",),
+        PUBS[2]: ("10.98.0.3/32",),
+    }
+    # the names do not resolve here: peers are added without endpoint, and that is said
+    assert "cannot resolve s2.example.net" in r.stderr and all(
+        p.endpoint is None for p in dev.peers
+    )
+
+    # new address, new port, one peer's address and keepalive changed, the routed peer gone
+    cfg = _toml(
+        root,
+        address="10.99.1.1/24",
+        peers=[_peer(1, address="10.99.1.2", keepalive=3, endpoint="192.0.2.2:51900")],
+        extra=extra + "\nlisten_port = 51823",
+    )
+    r = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
+    assert r.returncode == 0, r.stderr
+    out = r.stdout.splitlines()
+    for want in ("address -10.99.0.1/24", "address +10.99.1.1/24", "listen port 51822 -> 51823",
+                 "route -10.98.0.3/32", "peer 192.0.2.2 keepalive 20 -> 3",
+                 "peer 192.0.2.2 allowed IPs -> 10.99.1.2/32"):  # fmt: skip
+        assert any(want in line for line in out), (want, out, r.stderr)
+    assert _routes(ns, ifname) == ["10.99.1.0/24"]
+    (p,) = Userspace(ifname).read().peers
+    assert (p.public_key, p.endpoint, p.keepalive) == (PUBS[1], "192.0.2.2:51900", 3)
+    again = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
+    assert again.stdout.strip() == "unchanged", again.stdout
+
+    # show: JSON with the peer's name and health
+    r = run_k3snode("wireguard", "show", "--json", "--config", cfg, netns=ns.name)
+    shown = json.loads(r.stdout)
+    assert shown["facts"]["address"] == "10.99.1.1/24" and shown["facts"]["backend"] == "userspace"
+    assert [x["endpoint"] for x in shown["peers"]] == ["192.0.2.2:51900"]
+
+
+def test_userspace_never_without_kernel_wireguard(root, node):
+    ns, ifname = node
+    if wgp.kernel_wireguard()[0]:
+        pytest.skip("this kernel has WireGuard")
+    cfg = _toml(root, extra=f'interface = "{ifname}"\nuserspace = "never"')
+    r = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert "userspace = never" in r.stderr and "the kernel has no WireGuard" in r.stderr
+    assert not os.path.exists(f"/var/run/wireguard/{ifname}.sock")
+    assert ifname not in ns.ip("link").stdout
+
+
+def test_check_with_the_underlay_on(root, node):
+    ns, ifname = node
+    cfg = _toml(root, peers=[_peer(0)], extra=f'interface = "{ifname}"\nlisten_port = 51824')
+    holder = ns.popen(["python3", "-c", "import socket,time; s=socket.socket(socket.AF_INET, "
+                       "socket.SOCK_DGRAM); s.bind(('0.0.0.0', 51824)); print(1, flush=True); "
+                       "time.sleep(60)"], stdout=-1, text=True)  # fmt: skip
+    try:
+        holder.stdout.readline()
+        r = run_k3snode("check", "--json", "--mesh", "none", "--config", cfg, netns=ns.name)
+    finally:
+        holder.kill()
+        holder.wait()
+    found = [f for f in json.loads(r.stdout) if f["topic"] == "underlay"]
+    assert found[0]["level"] == "ok" and found[0]["message"].startswith(f"{ifname} 10.99.0.1/24")
+    msgs = [f["message"] for f in found]
+    assert "no peers besides this node in [[underlay.peers]]" in msgs  # it skipped itself
+    assert any(f"UDP 51824 is already held by python3 (pid {holder.pid})" in m for m in msgs), msgs
