@@ -15,7 +15,7 @@ import time
 
 sys.path.insert(0, os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
-from k3snode.mesh.wg import keys  # noqa: E402
+from k3snode.mesh.wg import keys
 
 
 def median_ms(fn, rounds: int) -> float:

@@ -16,11 +16,16 @@ from k3snode.mesh.wg import (
     Update,
     WireGuardError,
     join_endpoint,
+    keys,
     split_endpoint,
 )
 
 
-def _text(v) -> str:
+def _key(v) -> str:
+    """A key attribute as base64 text: pyroute2 hands out the decoded value (base64 bytes) or,
+    depending on version, the attribute with ``value``/``key`` fields."""
+    if not isinstance(v, (bytes, str)):
+        v = v.get("value") or keys.encode(v["key"])
     return v.decode() if isinstance(v, bytes) else str(v)
 
 
@@ -58,7 +63,7 @@ class Kernel:
         for msg in self._call("info"):  # large devices come in several messages
             pk = msg.get_attr("WGDEVICE_A_PUBLIC_KEY")
             if pk is not None:
-                public_key = _text(pk["value"])
+                public_key = _key(pk)
             port = msg.get_attr("WGDEVICE_A_LISTEN_PORT")
             if port is not None:
                 listen_port = int(port)
@@ -109,7 +114,7 @@ def _peer(p) -> Peer:
         if a.get("addr"):
             allowed.append(a["addr"])
     return Peer(
-        public_key=_text(p.get_attr("WGPEER_A_PUBLIC_KEY")["value"]),
+        public_key=_key(p.get_attr("WGPEER_A_PUBLIC_KEY")),
         endpoint=endpoint,
         last_handshake=last,
         rx_bytes=int(p.get_attr("WGPEER_A_RX_BYTES") or 0),

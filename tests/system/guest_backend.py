@@ -1,0 +1,42 @@
+"""In the guest, inside a namespace: the kernel backend on a fresh kernel WireGuard link."""
+
+import json
+
+from k3snode.mesh.wg import PeerUpdate, Update, keys, link, open_backend
+
+b = link.create_kernel("wgk")  # in the namespace the guest script runs this in (PYTHONPATH set)
+assert open_backend("wgk").kind == "kernel"
+k = keys.generate_private()
+p1, p2, p3 = (keys.public_key(keys.generate_private()) for _ in range(3))
+b.configure(
+    Update(
+        k,
+        51830,
+        peers=(
+            PeerUpdate(p1, endpoint="192.0.2.9:1", allowed_ips=("10.1.0.1/32",)),
+            PeerUpdate(
+                p2,
+                endpoint="[2001:db8::2]:2",
+                keepalive=5,
+                allowed_ips=("10.1.0.2/32", "fd00::2/128"),
+            ),
+        ),
+    )
+)
+out = {}
+dev = b.read()
+out["first"] = {
+    "public_key_ok": dev.public_key == keys.public_key(k),
+    "port": dev.listen_port,
+    "peers": sorted(
+        [p.public_key == p1, p.endpoint, sorted(p.allowed_ips), p.keepalive] for p in dev.peers
+    ),
+}
+b.configure(Update(peers=(PeerUpdate(p1, keepalive=7, allowed_ips=("10.1.0.11/32",)),)))
+p = b.read().peer(p1)
+out["changed"] = [p.keepalive, p.endpoint, list(p.allowed_ips), b.read().listen_port]
+b.configure(Update(peers=(PeerUpdate(p1, remove=True),)))
+out["removed"] = [q.public_key == p2 for q in b.read().peers]
+b.configure(Update(replace_peers=True, peers=(PeerUpdate(p3, allowed_ips=("10.1.0.3/32",)),)))
+out["replaced"] = [q.public_key == p3 for q in b.read().peers]
+print(json.dumps(out))
