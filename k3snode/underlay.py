@@ -382,9 +382,36 @@ def observe(
     )
 
 
+_keepers: dict[str, Underlay] = {}  # interface -> the daemon's long-lived Underlay
+
+
+def keep(settings: Settings) -> Observation | None:
+    """One pass of the underlay with state kept across calls (DNS answers, own addresses), for
+    the daemon. Never raises: a failure is a not-ok Observation naming it. None when off."""
+    if not settings.underlay.enabled:
+        return None
+    ifname = settings.underlay.interface
+    u = _keepers.get(ifname)
+    if u is None or u.settings != settings:  # first call, or settings reloaded
+        u = _keepers[ifname] = Underlay(settings)
+    try:
+        u.run_once()
+    except UnderlayError as e:
+        return Observation("underlay", False, str(e))
+    except Exception as e:  # never end the daemon over the underlay
+        log.exception("underlay: pass failed")
+        return Observation("underlay", False, f"underlay pass failed: {e.__class__.__name__}: {e}")
+    return None
+
+
 def observer(settings: Settings) -> list[Observation]:
-    """The OBSERVERS entry: the underlay's health when it is on."""
-    return [observe(settings)] if settings.underlay.enabled else []
+    """The OBSERVERS entry, also the underlay's keeper: the daemon calls its observers every
+    health interval (at most 30 s), so each call first makes a pass (cheap when nothing changed:
+    one read of the device), then reports the peers' health."""
+    if not settings.underlay.enabled:
+        return []
+    failed = keep(settings)
+    return [failed] if failed is not None else [observe(settings)]
 
 
 # -- preflight ---------------------------------------------------------------------------------

@@ -103,13 +103,23 @@ def test_external_datastore_is_not_embedded_etcd(root):
     assert not underlay.embedded_etcd(load(str(path)))
 
 
-def test_observer_reports_a_missing_interface(root):
+def test_observe_reports_a_missing_interface(root):
     s = load(_toml(root, extra='interface = "k3snode-nx0"'))
-    (obs,) = underlay.observer(s)
+    obs = underlay.observe(s)
     assert obs.check == "underlay" and not obs.ok
     assert obs.detail == "k3snode-nx0 does not exist (underlay down)"
     off = load(None, env={})
-    assert underlay.observer(off) == []
+    assert underlay.observer(off) == [] and underlay.keep(off) is None
+
+
+def test_keeper_turns_a_bad_key_into_an_observation(root):
+    cfg = _toml(root, extra='interface = "k3snode-nx1"')
+    key_file = root / "var/lib/k3snode/underlay.key"
+    key_file.write_text("garbage\n")
+    (obs,) = underlay.observer(load(cfg))  # never raises: the daemon keeps running
+    assert obs.check == "underlay" and not obs.ok
+    assert str(key_file) in obs.detail and "not a WireGuard private key" in obs.detail
+    assert key_file.read_text() == "garbage\n"
 
 
 def test_cli_pubkey_creates_the_key_once(root):

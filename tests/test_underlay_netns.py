@@ -5,9 +5,10 @@ from __future__ import annotations
 
 import json
 import os
+import sys
 
 import pytest
-from helpers import NetNS, run_k3snode, unique_name, wait_for
+from helpers import REPO, NetNS, run_k3snode, unique_name, wait_for
 from test_underlay import PUBS, _peer, _toml
 from wgtest import need_wireguard_go
 
@@ -109,3 +110,25 @@ def test_check_with_the_underlay_on(root, node):
     msgs = [f["message"] for f in found]
     assert "no peers besides this node in [[underlay.peers]]" in msgs  # it skipped itself
     assert any(f"UDP 51824 is already held by python3 (pid {holder.pid})" in m for m in msgs), msgs
+
+
+def test_the_daemons_observer_keeps_the_underlay(root, node):
+    """The daemon calls OBSERVERS every health interval; the underlay's observer makes a pass
+    first, so the daemon builds and keeps the underlay without knowing more about it."""
+    ns, ifname = node
+    cfg = _toml(root, peers=[_peer(1, endpoint="192.0.2.2:51822")], extra=f'interface = "{ifname}"')
+    code = (
+        "import json, logging, sys; from k3snode import underlay; "
+        "from k3snode.settings import load; logging.basicConfig(level=logging.INFO); "
+        "s = load(sys.argv[1]); "
+        "print(json.dumps([[o.check, o.ok, o.detail, o.facts] for _ in range(2) "
+        "for o in underlay.observer(s)]))"
+    )
+    r = ns.exec("env", f"PYTHONPATH={REPO}", sys.executable, "-c", code, cfg, check=False)
+    assert r.returncode == 0, r.stderr
+    (first, second) = json.loads(r.stdout)
+    assert first[0] == "underlay" and first[1], first  # one peer, no handshake yet: not stale
+    assert first[3]["backend"] == "userspace" and first[3]["peers"] == "1"
+    assert first[2] == second[2]
+    assert r.stderr.count(f"created {ifname}") == 1  # the second call changed nothing
+    assert [p.endpoint for p in Userspace(ifname).read().peers] == ["192.0.2.2:51822"]
