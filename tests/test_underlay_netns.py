@@ -8,9 +8,9 @@ import os
 import sys
 
 import pytest
-from helpers import REPO, NetNS, run_k3snode, unique_name, wait_for
+from helpers import REPO, NetNS, run_k3snode, unique_name, veth, wait_for
 from test_underlay import PUBS, _peer, _toml
-from wgtest import need_wireguard_go
+from wgtest import need_wireguard_go, ping_within
 
 from k3snode.mesh.wg import preflight as wgp
 from k3snode.mesh.wg.userspace import Userspace
@@ -132,3 +132,46 @@ def test_the_daemons_observer_keeps_the_underlay(root, node):
     assert first[2] == second[2]
     assert r.stderr.count(f"created {ifname}") == 1  # the second call changed nothing
     assert [p.endpoint for p in Userspace(ifname).read().peers] == ["192.0.2.2:51822"]
+
+
+def test_ipv6_underlay_over_ipv6_endpoints(tmp_path):
+    """IPv6 only: underlay addresses, public addresses, a bracketed literal and a name with an
+    IPv6 address in the hosts file."""
+    need_wireguard_go()
+    names = [unique_name("ul"), unique_name("ul")]
+    with NetNS.create() as a, NetNS.create() as b:
+        veth(a, b, ["2001:db8:5::1/64"], ["2001:db8:5::2/64"])
+        a.hosts("2001:db8:5::2 b.test\n")
+        keys_ = []
+        cfgs = []
+        for i, (ns, ifname) in enumerate(zip((a, b), names)):
+            (tmp_path / f"{i}").mkdir()
+            cfg = tmp_path / f"{i}/c.toml"
+            cfg.write_text(f'[underlay]\nenabled = true\ninterface = "{ifname}"\n'
+                           f'address = "fd00:99::{i + 1}/64"\nkeepalive = 1\n'
+                           f'private_key_file = "{tmp_path}/{i}/k"\n')  # fmt: skip
+            r = run_k3snode("wireguard", "pubkey", "--config", str(cfg), netns=ns.name)
+            keys_.append(r.stdout.strip())
+            cfgs.append(cfg)
+        try:
+            peers = [("b.test", 2, keys_[1]), ("[2001:db8:5::1]", 1, keys_[0])]
+            for i in range(2):
+                host, j, pub = peers[i]
+                with open(cfgs[i], "a") as f:
+                    f.write(f'\n[[underlay.peers]]\npublic_key = "{pub}"\n'
+                            f'endpoint = "{host}:51822"\naddress = "fd00:99::{j}"\n')  # fmt: skip
+            for i in (1, 0):
+                r = run_k3snode("wireguard", "up", "--config", str(cfgs[i]), netns=(a, b)[i].name)
+                assert r.returncode == 0, r.stderr
+            assert ping_within(a, "fd00:99::2")
+            assert Userspace(names[0]).read().peers[0].endpoint == "[2001:db8:5::2]:51822"
+            assert Userspace(names[1]).read().peers[0].allowed_ips == ("fd00:99::1/128",)
+            for i, ns in enumerate((a, b)):
+                r = run_k3snode("wireguard", "up", "--config", str(cfgs[i]), netns=ns.name)
+                assert r.stdout.strip() == "unchanged", r.stdout
+        finally:
+            for ns, ifname in zip((a, b), names):
+                ns.ip("link", "del", ifname, check=False)
+            for ifname in names:
+                sock = f"/var/run/wireguard/{ifname}.sock"
+                wait_for(lambda sock=sock: not os.path.exists(sock), timeout=10, what=sock)

@@ -90,6 +90,7 @@ def test_summary_lines():
     obs = wgh.summarize("u", fresh, wgh.peer_health(fresh, now, names=names), now)
     assert obs.ok and obs.detail == "wgx: 1 peers, none stale, newest handshake 30s ago"
     assert obs.peers[0].name == "server-1"
+    assert obs.facts["peer server-1"] == "ok, no endpoint, handshake 30s ago, rx 0 tx 0"
 
 
 def test_flannel_observer(tmp_path):

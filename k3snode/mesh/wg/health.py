@@ -20,6 +20,7 @@ if TYPE_CHECKING:
 
 REKEY_AFTER_TIME = 120.0
 STALE_PERIODS = 3
+MAX_PEER_FACTS = 20
 FLANNEL_INTERFACES = ("flannel-wg", "flannel-wg-v6")
 
 # (interface, public key) -> when this process first saw the peer without a handshake
@@ -52,6 +53,9 @@ def peer_health(
     names: dict[str, str] | None = None,
 ) -> tuple[PeerHealth, ...]:
     names = names or {}
+    present = {(dev.ifname, p.public_key) for p in dev.peers}
+    for gone in [k for k in _first_seen if k[0] == dev.ifname and k not in present]:
+        del _first_seen[gone]
     return tuple(
         PeerHealth(
             interface=dev.ifname,
@@ -84,6 +88,13 @@ def summarize(check: str, dev: Device, peers: tuple[PeerHealth, ...], now: float
         "peers": str(len(peers)),
         "stale": str(len(stale)),
     }
+    # one line per peer for `k3snode status` (the status file keeps facts, not peers)
+    for p in peers[:MAX_PEER_FACTS]:
+        hs = f"handshake {age(now - p.last_handshake)} ago" if p.last_handshake else "no handshake"
+        facts[f"peer {p.name or p.public_key[:8] + '…'}"] = (
+            f"{'stale' if p.stale else 'ok'}, {p.endpoint or 'no endpoint'}, {hs}, "
+            f"rx {p.rx_bytes} tx {p.tx_bytes}"
+        )
     if not peers:
         return Observation(check, True, f"{dev.ifname}: up, no peers yet", peers, facts)
     if stale:

@@ -153,7 +153,7 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
             have.add(ipaddress.ip_interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
         # add before removing: a device left without IPv4 address loses its IPv4 routes
         for a in sorted(want - have, key=str):
-            kw = {"flags": 0x80} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
+            kw = {"flags": 0x02} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
             ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen, **kw)
             changes.append(f"+{a}")
         for a in sorted(have - want, key=str):
