@@ -75,3 +75,18 @@ def test_udp_port_holders_finds_this_process():
         s.close()
     assert any(h.endswith(f"(pid {os.getpid()})") for h in holders)
     assert preflight.udp_port_holders(port) == []
+
+
+def test_flannel_observer_says_why_flannel_wg_is_missing():
+    """The daemon runs observers from its start: without kernel WireGuard the missing flannel-wg
+    is explained, not left to look like K3s starting slowly."""
+    from k3snode.mesh.wg import health
+    from k3snode.settings import load
+
+    (obs,) = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+    assert obs.check == "wireguard:flannel-wg" and not obs.ok
+    if _kernel_has_wireguard():
+        assert obs.detail == "flannel-wg does not exist (K3s or flannel not up yet?)"
+    else:
+        assert obs.detail.startswith("flannel-wg does not exist (this kernel has no WireGuard")
+        assert 'mesh = "tailscale"' in obs.detail

@@ -9,14 +9,17 @@ stale once it has had that long since k3snode first saw it.
 
 from __future__ import annotations
 
+import logging
 import time
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Callable
 
 from k3snode.checks import Observation, PeerHealth
 from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
+
+log = logging.getLogger(__name__)
 
 REKEY_AFTER_TIME = 120.0
 STALE_PERIODS = 3
@@ -151,8 +154,35 @@ def flannel(settings: Settings) -> list[Observation]:
         if obs.detail == f"{ifname} does not exist":
             if ifname != FLANNEL_INTERFACES[0]:
                 continue
-            obs = Observation(
-                obs.check, False, f"{ifname} does not exist (K3s or flannel not up yet?)"
-            )
+            problem = kernel_problem()
+            why = problem or "K3s or flannel not up yet?"
+            obs = Observation(obs.check, False, f"{ifname} does not exist ({why})")
         out.append(obs)
     return out
+
+
+KERNEL_RECHECK = 600.0  # seconds: someone may install the module meanwhile
+_kernel: tuple[float, str | None] | None = None  # (checked at, problem)
+
+
+def kernel_problem(clock: Callable[[], float] = time.monotonic) -> str | None:
+    """Why wireguard-native cannot work on this node (no kernel WireGuard), or None. The daemon's
+    start-up check: asked when flannel-wg is missing, at most every KERNEL_RECHECK seconds, and
+    logged as an error once when it turns bad."""
+    global _kernel
+    now = clock()
+    if _kernel is not None and now - _kernel[0] < KERNEL_RECHECK:
+        return _kernel[1]
+    from k3snode.mesh.wg.preflight import kernel_wireguard
+
+    ok, why = kernel_wireguard()
+    problem = None
+    if ok is False:
+        problem = (
+            f"this kernel has no WireGuard ({why}): K3s's wireguard-native backend cannot work "
+            'here; install the WireGuard module or set [node] mesh = "tailscale"'
+        )
+        if _kernel is None or _kernel[1] is None:
+            log.error("%s", problem)
+    _kernel = (now, problem)
+    return problem
