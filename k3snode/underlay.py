@@ -261,7 +261,7 @@ class Underlay:
             moved = self._local is not None and local != self._local
             self._local = local
             dev = backend.read()
-            update = self._plan(dev, pub, key, peers, result, moved)
+            update = self.plan(dev, pub, key, peers, result, moved)
             backend.configure(update)
             for c in link.ensure_host_routes(ifname, route_targets(self.settings, peers)):
                 result.changes.append(f"route {c}")
@@ -271,7 +271,7 @@ class Underlay:
             log.info("underlay: %s", c)
         return result
 
-    def _plan(
+    def plan(
         self,
         dev: wg.Device,
         pub: str,

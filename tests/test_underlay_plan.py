@@ -1,0 +1,157 @@
+"""The underlay's decisions, pass by pass, with a test clock and a test resolver (the designed
+seams): when an endpoint is set, and when it is left to WireGuard's roaming."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+
+import pytest
+from test_underlay import KEYS, PUBS, _peer, _toml
+
+from k3snode import underlay
+from k3snode.mesh.wg import Device, Peer
+from k3snode.settings import load
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.t = 1_000_000.0
+
+    def __call__(self) -> float:
+        return self.t
+
+
+class DNS:
+    def __init__(self, **answers: str) -> None:
+        self.answers = answers
+        self.calls: list[str] = []
+
+    def __call__(self, host: str, port: int) -> str:
+        self.calls.append(host)
+        ans = self.answers.get(host.replace(".example.net", ""))
+        if ans is None:
+            raise OSError("Name or service not known")
+        return ans
+
+
+@pytest.fixture
+def world(root):
+    clock, dns = Clock(), DNS(s2="198.51.100.2")
+    s = load(_toml(root, peers=[_peer(0), _peer(1, keepalive=25)], extra="resolve_interval = 60"))
+    u = underlay.Underlay(s, resolver=dns, clock=clock, wall=clock)
+    peers = underlay.wanted_peers(s, PUBS[0])
+    return u, clock, dns, peers
+
+
+def _pass(u, dev, peers, moved=False):
+    result = underlay.Result()
+    update = u.plan(dev, PUBS[0], KEYS[0], peers, result, moved)
+    return update, result
+
+
+def _dev(clock, endpoint, handshake_age=5.0):
+    hs = None if handshake_age is None else clock.t - handshake_age
+    peer = Peer(PUBS[1], endpoint, hs, 100, 100, 25, ("10.99.0.2/32",))
+    return Device("ul", "userspace", PUBS[0], 51822, (peer,))
+
+
+def test_new_peer_then_nothing(world):
+    u, clock, dns, peers = world
+    empty = Device("ul", "userspace", None, 0, ())
+    update, result = _pass(u, empty, peers)
+    assert update.private_key is KEYS[0] and update.listen_port == 51822
+    (p,) = update.peers
+    assert (p.public_key, p.endpoint, p.keepalive, p.allowed_ips) == (
+        PUBS[1], "198.51.100.2:51822", 25, ("10.99.0.2/32",))  # fmt: skip
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert not update and result.changes == []
+    assert dns.calls == ["s2.example.net"]  # not again before resolve_interval
+
+
+def test_roamed_healthy_peer_is_left_alone(world):
+    u, clock, dns, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    clock.t += 61  # DNS re-resolved: same answer
+    update, result = _pass(u, _dev(clock, "203.0.113.50:40000"), peers)  # it roamed
+    assert not update, result.changes
+    assert dns.calls == ["s2.example.net"] * 2
+
+
+def test_new_dns_answer_is_applied(world):
+    u, clock, dns, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    dns.answers["s2"] = "198.51.100.22"
+    clock.t += 30
+    update, _ = _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert not update  # not due yet
+    clock.t += 31
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert [p.endpoint for p in update.peers] == ["198.51.100.22:51822"]
+    assert result.changes == ["peer s2.example.net endpoint 198.51.100.2:51822 -> "
+                              "198.51.100.22:51822 (changed)"]  # fmt: skip
+
+
+def test_a_new_process_does_not_undo_roaming(world, root):
+    """No memory yet (a one-shot `wireguard up`): a healthy peer keeps its roamed endpoint."""
+    u, clock, _, peers = world
+    update, result = _pass(u, _dev(clock, "203.0.113.50:40000"), peers)
+    assert not update, result.changes
+
+
+def test_stale_peer_is_re_resolved_early_and_reset_at_most_every_10s(world):
+    u, clock, dns, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    stale_age = 120 + 3 * 25 + 1
+    clock.t += 11
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822", stale_age), peers)
+    assert len(dns.calls) == 2  # re-resolved after 10 s, not 60, because the peer is stale
+    assert [p.endpoint for p in update.peers] == ["198.51.100.2:51822"]
+    assert result.changes == ["peer s2.example.net endpoint 198.51.100.2:51822 set again (stale)"]
+    clock.t += 5
+    update, _ = _pass(u, _dev(clock, "198.51.100.2:51822", stale_age), peers)
+    assert not update  # at most every 10 s
+    clock.t += 6
+    # stale with a roamed endpoint: back to what DNS says
+    update, result = _pass(u, _dev(clock, "203.0.113.50:40000", stale_age), peers)
+    assert [p.endpoint for p in update.peers] == ["198.51.100.2:51822"]
+    assert result.changes[0].endswith("-> 198.51.100.2:51822 (stale)")
+
+
+def test_own_address_change_sets_every_endpoint_again(world):
+    u, clock, _, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    update, result = _pass(u, _dev(clock, "203.0.113.50:40000"), peers, moved=True)
+    assert [p.endpoint for p in update.peers] == ["203.0.113.50:40000"]  # the current one
+    assert result.changes == [
+        "peer s2.example.net endpoint 203.0.113.50:40000 set again (own address changed)"
+    ]
+
+
+def test_dns_failure_keeps_the_last_answer(world):
+    u, clock, dns, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    dns.answers.clear()
+    clock.t += 61
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert not update
+    assert result.notes == ["peer s2.example.net: cannot resolve s2.example.net (Name or service "
+                            "not known); keeping the last endpoint"]  # fmt: skip
+
+
+def test_garbage_from_the_resolver_is_rejected(world):
+    u, _clock, dns, peers = world
+    dns.answers["s2"] = "not-an-address"
+    update, result = _pass(u, Device("ul", "userspace", PUBS[0], 51822, ()), peers)
+    (p,) = update.peers
+    assert p.endpoint is None and "cannot resolve" in result.notes[0]
+    assert "peer s2.example.net added (no endpoint yet)" in result.changes
+
+
+def test_keepalive_and_allowed_ips_change_in_place(world):
+    u, clock, _, peers = world
+    dev = _dev(clock, "198.51.100.2:51822")
+    dev = replace(dev, peers=(replace(dev.peers[0], keepalive=0, allowed_ips=("10.99.0.9/32",)),))
+    update, _result = _pass(u, dev, peers)
+    (p,) = update.peers
+    assert (p.endpoint, p.keepalive, p.allowed_ips) == (None, 25, ("10.99.0.2/32",))
+    assert not p.remove and update.listen_port is None and update.private_key is None
