@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import ipaddress
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable
@@ -443,12 +444,23 @@ def preflight(settings: Settings) -> list[Finding]:
                 )
             )
         return out
-    u = Underlay(settings)
-    try:
-        _, pub = u.private_key()
-    except UnderlayError as e:
-        return [Finding("error", "underlay", str(e))]
-    out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}, public key {pub}"))
+    where = settings.where("underlay", "private_key_file")
+    path = ul.private_key_file
+    pub = ""
+    try:  # a check changes nothing: the key is created by the first pass (or `wireguard pubkey`)
+        pub = keys.public_key(keys.read(path))
+    except FileNotFoundError:
+        out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}; private key {path} "
+                           "will be created on first start"))  # fmt: skip
+    except keys.BadKey as e:
+        return [Finding("error", "underlay", f"{where}: {e}")]
+    except OSError as e:
+        return [Finding("error", "underlay", f"{where}: cannot read {path} ({e.strerror})")]
+    else:
+        out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}, public key {pub}"))
+        if os.stat(path).st_mode & 0o077:
+            out.append(Finding("warning", "underlay", f"{path} is readable by others; k3snode "
+                               "makes it 0600 on its next pass"))  # fmt: skip
     peers = wanted_peers(settings, pub)
     if not peers:
         out.append(

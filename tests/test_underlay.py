@@ -158,3 +158,25 @@ def test_cli_up_with_the_underlay_off_is_exit_2(root):
 def test_cli_bad_interval(root):
     r = run_k3snode("wireguard", "up", "--watch", "--interval", "0", "--config", _toml(root))
     assert r.returncode == 2 and "--interval must be positive" in r.stderr
+
+
+def test_check_changes_nothing(root):
+    cfg = _toml(root, peers=[_peer(1)])
+    key_file = root / "var/lib/k3snode/underlay.key"
+    r = run_k3snode("check", "--json", "--mesh", "none", "--config", cfg)
+    found = [f for f in json.loads(r.stdout) if f["topic"] == "underlay"]
+    assert found[0]["message"].endswith(f"private key {key_file} will be created on first start")
+    assert not key_file.exists()
+    key_file.write_text(KEYS[0].reveal() + "\n")
+    key_file.chmod(0o644)
+    r = run_k3snode("check", "--json", "--mesh", "none", "--config", cfg)
+    msgs = [f["message"] for f in json.loads(r.stdout) if f["topic"] == "underlay"]
+    assert msgs[0].endswith(f"public key {PUBS[0]}")
+    assert f"{key_file} is readable by others; k3snode makes it 0600 on its next pass" in msgs
+    assert oct(key_file.stat().st_mode & 0o777) == "0o644"  # untouched by the check
+    assert KEYS[0].reveal() not in r.stdout + r.stderr
+    key_file.write_text("junk")
+    r = run_k3snode("check", "--json", "--mesh", "none", "--config", cfg)
+    (bad,) = [f for f in json.loads(r.stdout) if f["topic"] == "underlay"]
+    assert bad["level"] == "error" and "not a WireGuard private key" in bad["message"]
+    assert r.returncode == 1

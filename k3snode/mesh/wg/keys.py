@@ -92,26 +92,33 @@ def public_key(private: Secret) -> str:
     return encode(x25519(decode(private.reveal()), BASE))
 
 
-def load_or_create(path: str) -> tuple[Secret, bool]:
-    """The private key in ``path``; created (0600, atomically) when missing. Returns (key, created).
-
-    Raises BadKey naming the file when it holds something that is not a key.
-    """
+def read(path: str) -> Secret:
+    """The private key in ``path``, changing nothing. Raises FileNotFoundError, or BadKey naming
+    the file when it holds something that is not a key."""
     try:
         with open(path, encoding="ascii") as f:
             text = f.read().strip()
-    except FileNotFoundError:
-        key = generate_private()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        fileio.atomic_write(path, (key.reveal() + "\n").encode(), mode=0o600)
-        return key, True
     except UnicodeDecodeError:
         raise BadKey(f"{path}: not a WireGuard private key (not text)") from None
     try:
         decode(text)
     except BadKey as e:
         raise BadKey(f"{path}: not a WireGuard private key ({e})") from None
-    st = os.stat(path)
-    if st.st_mode & 0o077:
-        os.chmod(path, 0o600)  # a key readable by others is fixed, not used as is
-    return Secret(text), False
+    return Secret(text)
+
+
+def load_or_create(path: str) -> tuple[Secret, bool]:
+    """The private key in ``path``; created (0600, atomically) when missing. Returns (key, created).
+
+    Raises BadKey naming the file when it holds something that is not a key.
+    """
+    try:
+        key = read(path)
+    except FileNotFoundError:
+        key = generate_private()
+        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
+        fileio.atomic_write(path, (key.reveal() + "\n").encode(), mode=0o600)
+        return key, True
+    if os.stat(path).st_mode & 0o077:
+        os.chmod(path, 0o600)  # a key readable by others is narrowed, not used as is
+    return key, False
