@@ -134,3 +134,5 @@ def test_kernel_backend_change_remove_replace(run):
     assert out["changed"] == [7, "192.0.2.9:1", ["10.1.0.11/32"], 51830]
     assert out["removed"] == [True]
     assert out["replaced"] == [True]
+    # flannel's interface through the kernel backend: one peer, fresh (no handshake yet)
+    assert out["flannel"] == [["wireguard:flannel-wg", True, "kernel", "1"]]
