@@ -90,3 +90,31 @@ def test_flannel_observer_says_why_flannel_wg_is_missing():
     else:
         assert obs.detail.startswith("flannel-wg does not exist (this kernel has no WireGuard")
         assert 'mesh = "tailscale"' in obs.detail
+
+
+def _world_readable(path: str) -> bool:
+    parts = os.path.abspath(path).split(os.sep)
+    dirs = [os.sep + os.path.join(*parts[1:i]) for i in range(2, len(parts) + 1)]
+    return all(os.stat(d).st_mode & 0o005 == 0o005 for d in dirs)
+
+
+def test_check_as_non_root_says_it_could_not_check():
+    from helpers import REPO, have
+
+    if not have("setpriv") or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs setpriv and /usr/bin/python3")
+    if not _world_readable(REPO):
+        pytest.skip(f"{REPO} is not readable by an unprivileged user")
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "env", f"PYTHONPATH={REPO}", "/usr/bin/python3", "-m", "k3snode",
+         "check", "--json", "--mesh", "wireguard-native"],
+        capture_output=True, text=True, cwd="/", timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    (kernel,) = [f for f in json.loads(r.stdout) if f["topic"] == "wireguard"]
+    assert kernel["level"] == "warning"
+    assert kernel["message"] == (
+        "could not check for kernel WireGuard: cannot create a network namespace "
+        "(Operation not permitted) (run as root)"
+    )
