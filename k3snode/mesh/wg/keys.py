@@ -2,7 +2,7 @@
 
 No new dependency and no ``wg genkey``/``wg pubkey`` child processes: the Montgomery ladder below
 is the RFC's own pseudo-code over Python integers and takes about a millisecond (see
-``benchmarks/wg_keys.py``). Python integers are not constant-time; this only ever runs on the
+``benchmarks/wireguard.py``). Python integers are not constant-time; this only ever runs on the
 node's own key, locally, once per start, so there is no remote timing oracle.
 """
 
