@@ -151,6 +151,7 @@ class Underlay:
         self._applied: dict[str, str] = {}  # public key -> endpoint last set by us
         self._local: frozenset[str] | None = None  # this node's own addresses at the last pass
         self._stale_reset: dict[str, float] = {}  # public key -> when a stale peer was last reset
+        self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -213,26 +214,25 @@ class Underlay:
             return wg.join_endpoint(p.host, p.port)
         now = self.clock()
         ans = self._answers.get(p.public_key)
-        due = (
-            ans is None
-            or ans.endpoint is None
-            or now - ans.at >= self.settings.underlay.resolve_interval
-            or (
-                stale
-                and now - ans.at >= min(STALE_RERESOLVE, self.settings.underlay.resolve_interval)
-            )
-        )
-        if not due:
-            return ans.endpoint
+        interval = self.settings.underlay.resolve_interval
+        soon = min(STALE_RERESOLVE, interval)  # a stale peer, or a name that never resolved
+        if ans is not None:
+            age = now - ans.at
+            if age < (soon if stale or ans.endpoint is None else interval):
+                return ans.endpoint
         try:
             ip = self.resolver(p.host, p.port)
             ipaddress.ip_address(ip.split("%", 1)[0])
         except (OSError, ValueError, UnicodeError) as e:
             note = f"peer {p.name}: cannot resolve {p.host} ({e}); keeping the last endpoint"
             result.notes.append(note)
-            log.warning("underlay: %s", note)
+            if self._noted.get(p.public_key) != note:  # the same failure is logged once
+                log.warning("underlay: %s", note)
+                self._noted[p.public_key] = note
             self._answers[p.public_key] = _Answer(ans.endpoint if ans else None, now)
             return ans.endpoint if ans else None
+        if self._noted.pop(p.public_key, None):
+            log.info("underlay: %s resolves again", p.host)
         endpoint = wg.join_endpoint(ip, p.port)
         if ans is not None and ans.endpoint not in (None, endpoint):
             log.info("underlay: %s resolves to %s now (was %s)", p.host, endpoint, ans.endpoint)

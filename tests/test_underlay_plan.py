@@ -3,6 +3,7 @@ seams): when an endpoint is set, and when it is left to WireGuard's roaming."""
 
 from __future__ import annotations
 
+import logging
 from dataclasses import replace
 
 import pytest
@@ -127,7 +128,8 @@ def test_own_address_change_sets_every_endpoint_again(world):
     ]
 
 
-def test_dns_failure_keeps_the_last_answer(world):
+def test_dns_failure_keeps_the_last_answer(world, caplog):
+    caplog.set_level(logging.INFO, logger="k3snode.underlay")
     u, clock, dns, peers = world
     _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
     dns.answers.clear()
@@ -136,6 +138,28 @@ def test_dns_failure_keeps_the_last_answer(world):
     assert not update
     assert result.notes == ["peer s2.example.net: cannot resolve s2.example.net (Name or service "
                             "not known); keeping the last endpoint"]  # fmt: skip
+    clock.t += 61
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert not update and len(result.notes) == 1
+    assert caplog.text.count("cannot resolve") == 1  # the same failure is logged once
+    dns.answers["s2"] = "198.51.100.2"
+    clock.t += 61
+    _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
+    assert "s2.example.net resolves again" in caplog.text
+
+
+def test_a_name_that_never_resolved_is_retried_every_10s_not_every_pass(world):
+    u, clock, dns, peers = world
+    dns.answers.clear()
+    empty = Device("ul", "userspace", PUBS[0], 51822, ())
+    _pass(u, empty, peers)
+    for _ in range(5):
+        clock.t += 1
+        _pass(u, empty, peers)
+    assert len(dns.calls) == 1  # a slow DNS server must not stall every pass
+    clock.t += 10
+    _pass(u, empty, peers)
+    assert len(dns.calls) == 2
 
 
 def test_garbage_from_the_resolver_is_rejected(world):

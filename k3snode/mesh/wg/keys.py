@@ -3,7 +3,8 @@
 No new dependency and no ``wg genkey``/``wg pubkey`` child processes: the Montgomery ladder below
 is the RFC's own pseudo-code over Python integers and takes about a millisecond (see
 ``benchmarks/wireguard.py``). Python integers are not constant-time; this only ever runs on the
-node's own key, locally, once per start, so there is no remote timing oracle.
+node's own keys, locally (at start and when reading a userspace device), so there is no remote
+timing oracle.
 """
 
 from __future__ import annotations
