@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import sys
 
 import pytest
@@ -175,3 +176,21 @@ def test_ipv6_underlay_over_ipv6_endpoints(tmp_path):
             for ifname in names:
                 sock = f"/var/run/wireguard/{ifname}.sock"
                 wait_for(lambda sock=sock: not os.path.exists(sock), timeout=10, what=sock)
+
+
+def test_a_crashed_wireguard_go_is_restarted_and_reconfigured(root, node):
+    ns, ifname = node
+    cfg = _toml(root, peers=[_peer(1, endpoint="192.0.2.2:51822")], extra=f'interface = "{ifname}"')
+    assert run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name).returncode == 0
+    u = Userspace(ifname)
+    pid = u.server_pid()
+    with open(f"/proc/{pid}/comm") as f:
+        assert f.read().strip() == "wireguard-go"
+    os.kill(pid, signal.SIGKILL)  # the wireguard-go k3snode started (its PID from the socket)
+    wait_for(lambda: ifname not in ns.ip("link").stdout, what=f"{ifname} gone")
+    r = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
+    assert r.returncode == 0, r.stderr
+    assert f"created {ifname} (wireguard-go)" in r.stdout and "peer 192.0.2.2 added" in r.stdout
+    assert u.server_pid() not in (None, pid)
+    assert [p.endpoint for p in u.read().peers] == ["192.0.2.2:51822"]
+    assert "10.99.0.1/24" in ns.ip("addr", "show", ifname).stdout

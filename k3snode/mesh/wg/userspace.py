@@ -7,6 +7,7 @@ The socket path is global, not per network namespace.
 
 from __future__ import annotations
 
+import os
 import socket
 
 from k3snode.mesh.wg import (
@@ -66,6 +67,24 @@ class Userspace:
         if errno != "0":
             raise WireGuardError(f"{self.ifname}: the userspace WireGuard refused (errno={errno})")
         return [ln for ln in lines if ln and not ln.startswith("errno=")]
+
+    def server_pid(self) -> int | None:
+        """The PID of the wireguard-go serving this interface, or None. (The socket's
+        SO_PEERCRED names the parent that created it, which exits when wireguard-go daemonizes,
+        so the process is found by its command line: the socket path, hence the name, is unique.)"""
+        for pid in filter(str.isdigit, os.listdir("/proc")):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    argv = f.read().split(b"\0")[:-1]
+            except OSError:
+                continue
+            if (
+                len(argv) >= 2
+                and os.path.basename(argv[0]) == b"wireguard-go"
+                and argv[-1].decode(errors="replace") == self.ifname
+            ):
+                return int(pid)
+        return None
 
     def read(self) -> Device:
         public_key = None
