@@ -267,7 +267,7 @@ class Underlay:
             for c in link.ensure_host_routes(ifname, route_targets(self.settings, peers)):
                 result.changes.append(f"route {c}")
         except wg.WireGuardError as e:
-            raise UnderlayError(f"underlay {ifname}: {e}") from None
+            raise UnderlayError(f"underlay: {e}") from None
         for c in result.changes:
             log.info("underlay: %s", c)
         return result

@@ -9,7 +9,7 @@ import signal
 import sys
 
 import pytest
-from helpers import REPO, NetNS, run_k3snode, unique_name, veth, wait_for
+from helpers import REPO, NetNS, k3snode_cmd, run_k3snode, unique_name, veth, wait_for
 from test_underlay import PUBS, _peer, _toml
 from wgtest import need_wireguard_go, ping_within
 
@@ -194,3 +194,17 @@ def test_a_crashed_wireguard_go_is_restarted_and_reconfigured(root, node):
     assert u.server_pid() not in (None, pid)
     assert [p.endpoint for p in u.read().peers] == ["192.0.2.2:51822"]
     assert "10.99.0.1/24" in ns.ip("addr", "show", ifname).stdout
+
+
+def test_without_net_admin_one_line(root, node):
+    """Run without CAP_NET_ADMIN over the namespace (a user namespace): one line, exit 2."""
+    ns, ifname = node
+    cfg = _toml(root, extra=f'interface = "{ifname}"')
+    assert run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name).returncode == 0
+    ns.ip("addr", "flush", "dev", ifname)
+    r = ns.exec("unshare", "--user", "--map-root-user", "env", f"PYTHONPATH={REPO}",
+                *k3snode_cmd("wireguard", "up", "--config", cfg), check=False)  # fmt: skip
+    assert r.returncode == 2 and "Traceback" not in r.stderr, r.stderr
+    assert r.stderr.strip().endswith(
+        f"k3snode: error: underlay: setting the addresses of {ifname}: Operation not permitted"
+    )

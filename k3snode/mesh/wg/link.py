@@ -5,6 +5,7 @@ routes, through pyroute2's rtnetlink (a wireguard-go interface is a ``tun`` link
 from __future__ import annotations
 
 import errno
+import functools
 import ipaddress
 import logging
 import os
@@ -22,6 +23,26 @@ START_TIMEOUT = 10.0
 
 class KernelUnsupported(WireGuardError):
     """The kernel cannot create WireGuard links."""
+
+
+def _netlink(what: str):
+    """Decorator: netlink and OS errors become a WireGuardError saying what failed and why."""
+
+    def wrap(fn):
+        @functools.wraps(fn)
+        def inner(ifname: str, *args, **kw):
+            from pyroute2.netlink.exceptions import NetlinkError
+
+            try:
+                return fn(ifname, *args, **kw)
+            except NetlinkError as e:
+                raise WireGuardError(f"{what} {ifname}: {os.strerror(e.code)}") from None
+            except OSError as e:
+                raise WireGuardError(f"{what} {ifname}: {e.strerror or e}") from None
+
+        return inner
+
+    return wrap
 
 
 def exists(ifname: str) -> bool:
@@ -124,6 +145,7 @@ def _index(ipr, ifname: str) -> int:
     return idx[0]
 
 
+@_netlink("bringing up")
 def ensure_up(ifname: str) -> bool:
     """Bring the link up; True when it was down."""
     from pyroute2 import IPRoute
@@ -137,6 +159,7 @@ def ensure_up(ifname: str) -> bool:
         return True
 
 
+@_netlink("setting the addresses of")
 def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
     """Make ``wanted`` (addresses with prefix) the interface's only global addresses.
     Returns what changed, as "+addr" / "-addr"."""
@@ -162,6 +185,7 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
     return changes
 
 
+@_netlink("setting the routes via")
 def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
     """Host routes (/32, /128) via ``ifname`` for exactly ``wanted`` (peer addresses outside the
     interface's own prefix). Returns "+dst" / "-dst"."""
@@ -195,6 +219,7 @@ def existing_backend_quiet(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend
         return None
 
 
+@_netlink("reading the addresses besides")
 def local_addresses(exclude: str) -> frozenset[str]:
     """This namespace's global addresses, except those on ``exclude`` (the underlay itself)."""
     from pyroute2 import IPRoute
