@@ -87,53 +87,12 @@ class Userspace:
         return None
 
     def read(self) -> Device:
-        public_key = None
-        listen_port = 0
-        peers: list[Peer] = []
-        cur: dict | None = None
-
-        def close() -> None:
-            if cur is not None:
-                peers.append(
-                    Peer(
-                        public_key=cur["public_key"],
-                        endpoint=cur.get("endpoint"),
-                        last_handshake=cur.get("hs"),
-                        rx_bytes=cur.get("rx", 0),
-                        tx_bytes=cur.get("tx", 0),
-                        keepalive=cur.get("keepalive", 0),
-                        allowed_ips=tuple(cur.get("allowed", ())),
-                    )
-                )
-
-        hs_sec = 0
-        for line in self._exchange("get=1\n\n"):
-            k, _, v = line.partition("=")
-            if k == "public_key":
-                close()
-                cur = {"public_key": _b64(v), "allowed": []}
-                hs_sec = 0
-            elif cur is None:
-                if k == "private_key":
-                    public_key = keys.encode(keys.x25519(bytes.fromhex(v), keys.BASE))
-                elif k == "listen_port":
-                    listen_port = int(v)
-            elif k == "endpoint":
-                cur["endpoint"] = v
-            elif k == "last_handshake_time_sec":
-                hs_sec = int(v)
-            elif k == "last_handshake_time_nsec":
-                cur["hs"] = hs_sec + int(v) / 1e9 if hs_sec or int(v) else None
-            elif k == "rx_bytes":
-                cur["rx"] = int(v)
-            elif k == "tx_bytes":
-                cur["tx"] = int(v)
-            elif k == "persistent_keepalive_interval":
-                cur["keepalive"] = int(v)
-            elif k == "allowed_ip":
-                cur["allowed"].append(v)
-        close()
-        return Device(self.ifname, self.kind, public_key, listen_port, tuple(peers))
+        lines = self._exchange("get=1\n\n")
+        try:
+            public_key, port, peers = parse_get(lines)
+        except (ValueError, KeyError) as e:
+            raise WireGuardError(f"{self.ifname}: garbled answer from {self.path} ({e})") from None
+        return Device(self.ifname, self.kind, public_key, port, peers)
 
     def configure(self, update: Update) -> None:
         if not update:
@@ -158,3 +117,46 @@ class Userspace:
                 lines.append("replace_allowed_ips=true")
                 lines.extend(f"allowed_ip={a}" for a in p.allowed_ips)
         self._exchange("\n".join(lines) + "\n\n")
+
+
+def _peer(d: dict) -> Peer:
+    sec, nsec = d.get("last_handshake_time_sec", 0), d.get("last_handshake_time_nsec", 0)
+    return Peer(
+        public_key=d["public_key"],
+        endpoint=d.get("endpoint"),
+        last_handshake=sec + nsec / 1e9 if sec or nsec else None,
+        rx_bytes=d.get("rx_bytes", 0),
+        tx_bytes=d.get("tx_bytes", 0),
+        keepalive=d.get("persistent_keepalive_interval", 0),
+        allowed_ips=tuple(d["allowed_ip"]),
+    )
+
+
+_INTS = {"last_handshake_time_sec", "last_handshake_time_nsec", "rx_bytes", "tx_bytes",
+         "persistent_keepalive_interval"}  # fmt: skip
+
+
+def parse_get(lines: list[str]) -> tuple[str | None, int, tuple[Peer, ...]]:
+    """(public key, listen port, peers) from the ``key=value`` lines of a ``get=1`` answer.
+    Raises ValueError naming the key (never the value: a line may hold the private key)."""
+    public_key, port = None, 0
+    peers: list[dict] = []
+    for line in lines:
+        k, _, v = line.partition("=")
+        try:
+            if k == "public_key":
+                peers.append({"public_key": _b64(v), "allowed_ip": []})
+            elif not peers:
+                if k == "private_key":
+                    public_key = keys.encode(keys.x25519(bytes.fromhex(v), keys.BASE))
+                elif k == "listen_port":
+                    port = int(v)
+            elif k == "allowed_ip":
+                peers[-1]["allowed_ip"].append(v)
+            elif k == "endpoint":
+                peers[-1]["endpoint"] = v
+            elif k in _INTS:
+                peers[-1][k] = int(v)
+        except ValueError:
+            raise ValueError(f"bad value for {k}") from None
+    return public_key, port, tuple(_peer(d) for d in peers)
