@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import pytest
@@ -103,3 +104,65 @@ def test_flannel_observer(tmp_path):
     assert [o.check for o in obs] == ["wireguard:flannel-wg"]
     assert isinstance(obs[0], Observation) and not obs[0].ok
     assert "flannel-wg does not exist" in obs[0].detail
+
+
+FLANNEL_SCRIPT = r"""
+import json, os, subprocess, sys, time
+from k3snode.mesh.wg import PeerUpdate, Update, keys
+from k3snode.mesh.wg import health
+from k3snode.mesh.wg.userspace import Userspace
+from k3snode.settings import load
+
+# a private /var/run/wireguard: this flannel-wg cannot meet any other on the machine
+subprocess.run(["mount", "-t", "tmpfs", "k3snode-test", "/var/run/wireguard"], check=True)
+go = subprocess.Popen(["wireguard-go", "-f", "flannel-wg"], stdout=subprocess.DEVNULL,
+                      stderr=subprocess.DEVNULL, env={**os.environ, "LOG_LEVEL": "error"})
+try:
+    while not os.path.exists("/var/run/wireguard/flannel-wg.sock"):
+        time.sleep(0.05)
+    subprocess.run(["ip", "addr", "add", "10.42.0.1/24", "dev", "flannel-wg"], check=True)
+    subprocess.run(["ip", "link", "set", "flannel-wg", "up"], check=True)
+    with open(sys.argv[1]) as f:
+        key = keys.Secret(f.read().strip())
+    Userspace("flannel-wg").configure(Update(key, 51820, peers=(PeerUpdate(
+        sys.argv[2], endpoint="192.0.2.2:51821", keepalive=25, allowed_ips=("10.42.1.0/24",)),)))
+    for _ in range(50):
+        if subprocess.run(["ping", "-c1", "-W1", "10.42.1.1"], capture_output=True).returncode == 0:
+            break
+    obs = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+    print(json.dumps([[o.check, o.ok, o.detail, o.facts, [p.public_key for p in o.peers],
+                       [p.last_handshake is not None for p in o.peers]] for o in obs]))
+finally:
+    go.terminate()
+    go.wait()
+"""
+
+
+@pytest.mark.netns
+def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
+    """The OBSERVERS entry itself, on an interface named flannel-wg with a live peer (wireguard-go
+    under a private /var/run/wireguard, so nothing else on the machine is touched)."""
+    import sys
+
+    from helpers import REPO
+
+    need_wireguard_go()
+    with NetNS.create() as a, NetNS.create() as b:
+        veth(a, b, ["192.0.2.1/24"], ["192.0.2.2/24"])
+        with wireguard_go(b) as wb:
+            b.ip("addr", "add", "10.42.1.1/24", "dev", wb)
+            b.ip("link", "set", wb, "up")
+            ka, kb = keys.generate_private(), keys.generate_private()
+            Userspace(wb).configure(Update(kb, 51821, peers=(
+                PeerUpdate(keys.public_key(ka), allowed_ips=("10.42.0.0/24",)),)))  # fmt: skip
+            key_file = tmp_path / "a.key"
+            key_file.write_text(ka.reveal())
+            r = a.exec("unshare", "--mount", "--propagation", "private", "env",
+                       f"PYTHONPATH={REPO}", sys.executable, "-c", FLANNEL_SCRIPT,
+                       str(key_file), keys.public_key(kb), check=False)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    ((check, ok, detail, facts, peers, handshaken),) = json.loads(r.stdout)
+    assert (check, ok) == ("wireguard:flannel-wg", True), detail
+    assert detail.startswith("flannel-wg: 1 peers, none stale, newest handshake ")
+    assert peers == [keys.public_key(kb)] and handshaken == [True]
+    assert facts["backend"] == "userspace" and facts["listen_port"] == "51820"
