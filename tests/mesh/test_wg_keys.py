@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import stat
 import subprocess
+import time
 
 import pytest
 from helpers import have
@@ -68,3 +69,33 @@ def test_load_rejects_garbage_naming_the_file(tmp_path, content):
     with pytest.raises(keys.BadKey, match=str(path)):
         keys.load_or_create(str(path))
     assert path.read_bytes() == content  # never overwritten
+
+
+def test_processes_starting_at_once_agree_on_one_key(tmp_path):
+    """Eight processes create the key at the same moment: all end up with the one on disk."""
+    import sys
+
+    from helpers import REPO, clean_env
+
+    path = tmp_path / "k" / "underlay.key"
+    code = (
+        "import sys, time; from k3snode.mesh.wg import keys; "
+        "t = float(sys.argv[2]); time.sleep(max(0, t - time.time())); "
+        "k, created = keys.load_or_create(sys.argv[1]); print(keys.public_key(k), created)"
+    )
+    start = str(time.time() + 1.0)
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", code, str(path), start],
+            env=clean_env(),
+            stdout=subprocess.PIPE,
+            text=True,
+            cwd=REPO,
+        )  # fmt: skip
+        for _ in range(8)
+    ]
+    outs = [p.communicate(timeout=30)[0].split() for p in procs]
+    on_disk = keys.public_key(keys.read(str(path)))
+    assert {o[0] for o in outs} == {on_disk}
+    assert [o[1] for o in outs].count("True") == 1
+    assert os.listdir(path.parent) == ["underlay.key"]  # no temporary file left

@@ -116,10 +116,38 @@ def load_or_create(path: str) -> tuple[Secret, bool]:
     try:
         key = read(path)
     except FileNotFoundError:
-        key = generate_private()
-        os.makedirs(os.path.dirname(os.path.abspath(path)), mode=0o700, exist_ok=True)
-        fileio.atomic_write(path, (key.reveal() + "\n").encode(), mode=0o600)
-        return key, True
+        if _create_exclusive(path, generate_private()):
+            return read(path), True
+        key = read(path)  # another process created it first: use that one, as it will
     if os.stat(path).st_mode & 0o077:
         os.chmod(path, 0o600)  # a key readable by others is narrowed, not used as is
     return key, False
+
+
+def _create_exclusive(path: str, key: Secret) -> bool:
+    """Write ``key`` to ``path`` complete and 0600, unless ``path`` appeared meanwhile: the key goes
+    to a temporary file that is then hard-linked into place, which fails if the name exists. So
+    two processes starting at once (the daemon and ``k3snode wireguard pubkey``) agree on one key,
+    and a reader never sees a half-written one. True when this call created it."""
+    path = os.path.abspath(path)
+    directory = os.path.dirname(path)
+    os.makedirs(directory, mode=0o700, exist_ok=True)
+    tmp = os.path.join(
+        directory,
+        f".{os.path.basename(path)}.{os.getpid()}.{os.urandom(4).hex()}{fileio.TMP_SUFFIX}",
+    )
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        os.write(fd, (key.reveal() + "\n").encode())
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    try:
+        os.link(tmp, path)
+        created = True
+    except FileExistsError:
+        created = False
+    finally:
+        os.unlink(tmp)
+    fileio.fsync_dir(directory)
+    return created
