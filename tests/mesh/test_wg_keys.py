@@ -91,7 +91,7 @@ def test_processes_starting_at_once_agree_on_one_key(tmp_path):
             stdout=subprocess.PIPE,
             text=True,
             cwd=REPO,
-        )  # fmt: skip
+        )
         for _ in range(8)
     ]
     outs = [p.communicate(timeout=30)[0].split() for p in procs]
