@@ -165,6 +165,12 @@ def test_three_servers_full_mesh_roaming_dns_and_removal(servers):
     r = s.k3snode(0, "wireguard", "show", "--json")
     assert r.returncode == 0, r.stdout
     assert {p["name"] for p in json.loads(r.stdout)["peers"]} == {"s2", "s3"}
+    r = s.k3snode(0, "wireguard", "show")
+    lines = r.stdout.splitlines()
+    assert r.returncode == 0 and lines[0].startswith(f"{s.ifname[0]}: 2 peers, none stale")
+    for name, pub in (("s2", s.pub[1]), ("s3", s.pub[2])):
+        (line,) = [ln for ln in lines[1:] if f" {name} " in ln]
+        assert line.split()[0] == "ok" and pub in line and "handshake never" not in line
 
     # 4. keep it up, as the daemon does
     s.watch()
