@@ -466,6 +466,13 @@ def preflight(settings: Settings) -> list[Finding]:
         out.append(
             Finding("warning", "underlay", "no peers besides this node in [[underlay.peers]]")
         )
+    for w in peers:
+        if not _is_ip(w.host):
+            try:
+                resolve(w.host, w.port)
+            except (OSError, UnicodeError) as e:
+                out.append(Finding("warning", "underlay", f"peer {w.name}: cannot resolve "
+                                   f"{w.host} ({e}); it is added without endpoint until it does"))  # fmt: skip
     seen: dict[str, str] = {}
     for p in settings.underlay.peers:
         ip = p.address.split("/", 1)[0]

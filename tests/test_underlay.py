@@ -180,3 +180,13 @@ def test_check_changes_nothing(root):
     (bad,) = [f for f in json.loads(r.stdout) if f["topic"] == "underlay"]
     assert bad["level"] == "error" and "not a WireGuard private key" in bad["message"]
     assert r.returncode == 1
+
+
+def test_check_warns_about_names_that_do_not_resolve(root):
+    peers = [_peer(1, endpoint="nowhere.invalid:51822"), _peer(2, endpoint="localhost:51822")]
+    r = run_k3snode("check", "--json", "--mesh", "none", "--config", _toml(root, peers=peers))
+    msgs = [f["message"] for f in json.loads(r.stdout) if f["level"] == "warning"]
+    assert [m for m in msgs if "cannot resolve" in m] == [
+        m for m in msgs if m.startswith("peer nowhere.invalid: cannot resolve nowhere.invalid (")
+    ]
+    assert len([m for m in msgs if "cannot resolve" in m]) == 1  # localhost resolves
