@@ -166,3 +166,26 @@ def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
     assert detail.startswith("flannel-wg: 1 peers, none stale, newest handshake ")
     assert peers == [keys.public_key(kb)] and handshaken == [True]
     assert facts["backend"] == "userspace" and facts["listen_port"] == "51820"
+
+
+def test_peer_metrics():
+    from k3snode.checks import PeerHealth
+
+    now = 5_000.0
+    obs = [
+        Observation("wireguard:flannel-wg", True, "", peers=(
+            PeerHealth("flannel-wg", "K1", "192.0.2.1:51820", now - 12.5, 10, 20),
+            PeerHealth("flannel-wg", "K2", None, None, stale=True),
+        )),
+        Observation("tailscale", True, "", peers=(PeerHealth("tailscale0", "n", online=True),)),
+        Observation("underlay", True, "", peers=(PeerHealth("ul", "K3", None, now + 3, name="cp-2"),)),
+    ]  # fmt: skip
+    got = wgh.peer_metrics(obs, now)
+    assert got == [
+        ({"interface": "flannel-wg", "peer": "K1", "name": ""},
+         {"handshake_age_seconds": 12.5, "stale": 0.0, "rx_bytes": 10.0, "tx_bytes": 20.0}),
+        ({"interface": "flannel-wg", "peer": "K2", "name": ""},
+         {"handshake_age_seconds": -1.0, "stale": 1.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
+        ({"interface": "ul", "peer": "K3", "name": "cp-2"},  # a clock step back: never negative
+         {"handshake_age_seconds": 0.0, "stale": 0.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
+    ]  # fmt: skip
