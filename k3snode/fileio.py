@@ -42,9 +42,29 @@ def _tmp_prefix(path: str) -> str:
     return os.path.join(d, f".{base}.")
 
 
+def _writer_alive(tmp: str) -> bool:
+    """Whether the process named in a temporary file's name (``.NAME.<pid>.<hex>``) still runs."""
+    try:
+        pid = int(tmp[: -len(TMP_SUFFIX)].rsplit(".", 2)[-2])
+    except (ValueError, IndexError):
+        return False
+    if pid == os.getpid():
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
 def remove_stale_tmp(path: str) -> None:
-    """Remove temporary files a killed writer may have left next to ``path``."""
+    """Remove temporary files a killed writer left next to ``path``; never those of a writer
+    that is still running (two writers at once must not delete each other's)."""
     for tmp in glob.glob(glob.escape(_tmp_prefix(path)) + "*" + TMP_SUFFIX):
+        if _writer_alive(tmp):
+            continue
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
 

@@ -46,6 +46,47 @@ def test_stale_temporary_files_are_removed_and_never_yaml(tmp_path):
     assert not fileio.TMP_SUFFIX.endswith((".yaml", ".yml"))
 
 
+WRITER = r"""
+import sys
+from k3snode import fileio
+path, tag = sys.argv[1:3]
+for i in range(300):
+    fileio.atomic_write(path, f"{tag}: {i}\n".encode() * 200)
+"""
+
+
+def test_two_writers_at_once_never_fail_each_other(tmp_path):
+    """Each writer's temporary file is its own: a second writer never deletes it mid-write."""
+    target = tmp_path / "config.yaml"
+    procs = [
+        subprocess.Popen(
+            [sys.executable, "-c", WRITER, str(target), tag],
+            env=clean_env(),
+            cwd=REPO,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
+        for tag in ("a", "b", "c")
+    ]
+    errors = [p.communicate(timeout=120)[1] for p in procs]
+    assert [p.returncode for p in procs] == [0, 0, 0], errors
+    lines = set(target.read_text().splitlines())
+    assert len(lines) == 1 and lines.pop().endswith(": 299")
+    assert os.listdir(tmp_path) == ["config.yaml"]
+
+
+def test_a_dead_writers_leftover_is_removed_but_a_live_ones_is_kept(tmp_path):
+    target = tmp_path / "f"
+    dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True).stdout.strip()  # fmt: skip
+    dead_tmp = tmp_path / f".f.{dead}.aaaa{fileio.TMP_SUFFIX}"
+    live_tmp = tmp_path / f".f.1.bbbb{fileio.TMP_SUFFIX}"  # pid 1 always runs
+    dead_tmp.write_text("x")
+    live_tmp.write_text("y")
+    fileio.atomic_write(str(target), b"new")
+    assert not dead_tmp.exists() and live_tmp.exists()
+
+
 CHILD = r"""
 import sys
 from k3snode.cli import main
