@@ -1,5 +1,17 @@
 """Find the node's external addresses: static settings, then cloud metadata, then interfaces, then
 (opt-in) echo services. ``discover`` is the one entry point; each source lives in its own module.
+
+Order, per family (IPv4, IPv6), each step filling only what is still missing:
+
+1. ``[discovery] external_ips`` — taken as given (a non-public one with a note).
+2. The metadata service of the cloud recognised from DMI (or named by ``[discovery] provider``),
+   and of that cloud only. No recognised cloud: no metadata address is contacted at all.
+   "No public address" (404, empty) is an answer: that family stays empty, no fallback is asked.
+3. The global addresses on the default-route interface (pyroute2, imported only when needed).
+4. HTTPS echo services, only when ``[discovery] echo`` is on (and never for a family the metadata
+   said is absent: an echo behind NAT reports the gateway, not the node).
+
+Everything shares one deadline (``[discovery] timeout``); nothing here waits longer.
 """
 
 from __future__ import annotations
@@ -10,36 +22,109 @@ from typing import TYPE_CHECKING
 from k3snode.discovery.result import Discovery
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.discovery.dmi import Dmi
+    from k3snode.settings import DiscoverySettings, Settings
 
-__all__ = ["Discovery", "discover"]
+__all__ = ["Discovery", "choose_provider", "discover"]
+
+FAMILIES = ("ipv4", "ipv6")
+
+
+def choose_provider(ds: DiscoverySettings, dmi: Dmi | None = None) -> tuple[str | None, str]:
+    """(provider id or None, how it was chosen) — from settings, else from DMI; no network."""
+    if ds.provider == "none":
+        return None, "metadata disabled ([discovery] provider = none)"
+    if ds.provider != "auto":
+        return ds.provider, "named in settings"
+    from k3snode.discovery import dmi as dmi_mod
+    from k3snode.discovery import providers
+
+    if dmi is None:
+        if ds.dmi_dir == dmi_mod.DEFAULT_DIR and dmi_mod.in_container():
+            return None, "in a container: DMI describes the host, not used (set a provider)"
+        dmi = dmi_mod.read(ds.dmi_dir)
+    found = providers.recognise(dmi)
+    if found:
+        return found, f"recognised from DMI ({ds.dmi_dir})"
+    if dmi.empty:
+        return None, f"no DMI fields in {ds.dmi_dir}: no cloud recognised, metadata not asked"
+    return None, "DMI matches no cloud: metadata not asked"
 
 
 def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
-    """Static addresses first; the families they leave open from the default-route interface."""
+    """One discovery, bounded by ``[discovery] timeout``; never raises for network trouble."""
     started = monotonic()
     ds = settings.discovery
+    deadline = started + ds.timeout
     found: dict[str, str | None] = {"ipv4": ds.static_ipv4, "ipv6": ds.static_ipv6}
     sources = {fam: "static" for fam, addr in found.items() if addr}
     notes: list[str] = []
+    from k3snode import addresses
+
+    for fam in FAMILIES:
+        problem = found[fam] and addresses.public_problem(found[fam])
+        if problem:
+            notes.append(f"static {found[fam]} is {problem}; used as given")
+    settled = {fam for fam in FAMILIES if found[fam]}
     private_ipv4: str | None = None
+    metadata_error: str | None = None
     error: str | None = None
-    if not all(found.values()):
+
+    provider, how = choose_provider(ds)
+    if provider and len(settled) < len(FAMILIES):
+        answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
+        if answer is not None:
+            notes.extend(answer.notes)
+            private_ipv4 = answer.private_ipv4
+            for fam in FAMILIES:
+                if fam in settled:
+                    continue
+                if answer.get(fam):
+                    found[fam] = answer.get(fam)
+                    sources[fam] = "metadata"
+                    settled.add(fam)
+                elif fam in answer.none:
+                    settled.add(fam)
+    elif not provider:
+        notes.append(how)
+    said_none = {fam for fam in settled if not found[fam]}
+
+    open_ = [fam for fam in FAMILIES if fam not in settled]
+    if open_:
         from k3snode.discovery import interfaces
 
         try:
             got = interfaces.read()
         except OSError as e:
-            error = f"cannot read interfaces: {e}"
+            notes.append(f"cannot read interfaces: {e}")
         else:
             notes.extend(got.notes)
-            private_ipv4 = got.private_ipv4
+            private_ipv4 = private_ipv4 or got.private_ipv4
             for fam, addr in (("ipv4", got.public_ipv4), ("ipv6", got.public_ipv6)):
-                if found[fam] is None and addr:
+                if fam in open_ and addr:
                     found[fam] = addr
                     sources[fam] = "interface"
+    open_ = [fam for fam in open_ if not found[fam]]
+    if open_ and ds.echo:
+        from k3snode.discovery import echo
+
+        got_echo = echo.discover(ds.echo_services, open_, deadline, clock=monotonic)
+        notes.extend(got_echo.notes)
+        for fam in open_:
+            if got_echo.get(fam):
+                found[fam] = got_echo.get(fam)
+                sources[fam] = "echo"
+    elif said_none and ds.echo:
+        notes.append("echo services not asked: metadata says the node has no public address")
+
+    if metadata_error:
+        missing = [fam for fam in FAMILIES if not found[fam] and fam not in said_none]
+        if missing:
+            error = metadata_error
+        else:
+            notes.append(metadata_error)
     return Discovery(
-        provider=None,
+        provider=provider,
         public_ipv4=found["ipv4"],
         public_ipv6=found["ipv6"],
         private_ipv4=private_ipv4,
@@ -48,3 +133,17 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
         error=error,
         duration=monotonic() - started,
     )
+
+
+def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
+    """(Answer, None) or (None, error text) from the provider's metadata service."""
+    from k3snode.discovery import providers
+    from k3snode.discovery.errors import MetadataError
+    from k3snode.discovery.metadata_http import Client
+
+    module = providers.load(provider)
+    client = Client(module.BASE, deadline, override=ds.metadata_endpoint, clock=monotonic)
+    try:
+        return module.fetch(client, ds), None
+    except MetadataError as e:
+        return None, f"{provider} metadata ({client.where}): {e}"

@@ -1,0 +1,37 @@
+"""The cloud providers k3snode knows, one module each (``providers/<id>.py``).
+
+Each module declares ``ID``, ``BASE`` (its metadata service's scheme://host[:port]),
+``recognise(dmi) -> bool`` — how the cloud is told from DMI alone, without any network — and
+``fetch(client, settings) -> Answer`` — how its metadata service gives the public addresses.
+``IDS`` is also the recognition order; the first module whose ``recognise`` is true wins.
+"""
+
+from __future__ import annotations
+
+import importlib
+from types import ModuleType
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from k3snode.discovery.dmi import Dmi
+
+IDS = (
+    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "linode", "vultr",
+    "scaleway", "exoscale", "upcloud", "openstack",
+)  # fmt: skip
+
+
+def load(provider_id: str) -> ModuleType:
+    if provider_id not in IDS:
+        raise KeyError(provider_id)
+    return importlib.import_module(f"k3snode.discovery.providers.{provider_id}")
+
+
+def recognise(dmi: Dmi) -> str | None:
+    """The id of the cloud these DMI fields describe, or None (bare metal, unknown VM)."""
+    if dmi.empty:
+        return None
+    for provider_id in IDS:
+        if load(provider_id).recognise(dmi):
+            return provider_id
+    return None

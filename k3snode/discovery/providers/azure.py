@@ -1,0 +1,58 @@
+"""Microsoft Azure IMDS: ``Metadata: true``, an ``api-version``, ``format=text`` for leaves.
+
+The instance's own public IPv4 field only ever held Basic-SKU addresses (retired 2025); a
+Standard-SKU public IP shows up on the load-balancer endpoint instead, so an empty instance field
+sends k3snode there. Only ``publicIpAddresses[].frontendIpAddress`` is used — inbound/outbound rule
+frontends are shared load-balancer/SNAT addresses, not the node's. Azure publishes no public IPv6.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from k3snode.discovery.dmi import Dmi
+from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
+
+if TYPE_CHECKING:
+    from k3snode.discovery.metadata_http import Client
+
+
+ID = "azure"
+BASE = "http://169.254.169.254"
+ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
+HEADERS = {"Metadata": "true"}
+IPV4 = "/metadata/instance/network/interface/0/ipv4/ipAddress/0"
+PUBLIC = f"{IPV4}/publicIpAddress?api-version=2021-02-01&format=text"
+PRIVATE = f"{IPV4}/privateIpAddress?api-version=2021-02-01&format=text"
+LOADBALANCER = "/metadata/loadbalancer?api-version=2020-10-01"
+
+
+def recognise(dmi: Dmi) -> bool:
+    return dmi.get("chassis_asset_tag") == ASSET_TAG
+
+
+def fetch(client: Client, ds: object = None) -> Answer:
+    r = Reading(ID)
+    resp = client.get(PUBLIC, HEADERS)
+    if resp.status not in (200, 404):
+        raise unexpected(resp, "instance publicIpAddress")
+    if resp.status == 200 and resp.text.strip():
+        r.offer("ipv4", resp.text.strip(), "instance publicIpAddress")
+    else:
+        resp = client.get(LOADBALANCER, HEADERS)
+        if resp.status in (400, 404):  # no Standard load balancer / public IP: an error object
+            r.say_none("ipv4", f"instance publicIpAddress empty, loadbalancer: {resp.status}")
+        else:
+            data = parse_json(resp, "loadbalancer")
+            frontends = dig(data, "loadbalancer", "publicIpAddresses") or []
+            for entry in frontends:
+                if r.offer(
+                    "ipv4", dig(entry, "frontendIpAddress"), "loadbalancer frontendIpAddress"
+                ):
+                    break
+            if not frontends:
+                r.say_none("ipv4", "instance publicIpAddress empty, no loadbalancer public IP")
+    resp = client.get(PRIVATE, HEADERS)
+    if resp.status == 200:
+        r.private(resp.text)
+    return r.answer()

@@ -1,0 +1,47 @@
+"""Linode / Akamai: token PUT, then ``/v1/network`` as JSON; every value is CIDR text and an empty
+list means none."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from k3snode.discovery.dmi import Dmi
+from k3snode.discovery.errors import MetadataError
+from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
+
+if TYPE_CHECKING:
+    from k3snode.discovery.metadata_http import Client
+
+
+ID = "linode"
+BASE = "http://169.254.169.254"
+
+
+def recognise(dmi: Dmi) -> bool:
+    return dmi.get("sys_vendor") in ("Linode", "Akamai")
+
+
+def fetch(client: Client, ds: object = None) -> Answer:
+    resp = client.request("PUT", "/v1/token", {"Metadata-Token-Expiry-Seconds": "300"})
+    if resp.status != 200 or not resp.body.strip():
+        raise unexpected(resp, "PUT /v1/token")
+    token = resp.text.strip()
+    resp = client.get("/v1/network", {"Metadata-Token": token, "Accept": "application/json"})
+    if resp.status == 401:
+        raise MetadataError("GET /v1/network: 401 although a token was sent")
+    data = parse_json(resp, "/v1/network")
+    r = Reading(ID)
+    public = dig(data, "ipv4", "public")
+    if isinstance(public, list) and public:
+        for value in public:
+            if r.offer("ipv4", value, "ipv4.public"):
+                break
+    else:
+        r.say_none("ipv4", "ipv4.public empty")
+    slaac = dig(data, "ipv6", "slaac")
+    if slaac:
+        r.offer("ipv6", slaac, "ipv6.slaac")
+    else:
+        r.say_none("ipv6", "ipv6.slaac empty")
+    r.private(dig(data, "ipv4", "private", 0))
+    return r.answer()
