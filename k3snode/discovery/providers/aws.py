@@ -51,10 +51,10 @@ def _token(client: Client, allow_v1: bool) -> str | None:
             {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL},
             read_timeout=TOKEN_TIMEOUT,
         )
-    except MetadataTimeout:
+    except MetadataTimeout as e:
         if allow_v1:
             return None
-        raise MetadataError(_hop_limit_message(client)) from None
+        raise MetadataError(_hop_limit_message(client, str(e))) from None
     if resp.status == 200 and resp.body.strip():
         return resp.text.strip()
     if resp.status == 403:
@@ -69,8 +69,8 @@ def _token(client: Client, allow_v1: bool) -> str | None:
     raise unexpected(resp, f"PUT {TOKEN_PATH}")
 
 
-def _hop_limit_message(client: Client) -> str:
-    base = f"IMDSv2 token request (PUT {client.where}{TOKEN_PATH}) got no answer within {TOKEN_TIMEOUT:.0f}s"
+def _hop_limit_message(client: Client, timeout: str) -> str:
+    base = f"IMDSv2 token request got no answer ({timeout})"
     try:
         probe = client.get("/latest/meta-data/", retry=False, read_timeout=1.0)
     except MetadataError:

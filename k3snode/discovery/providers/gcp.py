@@ -26,8 +26,10 @@ def recognise(dmi: Dmi) -> bool:
 
 def _get(client: Client, path: str) -> Response:
     resp = client.get(path, HEADERS)
-    if resp.status == 200 and resp.header("Metadata-Flavor") != "Google":
-        raise MetadataError(f"GET {path}: answer lacks Metadata-Flavor: Google (not GCE metadata)")
+    if resp.header("Metadata-Flavor") != "Google":  # Google sets it on every answer, 404s too
+        raise MetadataError(
+            f"GET {path}: HTTP {resp.status} without Metadata-Flavor: Google (not GCE metadata)"
+        )
     return resp
 
 

@@ -1,0 +1,25 @@
+"""Discovery run in-process against a fake metadata service, with ``metadata_endpoint`` and
+``dmi_dir`` set as a user would set them (the rest of the settings are defaults)."""
+
+from __future__ import annotations
+
+from fakes import dmi_dir
+from fakes.imds import FakeIMDS
+
+from k3snode import settings as settings_mod
+from k3snode.discovery import Discovery, discover
+
+
+def load_settings(**discovery) -> settings_mod.Settings:
+    overrides = {("discovery", k): v for k, v in discovery.items()}
+    return settings_mod.load(None, env={}, overrides=overrides)
+
+
+def run_discovery(fake: FakeIMDS | None, dmi: str, **discovery) -> Discovery:
+    if fake is not None:
+        discovery.setdefault("metadata_endpoint", fake.url)
+    return discover(load_settings(dmi_dir=dmi_dir(dmi), **discovery))
+
+
+def paths(fake: FakeIMDS) -> list[str]:
+    return [r.path for r in fake.requests]

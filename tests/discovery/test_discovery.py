@@ -1,0 +1,84 @@
+"""discover() wiring: static first, then the recognised provider's metadata for what is missing;
+nothing contacted without a recognised cloud; the ``detect --json`` shape."""
+
+from __future__ import annotations
+
+import json
+
+from discovery_helpers import paths, run_discovery
+from fakes import dmi_dir
+from helpers import clean_env, run_k3snode
+
+
+def test_static_family_is_kept_and_metadata_fills_the_other(fake_imds):
+    fake = fake_imds("aws")
+    found = run_discovery(fake, "aws", external_ips="3.120.45.99")
+    assert found.public_ipv4 == "3.120.45.99" and found.public_ipv6 == "2a05:d014:abc:d00::10"
+    assert found.sources == {"ipv4": "static", "ipv6": "metadata"}
+    assert found.to_json()["sources"] == {"ipv4": "static", "ipv6": "metadata"}
+
+
+def test_both_static_means_no_metadata_request(fake_imds):
+    fake = fake_imds("aws")
+    found = run_discovery(fake, "aws", external_ips="3.120.45.99,2a05:d014::99")
+    assert found.sources == {"ipv4": "static", "ipv6": "static"}
+    assert found.provider == "aws"  # recognised (no network), not asked
+    assert fake.requests == []
+
+
+def test_private_static_address_is_used_with_a_note(fake_imds):
+    found = run_discovery(None, "baremetal", external_ips="10.0.0.5,2a01:4f8::5")
+    assert found.public_ipv4 == "10.0.0.5"
+    assert any("10.0.0.5 is private" in n and "used as given" in n for n in found.notes)
+
+
+def test_bare_metal_contacts_no_metadata_service(fake_imds):
+    fake = fake_imds("aws")
+    for name in ("baremetal", "baremetal-dell", "kvm", "hyperv"):
+        found = run_discovery(fake, name)
+        assert found.provider is None
+        assert "metadata" not in found.sources.values()
+        assert any("metadata not asked" in n for n in found.notes)
+    assert fake.requests == []
+
+
+def test_provider_none_contacts_nothing_even_on_a_cloud(fake_imds):
+    fake = fake_imds("aws")
+    found = run_discovery(fake, "aws", provider="none")
+    assert found.provider is None and fake.requests == []
+
+
+def test_provider_named_explicitly_is_asked_without_dmi(fake_imds):
+    fake = fake_imds("scaleway")
+    found = run_discovery(fake, "baremetal", provider="scaleway")
+    assert (found.provider, found.public_ipv4) == ("scaleway", "51.15.1.2")
+    assert paths(fake) == ["/conf?format=json"]
+
+
+def test_metadata_failure_is_reported_and_discovery_still_answers(fake_imds):
+    fake = fake_imds("aws", mode="disabled")
+    found = run_discovery(fake, "aws")
+    out = found.to_json()
+    assert out["provider"] == "aws"
+    assert "disabled" in out["error"]
+
+
+def test_detect_json_through_the_cli(fake_imds):
+    fake = fake_imds("gcp", ipv4="34.77.12.40", ipv6=None)
+    proc = run_k3snode(
+        "detect", "--json", "--dmi-dir", dmi_dir("gcp"), "--metadata-endpoint", fake.url,
+        env=clean_env(HTTP_PROXY="http://127.0.0.1:9"),
+    )  # fmt: skip
+    assert proc.returncode == 0, proc.stderr
+    out = json.loads(proc.stdout)
+    assert out["provider"] == "gcp" and out["source"] == "metadata"
+    assert out["public_ipv4"] == "34.77.12.40" and out["public_ipv6"] is None
+    assert set(out) >= {"provider", "source", "public_ipv4", "public_ipv6", "private_ipv4"}
+    assert any("no public IPv6" in n for n in out["notes"])
+
+
+def test_detect_rejects_a_bad_metadata_endpoint():
+    proc = run_k3snode("detect", "--metadata-endpoint", "169.254.169.254/latest")
+    assert proc.returncode == 2
+    assert proc.stderr.count("\n") == 1 and "--metadata-endpoint" in proc.stderr
+    assert "Traceback" not in proc.stderr
