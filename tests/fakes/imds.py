@@ -693,7 +693,7 @@ class FakeIMDS:
         self.state = FakeState(provider, **state)
         self.server = make_server(self.state, host, port)
         self.host, self.port = host, self.server.server_address[1]
-        self._thread = threading.Thread(target=self.server.serve_forever, daemon=True)
+        self._thread = threading.Thread(target=self.server.serve_forever, args=(0.05,), daemon=True)
 
     @property
     def url(self) -> str:

@@ -48,3 +48,33 @@ class Listener:
 
     def __exit__(self, *exc) -> None:
         self.close()
+
+
+def main(argv: list[str]) -> int:
+    """``python listener.py HOST:PORT…``: print ``ready``, then one ``HOST PORT PEER`` line per
+    accepted connection, until killed (SIGTERM)."""
+    import signal
+
+    addrs = []
+    for a in argv:
+        host, _, port = a.rpartition(":")
+        addrs.append((host.strip("[]"), int(port)))
+    listener = Listener(*addrs)
+    done = threading.Event()
+    signal.signal(signal.SIGTERM, lambda *_: done.set())
+    print("ready", flush=True)
+    seen = 0
+    while not done.wait(0.05):
+        while seen < len(listener.accepted):
+            print(*listener.accepted[seen], flush=True)
+            seen += 1
+    listener.close()
+    for entry in listener.accepted[seen:]:
+        print(*entry, flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    import sys
+
+    sys.exit(main(sys.argv[1:]))
