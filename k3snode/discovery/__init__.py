@@ -59,19 +59,15 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
     found: dict[str, str | None] = {"ipv4": ds.static_ipv4, "ipv6": ds.static_ipv6}
     sources = {fam: "static" for fam, addr in found.items() if addr}
     notes: list[str] = []
-    from k3snode import addresses
-
     for fam in FAMILIES:
-        problem = found[fam] and addresses.public_problem(found[fam])
-        if problem:
-            notes.append(f"static {found[fam]} is {problem}; used as given")
+        _warn_if_not_public(found[fam])
     settled = {fam for fam in FAMILIES if found[fam]}
     private_ipv4: str | None = None
     metadata_error: str | None = None
     error: str | None = None
 
-    provider, how = choose_provider(ds)
-    if provider and len(settled) < len(FAMILIES):
+    provider, how = choose_provider(ds) if len(settled) < len(FAMILIES) else (None, "")
+    if provider:
         answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
         if answer is not None:
             notes.extend(answer.notes)
@@ -85,7 +81,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                     settled.add(fam)
                 elif fam in answer.none:
                     settled.add(fam)
-    elif not provider:
+    elif how:
         notes.append(how)
     said_none = {fam for fam in settled if not found[fam]}
 
@@ -133,6 +129,19 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
         error=error,
         duration=monotonic() - started,
     )
+
+
+def _warn_if_not_public(address: str | None) -> None:
+    """A static address is taken as given; a non-public one is logged as a warning."""
+    from k3snode import addresses
+
+    problem = address and addresses.public_problem(address)
+    if problem:
+        import logging
+
+        logging.getLogger("k3snode.discovery").warning(
+            "static external address %s is %s; used as given", address, problem
+        )
 
 
 def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):

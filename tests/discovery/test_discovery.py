@@ -22,14 +22,14 @@ def test_both_static_means_no_metadata_request(fake_imds):
     fake = fake_imds("aws")
     found = run_discovery(fake, "aws", external_ips="3.120.45.99,2a05:d014::99")
     assert found.sources == {"ipv4": "static", "ipv6": "static"}
-    assert found.provider == "aws"  # recognised (no network), not asked
+    assert found.notes == ()
     assert fake.requests == []
 
 
-def test_private_static_address_is_used_with_a_note(fake_imds):
+def test_private_static_address_is_used_with_a_warning(caplog):
     found = run_discovery(None, "baremetal", external_ips="10.0.0.5,2a01:4f8::5")
-    assert found.public_ipv4 == "10.0.0.5"
-    assert any("10.0.0.5 is private" in n and "used as given" in n for n in found.notes)
+    assert (found.public_ipv4, found.public_ipv6) == ("10.0.0.5", "2a01:4f8::5")
+    assert "static external address 10.0.0.5 is private (RFC 1918); used as given" in caplog.text
 
 
 def test_bare_metal_contacts_no_metadata_service(fake_imds):
