@@ -1,4 +1,5 @@
-"""Global addresses on the default-route interface, read with pyroute2 (rtnetlink).
+"""Global addresses on the default-route interface, read over rtnetlink (``rtnl.py``, stdlib only:
+importing pyroute2 would cost this path a few hundred milliseconds).
 
 This is the bare-metal answer and the fallback on clouds that put the public address on the NIC.
 Virtual interfaces (CNI bridges, flannel, kube-ipvs0 holding Service IPs, Docker, WireGuard,
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 import socket
 from dataclasses import dataclass
-from typing import Any
 
 from k3snode import addresses
 
@@ -24,6 +24,8 @@ IFA_F_DEPRECATED = 0x20
 IFA_F_TENTATIVE = 0x40
 _SKIP_FLAGS = IFA_F_TEMPORARY | IFA_F_DADFAILED | IFA_F_DEPRECATED | IFA_F_TENTATIVE
 RT_SCOPE_UNIVERSE = 0
+RT_TABLE_MAIN = 254
+RTN_UNICAST = 1
 
 
 @dataclass(frozen=True)
@@ -39,60 +41,52 @@ def is_virtual(name: str) -> bool:
     return name in VIRTUAL_NAMES or name.startswith(VIRTUAL_PREFIXES)
 
 
-def _attr(msg: Any, name: str) -> Any:
-    return msg.get_attr(name)
+def _default_oifs(family: int) -> list[int]:
+    """Interface indexes of the main table's default routes of ``family``, lowest metric first."""
+    from k3snode.discovery import rtnl
 
-
-def _default_oifs(ipr: Any, family: int) -> list[int]:
-    """Interface indexes of the default routes of ``family``, lowest metric first."""
-    routes = []
-    for r in ipr.get_routes(family=family, table=254):
-        if r["dst_len"] != 0 or r["type"] != 1:  # default, unicast
+    found = []
+    for r in rtnl.routes(family):
+        if r.dst_len != 0 or r.type != RTN_UNICAST or r.table != RT_TABLE_MAIN:
             continue
-        metric = _attr(r, "RTA_PRIORITY") or 0
-        oif = _attr(r, "RTA_OIF")
-        if oif:
-            routes.append((metric, oif))
-        for hop in _attr(r, "RTA_MULTIPATH") or []:
-            if hop.get("oif"):
-                routes.append((metric, hop["oif"]))
-    return [oif for _, oif in sorted(routes)]
+        found.extend((r.priority, oif) for oif in r.oifs if oif)
+    return [oif for _, oif in sorted(found)]
 
 
 def read() -> InterfaceAddresses:
     """Public IPv4/IPv6 and the private IPv4 of the default-route interface(s)."""
-    from pyroute2 import IPRoute
+    from k3snode.discovery import rtnl
 
     notes: list[str] = []
     found: dict[str, str | None] = {"ipv4": None, "ipv6": None, "private_ipv4": None}
     seen: list[str] = []
-    with IPRoute() as ipr:
-        names = {link["index"]: _attr(link, "IFLA_IFNAME") for link in ipr.get_links()}
-        for family, fam in ((socket.AF_INET, "ipv4"), (socket.AF_INET6, "ipv6")):
-            for oif in _default_oifs(ipr, family):
-                name = names.get(oif, str(oif))
-                if is_virtual(name):
-                    notes.append(f"default {fam} route via {name} skipped (virtual interface)")
+    names = {link.index: link.name for link in rtnl.links()}
+    for family, fam in ((socket.AF_INET, "ipv4"), (socket.AF_INET6, "ipv6")):
+        oifs = _default_oifs(family)
+        addrs = rtnl.addresses(family) if oifs else []
+        for oif in oifs:
+            name = names.get(oif, str(oif))
+            if is_virtual(name):
+                notes.append(f"default {fam} route via {name} skipped (virtual interface)")
+                continue
+            if name not in seen:
+                seen.append(name)
+            for a in addrs:
+                if a.index != oif or a.address is None:
                     continue
-                if name not in seen:
-                    seen.append(name)
-                for msg in ipr.get_addr(family=family, index=oif):
-                    addr = _attr(msg, "IFA_LOCAL") or _attr(msg, "IFA_ADDRESS")
-                    flags = _attr(msg, "IFA_FLAGS")
-                    flags = msg["flags"] if flags is None else flags
-                    if addr is None or msg["scope"] != RT_SCOPE_UNIVERSE or flags & _SKIP_FLAGS:
-                        continue
-                    judged = addresses.judge(addr, want_family=4 if fam == "ipv4" else 6)
-                    if judged.ok:
-                        if found[fam] is None:
-                            found[fam] = judged.address
-                    elif fam == "ipv4" and found["private_ipv4"] is None and judged.address:
-                        found["private_ipv4"] = judged.address
-                        notes.append(f"{name}: {judged.address} is {judged.problem}")
-                    elif judged.address:
-                        notes.append(f"{name}: {judged.address} is {judged.problem}")
-                if found[fam]:
-                    break
+                if a.scope != RT_SCOPE_UNIVERSE or a.flags & _SKIP_FLAGS:
+                    continue
+                judged = addresses.judge(a.address, want_family=4 if fam == "ipv4" else 6)
+                if judged.ok:
+                    if found[fam] is None:
+                        found[fam] = judged.address
+                elif fam == "ipv4" and found["private_ipv4"] is None and judged.address:
+                    found["private_ipv4"] = judged.address
+                    notes.append(f"{name}: {judged.address} is {judged.problem}")
+                elif judged.address:
+                    notes.append(f"{name}: {judged.address} is {judged.problem}")
+            if found[fam]:
+                break
     if not seen and not notes:
         notes.append("no default route")
     return InterfaceAddresses(
