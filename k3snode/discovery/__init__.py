@@ -87,11 +87,13 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
 
     open_ = [fam for fam in FAMILIES if fam not in settled]
     if open_:
+        import struct
+
         from k3snode.discovery import interfaces
 
         try:
             got = interfaces.read()
-        except OSError as e:
+        except (OSError, ValueError, struct.error) as e:
             notes.append(f"cannot read interfaces: {e}")
         else:
             notes.extend(got.notes)
@@ -156,3 +158,5 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
         return module.fetch(client, ds), None
     except MetadataError as e:
         return None, f"{provider} metadata ({client.where}): {e}"
+    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:  # garbage answers
+        return None, f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})"

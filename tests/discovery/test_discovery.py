@@ -5,8 +5,10 @@ from __future__ import annotations
 
 import json
 
+import pytest
 from discovery_helpers import paths, run_discovery
 from fakes import dmi_dir
+from fakes.imds import GARBAGE, PROVIDERS
 from helpers import clean_env, run_k3snode
 
 
@@ -82,3 +84,14 @@ def test_detect_rejects_a_bad_metadata_endpoint():
     assert proc.returncode == 2
     assert proc.stderr.count("\n") == 1 and "--metadata-endpoint" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_garbage_answers_never_raise_and_are_never_taken(fake_imds, provider):
+    fake = fake_imds(provider, mode="garbage")
+    for shape in range(len(GARBAGE)):
+        fake.set(garbage=shape)
+        found = run_discovery(fake, "baremetal", provider=provider)
+        assert "metadata" not in found.sources.values(), (shape, found)
+        assert found.provider == provider
+        assert "malformed" not in (found.error or ""), (shape, found.error)  # handled, not caught

@@ -16,8 +16,10 @@ State (all changeable at runtime)::
     mode          ok | disabled (403 everywhere) | token-hang (token PUT accepted, never answered)
                   | flaky (the first ``fail_count`` requests get 503) | html (GETs answer a 200 HTML
                   page) | huge (GETs answer 4 MiB) | slow (GETs answer one byte a second)
+                  | garbage (GETs answer odd JSON/YAML/bytes, see ``GARBAGE``)
     imdsv1        AWS: answer token-less GETs (default false: 401 as with HttpTokens=required)
     fail_count    for mode=flaky (default 2)
+    garbage       for mode=garbage: which of ``GARBAGE`` every GET answers (an index)
     floating_ipv4 UpCloud floating IP / DigitalOcean reserved IP (must never be taken)
     basic_sku     Azure: the public IPv4 is in the instance document (default false: only on
                   the load-balancer endpoint, as with today's Standard SKU)
@@ -67,7 +69,24 @@ PROVIDERS = (
     "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
     "linode", "vultr", "scaleway", "exoscale", "upcloud",
 )  # fmt: skip
-MODES = ("ok", "disabled", "token-hang", "flaky", "html", "huge", "slow")
+MODES = ("ok", "disabled", "token-hang", "flaky", "html", "huge", "slow", "garbage")
+# mode=garbage: GETs answer one of these (``garbage`` = index), whatever the document should be
+GARBAGE = (
+    "[]",
+    "null",
+    '"a string"',
+    "42",
+    "\x00\xff\xfe not even text",
+    '{"interfaces": 5, "network": [], "public_ip": 7, "ipv4": {"public": [1, null]},'
+    ' "ipv6": {"slaac": 3}, "public_ips": [{"family": ["inet"], "address": 5}], "private_ip": []}',
+    '{"interfaces": {"public": [{"ipv4": "x", "ipv6": []}], "private": 3},'
+    ' "network": {"interfaces": [{"type": "public", "ip_addresses": [{"family": {}}, 5]}]}}',
+    '{"loadbalancer": {"publicIpAddresses": [7, {"frontendIpAddress": []}]}}',
+    '[{"ipv6Addresses": [null, 5, "x"], "privateIp": 5}]',
+    '{"networks": [5, {"type": 6, "ip_address": []}]}',
+    "- a\n- yaml\n- list\n",
+    "public-ipv4: [1, 2]\nnetwork-config: {config: [{type: physical, subnets: [{ipv6: true, address: [1]}]}]}\n",
+)
 
 # Realistic defaults: addresses from each provider's own ranges (they pass a strict public check).
 DEFAULTS: dict[str, dict[str, str | None]] = {
@@ -166,6 +185,7 @@ class FakeState:
             "fail_count": 2,
             "floating_ipv4": None,
             "basic_sku": False,
+            "garbage": 0,
             **DEFAULTS[provider],
         }
         self.data.update(state)
@@ -599,6 +619,8 @@ class _Handler(BaseHTTPRequestHandler):
         if method == "GET" and u.path not in _TOKEN_PATHS and status < 400:
             if s["mode"] == "html":
                 status, ctype, text = 200, "text/html", PORTAL_HTML
+            elif s["mode"] == "garbage":
+                text = GARBAGE[int(s["garbage"]) % len(GARBAGE)]
             elif s["mode"] == "huge":
                 self._send(200, "text/plain", None, {}, huge=4 << 20)
                 return

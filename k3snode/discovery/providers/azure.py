@@ -11,7 +11,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json, unexpected
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -44,7 +44,7 @@ def fetch(client: Client, ds: object = None) -> Answer:
             r.say_none("ipv4", f"instance publicIpAddress empty, loadbalancer: {resp.status}")
         else:
             data = parse_json(resp, "loadbalancer")
-            frontends = dig(data, "loadbalancer", "publicIpAddresses") or []
+            frontends = as_list(dig(data, "loadbalancer", "publicIpAddresses"))
             for entry in frontends:
                 if r.offer(
                     "ipv4", dig(entry, "frontendIpAddress"), "loadbalancer frontendIpAddress"

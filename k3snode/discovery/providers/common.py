@@ -122,6 +122,11 @@ def dig(data: Any, *keys: Any) -> Any:
     return data
 
 
+def as_list(value: Any) -> list:
+    """``value`` when it is a list, else [] (garbage-shaped documents are common enough)."""
+    return value if isinstance(value, list) else []
+
+
 def _fam(fam: str) -> str:
     return "IPv4" if fam == "ipv4" else "IPv6"
 

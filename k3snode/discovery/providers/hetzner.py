@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.errors import MetadataError
-from k3snode.discovery.providers.common import Answer, Reading, dig, unexpected
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, unexpected
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -42,9 +42,9 @@ def fetch(client: Client, ds: object = None) -> Answer:
         r.say_none("ipv4", "public-ipv4 empty")
     subnets = [
         s
-        for iface in dig(data, "network-config", "config") or []
+        for iface in as_list(dig(data, "network-config", "config"))
         if isinstance(iface, dict) and iface.get("type") == "physical"
-        for s in iface.get("subnets") or []
+        for s in as_list(iface.get("subnets"))
         if isinstance(s, dict) and s.get("ipv6") and s.get("address")
     ]
     for s in subnets:
@@ -52,6 +52,6 @@ def fetch(client: Client, ds: object = None) -> Answer:
             break
     if not subnets:
         r.say_none("ipv6", "no ipv6 subnet in network-config")
-    for net in data.get("private-networks") or []:
+    for net in as_list(data.get("private-networks")):
         r.private(dig(net, "ip"))
     return r.answer()

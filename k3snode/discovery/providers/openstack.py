@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 
 from k3snode import addresses
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -49,7 +49,7 @@ def fetch(client: Client, ds: object = None) -> Answer:
         return r.answer()
     six = [
         n.get("ip_address")
-        for n in dig(parse_json(resp, NETWORK_DATA), "networks") or []
+        for n in as_list(dig(parse_json(resp, NETWORK_DATA), "networks"))
         if isinstance(n, dict) and str(n.get("type", "")).startswith("ipv6") and n.get("ip_address")
     ]
     for value in six:

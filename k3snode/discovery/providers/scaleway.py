@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -24,7 +24,7 @@ def recognise(dmi: Dmi) -> bool:
 def fetch(client: Client, ds: object = None) -> Answer:
     data = parse_json(client.get(PATH), PATH)
     r = Reading(ID)
-    listed = [p for p in dig(data, "public_ips") or [] if isinstance(p, dict)]
+    listed = [p for p in as_list(dig(data, "public_ips")) if isinstance(p, dict)]
     candidates = {
         "ipv4": [dig(data, "public_ip", "address")]
         + [p.get("address") for p in listed if p.get("family") == "inet"],

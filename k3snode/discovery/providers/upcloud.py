@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -24,13 +24,13 @@ def recognise(dmi: Dmi) -> bool:
 def fetch(client: Client, ds: object = None) -> Answer:
     data = parse_json(client.get(PATH), PATH)
     r = Reading(ID)
-    ifaces = [i for i in dig(data, "network", "interfaces") or [] if isinstance(i, dict)]
+    ifaces = [i for i in as_list(dig(data, "network", "interfaces")) if isinstance(i, dict)]
     by_family: dict[str, list] = {"ipv4": [], "ipv6": []}
     for iface in ifaces:
-        for ip in iface.get("ip_addresses") or []:
+        for ip in as_list(iface.get("ip_addresses")):
             if not isinstance(ip, dict):
                 continue
-            fam = {"IPv4": "ipv4", "IPv6": "ipv6"}.get(ip.get("family", ""))
+            fam = {"IPv4": "ipv4", "IPv6": "ipv6"}.get(str(ip.get("family", "")))
             if fam is None:
                 continue
             if iface.get("type") == "public":

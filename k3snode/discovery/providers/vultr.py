@@ -6,7 +6,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json
+from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -24,7 +24,7 @@ def recognise(dmi: Dmi) -> bool:
 def fetch(client: Client, ds: object = None) -> Answer:
     data = parse_json(client.get(PATH), PATH)
     r = Reading(ID)
-    ifaces = [i for i in dig(data, "interfaces") or [] if isinstance(i, dict)]
+    ifaces = [i for i in as_list(dig(data, "interfaces")) if isinstance(i, dict)]
     public = next((i for i in ifaces if i.get("network-type") == "public"), None)
     if public is None and ifaces and "network-type" not in ifaces[0]:
         public = ifaces[0]
