@@ -15,6 +15,7 @@ PREFLIGHTS: list[str] = [
     "k3snode.mesh.tailscale_health:preflight",
     "k3snode.mesh.wg.preflight:wireguard_native",
     "k3snode.underlay:preflight",
+    "k3snode.discovery.preflight:findings",
 ]
 
 
