@@ -17,6 +17,7 @@ Everything shares one deadline (``[discovery] timeout``); nothing here waits lon
 from __future__ import annotations
 
 import time
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.result import Discovery
@@ -147,16 +148,32 @@ def _warn_if_not_public(address: str | None) -> None:
 
 
 def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
-    """(Answer, None) or (None, error text) from the provider's metadata service."""
+    """(Answer, None) or (None, error text) from the provider's metadata service; its IPv6
+    address is tried when the IPv4 one cannot be reached at all (an IPv6-only instance)."""
     from k3snode.discovery import providers
-    from k3snode.discovery.errors import MetadataError
+    from k3snode.discovery.errors import MetadataError, MetadataUnreachable
     from k3snode.discovery.metadata_http import Client
 
     module = providers.load(provider)
-    client = Client(module.BASE, deadline, override=ds.metadata_endpoint, clock=monotonic)
-    try:
-        return module.fetch(client, ds), None
-    except MetadataError as e:
-        return None, f"{provider} metadata ({client.where}): {e}"
-    except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:  # garbage answers
-        return None, f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})"
+    bases = [module.BASE]
+    if not ds.metadata_endpoint and getattr(module, "BASE6", None):
+        bases.append(module.BASE6)
+    errors: list[str] = []
+    for base in bases:
+        client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic)
+        try:
+            answer = module.fetch(client, ds)
+        except MetadataUnreachable as e:
+            errors.append(f"{provider} metadata ({client.where}): {e}")
+            continue
+        except MetadataError as e:
+            return None, f"{provider} metadata ({client.where}): {e}"
+        except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:  # garbage
+            return (
+                None,
+                f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})",
+            )
+        if errors:
+            answer = replace(answer, notes=(*answer.notes, *errors))
+        return answer, None
+    return None, "; ".join(errors)

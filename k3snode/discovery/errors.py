@@ -10,3 +10,7 @@ class MetadataError(Exception):
 
 class MetadataTimeout(MetadataError):
     """A request got no (complete) answer within its read timeout."""
+
+
+class MetadataUnreachable(MetadataError):
+    """No connection could be made at all (no route, host unreachable, connect timed out)."""

@@ -15,6 +15,7 @@
 
 from __future__ import annotations
 
+import errno
 import http.client
 import socket
 import time
@@ -22,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urlsplit
 
-from k3snode.discovery.errors import MetadataError, MetadataTimeout
+from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
 
 MAX_BODY = 256 * 1024
 CONNECT_TIMEOUT = 1.0
@@ -45,6 +46,13 @@ class Response:
 
     def header(self, name: str) -> str:
         return self.headers.get(name.lower(), "")
+
+
+class _ConnectFailed(OSError):
+    """The TCP connection itself could not be made (wraps the original error)."""
+
+
+_UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL)
 
 
 class _DeadlineSocket(socket.socket):
@@ -128,6 +136,7 @@ class Client:
         attempts = self.attempts if retry else 1
         pause = BACKOFF
         last = ""
+        unreachable = True  # every attempt failed before a connection was made
         for attempt in range(1, attempts + 1):
             if self.left() <= 0:
                 break
@@ -135,9 +144,19 @@ class Client:
                 resp = self._once(method, path, headers or {}, read_timeout or self.read_timeout)
             except MetadataTimeout:
                 raise
+            except _ConnectFailed as e:
+                cause = e.__cause__ or e
+                last = _describe(cause)
+                if not (
+                    isinstance(cause, socket.timeout)
+                    or getattr(cause, "errno", None) in _UNREACHABLE
+                ):
+                    unreachable = False
             except (OSError, http.client.HTTPException) as e:
                 last = _describe(e)
+                unreachable = False
             else:
+                unreachable = False
                 if resp.status < 500 and resp.status != 429:
                     return resp
                 last = f"HTTP {resp.status}"
@@ -147,7 +166,8 @@ class Client:
             else:
                 break
         tried = f"after {attempt} attempt{'s' if attempt > 1 else ''}" if last else "(no time left)"
-        raise MetadataError(f"{method} {self.where}{path}: {last or 'discovery timeout'} {tried}")
+        error = MetadataUnreachable if unreachable and last else MetadataError
+        raise error(f"{method} {self.where}{path}: {last or 'discovery timeout'} {tried}")
 
     def get(self, path: str, headers: dict[str, str] | None = None, **kw) -> Response:
         return self.request("GET", path, headers, **kw)
@@ -162,7 +182,10 @@ class Client:
             conn = _Connection(self.host, self.port, min(self.connect_timeout, left))
         self.requests += 1
         try:
-            conn.connect()
+            try:
+                conn.connect()
+            except OSError as e:
+                raise _ConnectFailed(str(e)) from e
             budget = min(read_timeout, self.left())
             sock = conn.sock
             if isinstance(sock, _DeadlineSocket):

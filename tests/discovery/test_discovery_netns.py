@@ -24,14 +24,14 @@ METADATA_ADDRS = ("169.254.169.254/32", "169.254.42.42/32", "100.100.100.200/32"
 
 
 @contextmanager
-def node(*nic: str, gw4: str | None = None, gw6: str | None = None):
+def node(*nic: str, gw4: str | None = None, gw6: str | None = None, metadata_on_lo: bool = True):
     """A namespace like a VM: ``nic0`` with the given addresses and default routes, the metadata
     addresses on ``lo`` (so a fake or a listener can sit there)."""
     with NetNS.create("k3snd") as ns:
         ns.ip("link", "add", "nic0", "type", "veth", "peer", "name", "nicpeer")
         for addr in nic:
             ns.ip("addr", "add", addr, "dev", "nic0", *(("nodad",) if ":" in addr else ()))
-        for addr in METADATA_ADDRS:
+        for addr in METADATA_ADDRS if metadata_on_lo else ():
             ns.ip("addr", "add", addr, "dev", "lo", *(("nodad",) if ":" in addr else ()))
         ns.ip("link", "set", "nicpeer", "up")
         ns.ip("link", "set", "nic0", "up")
@@ -179,3 +179,15 @@ def test_echo_fills_what_the_interface_lacks_with_family_forced(tmp_path):
     assert out["source"] == "echo"
     assert out["private_ipv4"] == "10.0.0.5"
     assert off["public_ipv4"] is None  # echo is opt-in
+
+
+def test_ipv6_only_instance_asks_the_ipv6_metadata_address():
+    with node("2a05:d014:abc:d00::10/64", gw6="2a05:d014:abc:d00::1", metadata_on_lo=False) as ns:
+        ns.ip("addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad")
+        with background(ns, sys.executable, IMDS, "--provider", "aws", "--bind",
+                        "[fd00:ec2::254]:80", "--ipv4", ""):  # fmt: skip
+            out = detect(ns, "--dmi-dir", dmi_dir("aws"))
+    assert out["provider"] == "aws" and out.get("error") is None
+    assert out["public_ipv4"] is None
+    assert out["public_ipv6"] == "2a05:d014:abc:d00::10" and out["source"] == "metadata"
+    assert any("http://169.254.169.254" in n and "unreachable" in n for n in out["notes"])

@@ -9,7 +9,7 @@ from fakes.imds import FakeIMDS
 from fakes.listener import Listener
 from helpers import free_port
 
-from k3snode.discovery.errors import MetadataError, MetadataTimeout
+from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
 from k3snode.discovery.metadata_http import BACKOFF, Client
 
 
@@ -52,6 +52,13 @@ def test_connection_refused_is_retried_with_backoff_then_fails():
         c.get("/latest/meta-data/public-ipv4")
     assert pauses == [BACKOFF, BACKOFF * 2, BACKOFF * 4]
     assert c.requests == 4
+
+
+def test_refused_is_not_unreachable():
+    c = client(f"http://127.0.0.1:{free_port()}", sleep=lambda s: None, attempts=2)
+    with pytest.raises(MetadataError) as e:
+        c.get("/")
+    assert not isinstance(e.value, MetadataUnreachable)
 
 
 def test_404_is_an_answer_not_retried():

@@ -1,6 +1,7 @@
 """The cloud providers k3snode knows, one module each (``providers/<id>.py``).
 
-Each module declares ``ID``, ``BASE`` (its metadata service's scheme://host[:port]),
+Each module declares ``ID``, ``BASE`` (its metadata service's scheme://host[:port]), optionally
+``BASE6`` (the service's IPv6 address, asked when the IPv4 one cannot be reached at all),
 ``recognise(dmi) -> bool`` — how the cloud is told from DMI alone, without any network — and
 ``fetch(client, settings) -> Answer`` — how its metadata service gives the public addresses.
 ``IDS`` is also the recognition order; the first module whose ``recognise`` is true wins.

@@ -19,6 +19,7 @@ if TYPE_CHECKING:
 
 ID = "aws"
 BASE = "http://169.254.169.254"
+BASE6 = "http://[fd00:ec2::254]"  # asked when the IPv4 one is unreachable (IPv6-only)
 TOKEN_PATH = "/latest/api/token"
 TOKEN_TTL = "60"
 TOKEN_TIMEOUT = 2.0
