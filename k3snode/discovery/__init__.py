@@ -3,13 +3,14 @@
 
 Order, per family (IPv4, IPv6), each step filling only what is still missing:
 
-1. ``[discovery] external_ips`` — taken as given (a non-public one with a note).
+1. ``[discovery] external_ips`` — taken as given (a non-public one with a logged warning).
 2. The metadata service of the cloud recognised from DMI (or named by ``[discovery] provider``),
    and of that cloud only. No recognised cloud: no metadata address is contacted at all.
-   "No public address" (404, empty) is an answer: that family stays empty, no fallback is asked.
-3. The global addresses on the default-route interface (pyroute2, imported only when needed).
-4. HTTPS echo services, only when ``[discovery] echo`` is on (and never for a family the metadata
-   said is absent: an echo behind NAT reports the gateway, not the node).
+   "No public address" (404, empty) is an answer: no echo service is asked for that family.
+3. The global addresses on the default-route interface (rtnetlink; an address on the NIC is the
+   node's own, so this runs even where the metadata said "none").
+4. HTTPS echo services, only when ``[discovery] echo`` is on, and never for a family the metadata
+   said is absent: an echo behind NAT reports the gateway, not the node.
 
 Everything shares one deadline (``[discovery] timeout``); nothing here waits longer.
 """
@@ -67,6 +68,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
     metadata_error: str | None = None
     error: str | None = None
 
+    said_none: set[str] = set()  # families the metadata positively has no address for
     provider, how = choose_provider(ds) if len(settled) < len(FAMILIES) else (None, "")
     if provider:
         answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
@@ -81,13 +83,12 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                     sources[fam] = "metadata"
                     settled.add(fam)
                 elif fam in answer.none:
-                    settled.add(fam)
+                    said_none.add(fam)
     elif how:
         notes.append(how)
-    said_none = {fam for fam in settled if not found[fam]}
 
     open_ = [fam for fam in FAMILIES if fam not in settled]
-    if open_:
+    if open_:  # an address on the NIC is the node's own, even where metadata says "none"
         import struct
 
         from k3snode.discovery import interfaces
@@ -104,6 +105,9 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                     found[fam] = addr
                     sources[fam] = "interface"
     open_ = [fam for fam in open_ if not found[fam]]
+    if ds.echo and said_none & set(open_):
+        notes.append("echo services not asked where metadata says the node has no public address")
+    open_ = [fam for fam in open_ if fam not in said_none]  # an echo would see the NAT gateway
     if open_ and ds.echo:
         from k3snode.discovery import echo
 
@@ -113,8 +117,6 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
             if got_echo.get(fam):
                 found[fam] = got_echo.get(fam)
                 sources[fam] = "echo"
-    elif said_none and ds.echo:
-        notes.append("echo services not asked: metadata says the node has no public address")
 
     if metadata_error:
         missing = [fam for fam in FAMILIES if not found[fam] and fam not in said_none]

@@ -23,3 +23,9 @@ def run_discovery(fake: FakeIMDS | None, dmi: str, **discovery) -> Discovery:
 
 def paths(fake: FakeIMDS) -> list[str]:
     return [r.path for r in fake.requests]
+
+
+def not_from_metadata(found: Discovery, fam: str) -> bool:
+    """The family was not taken from metadata (and not from an echo service). In-process tests
+    cannot know the host's own interfaces, which may legitimately fill it."""
+    return found.sources.get(fam) in (None, "interface")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 from fakes.imds import ALIBABA_TOKEN
 
 
@@ -33,7 +33,8 @@ def test_token_is_optional(fake_imds):
 def test_no_public_ip(fake_imds):
     fake = fake_imds("alibaba", ipv4=None, ipv6=None)
     found = run_discovery(fake, "alibaba")
-    assert not found.found and found.error is None
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")
+    assert found.error is None
 
 
 def test_default_base_url_is_alibabas_own():

@@ -3,7 +3,7 @@ ends in a clear answer or a clear error, never in a hang."""
 
 from __future__ import annotations
 
-from discovery_helpers import paths, run_discovery
+from discovery_helpers import not_from_metadata, paths, run_discovery
 from fakes.imds import AWS_TOKEN
 from fakes.listener import Listener
 
@@ -27,7 +27,7 @@ def test_404_means_no_public_address_and_then_no_echo(fake_imds):
     with Listener(("127.0.0.1", 0), ("127.0.0.1", 0)) as echo:
         services = ",".join(f"https://127.0.0.1:{p}" for p in echo.ports)
         found = run_discovery(fake, "aws", echo=True, echo_services=services)
-    assert found.public_ipv4 is None and found.public_ipv6 is None
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")
     assert found.error is None
     assert any("no public IPv4" in n and "404" in n for n in found.notes)
     assert any("echo services not asked" in n for n in found.notes)
@@ -37,7 +37,7 @@ def test_404_means_no_public_address_and_then_no_echo(fake_imds):
 def test_token_request_that_never_answers_names_the_hop_limit(fake_imds):
     fake = fake_imds("aws", mode="token-hang")
     found = run_discovery(fake, "aws")
-    assert not found.found
+    assert not_from_metadata(found, "ipv4")
     assert "hop limit" in found.error and "--http-put-response-hop-limit 2" in found.error
     assert "GET answers (HTTP 401)" in found.error
     # no silent IMDSv1 fallback: no GET of an address leaf was sent
@@ -55,7 +55,7 @@ def test_imdsv1_only_when_allowed(fake_imds):
 def test_imdsv1_refused_with_401_is_an_error(fake_imds):
     fake = fake_imds("aws", mode="token-hang", imdsv1=False)
     found = run_discovery(fake, "aws", allow_imdsv1=True)
-    assert not found.found
+    assert not_from_metadata(found, "ipv4")
     assert "IMDSv1 refused (401)" in found.error
 
 

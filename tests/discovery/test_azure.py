@@ -3,7 +3,7 @@ instance's own public address is empty (Standard SKU)."""
 
 from __future__ import annotations
 
-from discovery_helpers import paths, run_discovery
+from discovery_helpers import not_from_metadata, paths, run_discovery
 
 
 def test_standard_sku_public_ip_comes_from_the_load_balancer_endpoint(fake_imds):
@@ -30,7 +30,7 @@ def test_basic_sku_public_ip_in_the_instance_document(fake_imds):
 def test_no_public_ip_anywhere_is_none(fake_imds):
     fake = fake_imds("azure", ipv4=None)
     found = run_discovery(fake, "azure")
-    assert found.public_ipv4 is None and found.error is None
+    assert not_from_metadata(found, "ipv4") and found.error is None
     assert any("no public IPv4" in n for n in found.notes)
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_addresses_normalised(fake_imds):
@@ -18,7 +18,7 @@ def test_addresses_normalised(fake_imds):
 def test_missing_ipv6_is_none(fake_imds):
     fake = fake_imds("digitalocean", ipv6=None)
     found = run_discovery(fake, "digitalocean")
-    assert found.public_ipv6 is None and "ipv6" not in found.sources
+    assert not_from_metadata(found, "ipv6")
     assert any("no public IPv6" in n for n in found.notes)
 
 

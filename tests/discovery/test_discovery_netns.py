@@ -120,15 +120,21 @@ def test_exoscale_never_touches_the_password_server():
     assert accepted == ""
 
 
-def test_no_public_ipv4_in_metadata_is_final_even_with_a_public_nic():
+def test_metadata_none_still_takes_the_nic_address_but_never_asks_echo():
     with node("3.120.45.77/24", gw4="3.120.45.1") as ns, background(
         ns, sys.executable, IMDS, "--provider", "aws", "--bind", "169.254.169.254:80",
         "--ipv4", "", "--ipv6", "",
-    ):  # fmt: skip
-        out = detect(ns, "--dmi-dir", dmi_dir("aws"))
+    ), background(ns, sys.executable, LISTENER, "127.0.0.1:8443") as echo:  # fmt: skip
+        out = detect(ns, "--dmi-dir", dmi_dir("aws"), "--echo",
+                     K3SNODE_DISCOVERY_ECHO_SERVICES="https://127.0.0.1:8443,https://127.0.0.1:8443")  # fmt: skip
+        echo.terminate()
+        accepted = echo.communicate(timeout=10)[0].strip()
     assert out["provider"] == "aws"
-    assert out["public_ipv4"] is None and out["public_ipv6"] is None
-    assert any("no public IPv4" in n for n in out["notes"])
+    assert out["public_ipv4"] == "3.120.45.77" and out["source"] == "interface"
+    assert out["public_ipv6"] is None
+    assert any("no public IPv6" in n for n in out["notes"])
+    assert any("echo services not asked" in n for n in out["notes"])
+    assert accepted == ""
 
 
 @pytest.mark.parametrize("hardware", ["baremetal", "baremetal-dell", "kvm"])

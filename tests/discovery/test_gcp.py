@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_external_ip_and_ipv6_with_the_flavor_header(fake_imds):
@@ -18,7 +18,8 @@ def test_external_ip_and_ipv6_with_the_flavor_header(fake_imds):
 def test_no_access_config_is_none_not_an_error(fake_imds):
     fake = fake_imds("gcp", ipv4=None, ipv6=None)
     found = run_discovery(fake, "gcp")
-    assert not found.found and found.error is None
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")
+    assert found.error is None
     assert any("no public IPv4" in n for n in found.notes)
 
 

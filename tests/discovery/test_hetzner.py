@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_yaml_metadata(fake_imds):
@@ -18,12 +18,12 @@ def test_yaml_metadata(fake_imds):
 def test_ipv4_only_server(fake_imds):
     fake = fake_imds("hetzner", ipv6=None, private_ipv4=None)
     found = run_discovery(fake, "hetzner")
-    assert found.public_ipv4 == "5.75.1.2" and found.public_ipv6 is None
+    assert found.public_ipv4 == "5.75.1.2" and not_from_metadata(found, "ipv6")
     assert any("no public IPv6" in n for n in found.notes)
 
 
 def test_ipv6_only_server(fake_imds):
     fake = fake_imds("hetzner", ipv4=None)
     found = run_discovery(fake, "hetzner")
-    assert found.public_ipv4 is None and found.public_ipv6 == "2a01:4f8:c17:1234::1"
-    assert found.source == "metadata"
+    assert not_from_metadata(found, "ipv4") and found.public_ipv6 == "2a01:4f8:c17:1234::1"
+    assert found.sources["ipv6"] == "metadata"

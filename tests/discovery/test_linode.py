@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 from fakes.imds import LINODE_TOKEN
 
 
@@ -26,5 +26,6 @@ def test_akamai_branding_recognised(fake_imds):
 def test_empty_lists_are_none(fake_imds):
     fake = fake_imds("linode", ipv4=None, ipv6=None)
     found = run_discovery(fake, "linode")
-    assert not found.found and found.error is None
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")
+    assert found.error is None
     assert any("ipv4.public empty" in n for n in found.notes)

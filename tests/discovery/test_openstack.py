@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_floating_ip(fake_imds):
@@ -17,7 +17,7 @@ def test_floating_ip(fake_imds):
 def test_empty_200_means_no_floating_ip(fake_imds):
     fake = fake_imds("openstack", ipv4=None)
     found = run_discovery(fake, "openstack")
-    assert found.public_ipv4 is None and found.error is None
+    assert not_from_metadata(found, "ipv4") and found.error is None
     assert any("no public IPv4 (public-ipv4: empty)" in n for n in found.notes)
 
 

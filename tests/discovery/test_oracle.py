@@ -3,7 +3,7 @@ left to the fallbacks (see test_discovery_netns.py for the interface filling it)
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_ipv6_from_vnic_and_ipv4_left_open(fake_imds):
@@ -21,5 +21,5 @@ def test_ipv6_from_vnic_and_ipv4_left_open(fake_imds):
 def test_no_ipv6_on_the_vnic(fake_imds):
     fake = fake_imds("oracle", ipv6=None)
     found = run_discovery(fake, "oracle")
-    assert found.public_ipv6 is None
+    assert not_from_metadata(found, "ipv6")
     assert any("no public IPv6" in n for n in found.notes)

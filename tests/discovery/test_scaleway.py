@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import paths, run_discovery
+from discovery_helpers import not_from_metadata, paths, run_discovery
 
 
 def test_conf_json(fake_imds):
@@ -16,7 +16,8 @@ def test_conf_json(fake_imds):
 
 def test_null_public_ip_is_none(fake_imds):
     found = run_discovery(fake_imds("scaleway", ipv4=None, ipv6=None), "scaleway")
-    assert not found.found and found.error is None
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")
+    assert found.error is None
 
 
 def test_default_base_url():

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_floating_ip_is_never_the_node_address(fake_imds):
@@ -18,4 +18,4 @@ def test_floating_ip_is_never_the_node_address(fake_imds):
 def test_only_a_floating_ip_means_none(fake_imds):
     fake = fake_imds("upcloud", ipv4=None, ipv6=None, floating_ipv4="94.237.9.9")
     found = run_discovery(fake, "upcloud")
-    assert not found.found
+    assert not_from_metadata(found, "ipv4") and not_from_metadata(found, "ipv6")

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from discovery_helpers import run_discovery
+from discovery_helpers import not_from_metadata, run_discovery
 
 
 def test_public_interface(fake_imds):
@@ -16,4 +16,4 @@ def test_public_interface(fake_imds):
 
 def test_no_ipv6(fake_imds):
     found = run_discovery(fake_imds("vultr", ipv6=None), "vultr")
-    assert found.public_ipv6 is None and found.public_ipv4 == "45.76.1.2"
+    assert not_from_metadata(found, "ipv6") and found.public_ipv4 == "45.76.1.2"
