@@ -46,7 +46,11 @@ def _default_oifs(family: int) -> list[int]:
     from k3snode.discovery import rtnl
 
     found = []
-    for r in rtnl.routes(family):
+    try:
+        routes = rtnl.routes(family)
+    except OSError:  # e.g. a kernel without IPv6
+        return []
+    for r in routes:
         if r.dst_len != 0 or r.type != RTN_UNICAST or r.table != RT_TABLE_MAIN:
             continue
         found.extend((r.priority, oif) for oif in r.oifs if oif)

@@ -4,6 +4,7 @@ nothing contacted without a recognised cloud; the ``detect --json`` shape."""
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from discovery_helpers import paths, run_discovery
@@ -95,3 +96,11 @@ def test_garbage_answers_never_raise_and_are_never_taken(fake_imds, provider):
         assert "metadata" not in found.sources.values(), (shape, found)
         assert found.provider == provider
         assert "malformed" not in (found.error or ""), (shape, found.error)  # handled, not caught
+
+
+@pytest.mark.parametrize("provider", PROVIDERS)
+def test_a_dribbling_server_is_cut_off_within_the_discovery_timeout(fake_imds, provider):
+    fake = fake_imds(provider, mode="slow")
+    found = run_discovery(fake, "baremetal", provider=provider, timeout=1.0)
+    assert "metadata" not in found.sources.values()
+    assert re.search(r"no answer within (0\.\d|1\.0)s", found.error or ""), found.error
