@@ -14,7 +14,8 @@ Measured in one run, medians of N runs each (wall time of a whole process):
   no metadata service is contacted; the interface is read over netlink (pyroute2);
 - ``discover()`` in-process on both paths, as the daemon calls it (no interpreter start).
 
-"over import" is the row's median minus its path's import median: the work discovery itself adds.
+"over import" is the median of (this run − the import run just before it, same round): the work
+discovery itself adds, robust against load that changes during the benchmark.
 Aim: < 50 ms on a cloud, < 20 ms on bare metal.
 
     python benchmarks/discovery.py [-n 15]
@@ -54,16 +55,16 @@ def run_once(cmd: list[str]) -> float:
     return time.perf_counter() - t
 
 
-def timed_all(cmds: dict[str, list[str]], n: int) -> dict[str, float]:
-    """Medians of ``n`` runs of each command, run round-robin (so load from other processes on
-    the machine falls on every row alike), after one warm-up run each (writes .pyc files)."""
+def timed_all(cmds: dict[str, list[str]], n: int) -> dict[str, list[float]]:
+    """``n`` timings of each command, run round-robin (so load from other processes on the
+    machine falls on every row alike), after one warm-up run each (writes .pyc files)."""
     samples: dict[str, list[float]] = {name: [] for name in cmds}
     for cmd in cmds.values():
         run_once(cmd)
     for _ in range(n):
         for name, cmd in cmds.items():
             samples[name].append(run_once(cmd))
-    return {name: statistics.median(v) for name, v in samples.items()}
+    return samples
 
 
 def modules_of(args: list[str]) -> list[str]:
@@ -150,12 +151,15 @@ def main() -> int:
         cmds["k3snode detect (fake AWS)"] = [py, "-m", "k3snode", *aws]
         cmds["import (bare-metal path)"] = import_cmd(bare_mods)
         cmds["k3snode detect (bare metal)"] = [py, "-m", "k3snode", *bare]
-        medians = timed_all(cmds, a.n)
-        paths = {"import (aws path)": "aws", "k3snode detect (fake AWS)": "aws",
-                 "import (bare-metal path)": "bare", "k3snode detect (bare metal)": "bare"}  # fmt: skip
-        rows: list[tuple[str, float, str | None]] = [
-            (name, t, paths.get(name)) for name, t in medians.items()
-        ]
+        samples = timed_all(cmds, a.n)
+        imports = {"k3snode detect (fake AWS)": "import (aws path)",
+                   "k3snode detect (bare metal)": "import (bare-metal path)"}  # fmt: skip
+        rows: list[tuple[str, float, float | None]] = []  # (name, median, median over import)
+        for name, times in samples.items():
+            over = None
+            if name in imports:  # paired: each run minus the import run just before it
+                over = statistics.median(t - i for t, i in zip(times, samples[imports[name]]))
+            rows.append((name, statistics.median(times), over))
         rows.append(("discover() in-process, fake AWS",
                      in_process([f"dmi_dir={dmi_dir('aws')}", f"metadata_endpoint={url}"], a.n), None))  # fmt: skip
         rows.append(("discover() in-process, bare metal",
@@ -164,14 +168,13 @@ def main() -> int:
         fake.terminate()
         fake.wait()
     base = rows[0][1]
-    imports = {path: t for name, t, path in rows if name.startswith("import")}
     print(
         f"discovery benchmark: medians of {a.n} runs, {sys.version.split()[0]}, baseline = first row"
     )
     print(f"{'what':<36} {'median ms':>10} {'ratio':>7} {'over import ms':>15}")
-    for name, t, path in rows:
-        over = f"{(t - imports[path]) * 1000:.1f}" if path and not name.startswith("import") else ""
-        print(f"{name:<36} {t * 1000:>10.1f} {t / base:>7.2f} {over:>15}")
+    for name, t, over in rows:
+        shown = f"{over * 1000:.1f}" if over is not None else ""
+        print(f"{name:<36} {t * 1000:>10.1f} {t / base:>7.2f} {shown:>15}")
 
     def count(mods: list[str], prefix: str) -> int:
         return sum(m == prefix or m.startswith(prefix + ".") for m in mods)
