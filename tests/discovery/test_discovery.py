@@ -104,3 +104,21 @@ def test_a_dribbling_server_is_cut_off_within_the_discovery_timeout(fake_imds, p
     found = run_discovery(fake, "baremetal", provider=provider, timeout=1.0)
     assert "metadata" not in found.sources.values()
     assert re.search(r"no answer within (0\.\d|1\.0)s", found.error or ""), found.error
+
+
+def test_detect_text_names_the_hop_limit_and_exits_1(fake_imds):
+    fake = fake_imds("aws", mode="token-hang")
+    proc = run_k3snode("detect", "--dmi-dir", dmi_dir("aws"), "--metadata-endpoint", fake.url,
+                       "--provider", "aws")  # fmt: skip
+    assert proc.returncode == 1
+    assert "provider:     aws" in proc.stdout
+    error = [line for line in proc.stdout.splitlines() if line.startswith("error: ")]
+    assert len(error) == 1 and "hop limit" in error[0]
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+def test_unknown_provider_is_a_one_line_settings_error():
+    proc = run_k3snode("detect", "--provider", "amazon")
+    assert proc.returncode == 2
+    assert proc.stderr.strip().count("\n") == 0
+    assert "--provider" in proc.stderr and "'amazon'" in proc.stderr
