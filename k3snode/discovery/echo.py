@@ -47,7 +47,7 @@ class _FamilyConnection(http.client.HTTPSConnection):
         self._family = family
 
     def connect(self) -> None:
-        infos = socket.getaddrinfo(self.host, self.port, self._family, socket.SOCK_STREAM)
+        infos = _resolve(self.host, self.port, self._family, self.timeout)
         last: OSError = OSError(f"no {self._family.name} address")
         for fam, type_, proto, _, addr in infos:
             sock = socket.socket(fam, type_, proto)
@@ -61,6 +61,28 @@ class _FamilyConnection(http.client.HTTPSConnection):
             self.sock = self._context.wrap_socket(sock, server_hostname=self.host)
             return
         raise last
+
+
+def _resolve(host: str, port: int, family: int, timeout: float) -> list:
+    """getaddrinfo bounded by ``timeout`` (a stuck resolver must not stall discovery)."""
+    import threading
+
+    box: list = []
+
+    def work() -> None:
+        try:
+            box.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except OSError as e:
+            box.append(e)
+
+    t = threading.Thread(target=work, name="k3snode-echo-dns", daemon=True)
+    t.start()
+    t.join(timeout)
+    if not box:
+        raise socket.timeout(f"resolving {host} timed out")
+    if isinstance(box[0], OSError):
+        raise box[0]
+    return box[0]
 
 
 def ask(url: str, fam: str, timeout: float = TIMEOUT, context: ssl.SSLContext | None = None) -> str:
