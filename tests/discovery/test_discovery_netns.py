@@ -12,6 +12,7 @@ from contextlib import contextmanager
 
 import pytest
 from fakes import dmi_dir
+from fakes.imds import FakeIMDSProcess
 from helpers import REPO, NetNS, clean_env, run_k3snode
 
 pytestmark = pytest.mark.netns
@@ -75,17 +76,22 @@ def detect(ns: NetNS, *args: str, **env: str) -> dict:
 
 
 def test_aws_at_the_real_address_with_no_override():
-    with node("172.31.5.10/20", gw4="172.31.0.1") as ns, background(
-        ns, sys.executable, IMDS, "--provider", "aws", "--bind", "169.254.169.254:80",
-        "--ipv4", "3.120.45.10", "--ipv6", "2a05:d014:abc:d00::10",
-    ):  # fmt: skip
+    with (
+        node("172.31.5.10/20", gw4="172.31.0.1") as ns,
+        FakeIMDSProcess(
+            "aws", netns=ns.name, ipv4="3.120.45.10", ipv6="2a05:d014:abc:d00::10"
+        ) as fake,
+    ):
         out = detect(ns, "--dmi-dir", dmi_dir("aws"), HTTP_PROXY="http://172.31.0.1:3128",
                      http_proxy="http://172.31.0.1:3128")  # fmt: skip
-        log = json.loads(ns.exec("curl", "-s", "http://169.254.169.254/__fake__/requests").stdout)
+        log = fake.requests()
+        fake.set(ipv4="3.120.45.11")  # changed from outside the namespace while it runs
+        again = detect(ns, "--dmi-dir", dmi_dir("aws"))
     assert out["provider"] == "aws" and out["source"] == "metadata"
     assert (out["public_ipv4"], out["public_ipv6"]) == ("3.120.45.10", "2a05:d014:abc:d00::10")
     assert out["private_ipv4"] == "172.31.5.10"
     assert log[0]["method"] == "PUT" and log[0]["path"] == "/latest/api/token"
+    assert again["public_ipv4"] == "3.120.45.11"
 
 
 def test_oracle_ipv4_filled_from_the_interface_ipv6_from_metadata():

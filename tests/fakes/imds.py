@@ -45,7 +45,16 @@ and change it while it runs, either through the control endpoint on the same ser
     curl -X DELETE http://169.254.169.254/__fake__/requests
 
 or by writing a JSON object to ``--state-file`` (re-read whenever its mtime changes; its keys are
-merged into the state). It prints ``listening on HOST:PORT`` once ready. Stdlib only, Python 3.9+.
+merged into the state); ``--log-file`` appends every request as a JSON line. Those two files work
+across network namespaces, where the control endpoint is out of the test's reach;
+``FakeIMDSProcess`` wraps them::
+
+    with FakeIMDSProcess("aws", netns="k3sn123", bind="169.254.169.254:80", ipv4="3.120.45.10") as fake:
+        ...                                  # (the namespace needs 169.254.169.254 on an interface,
+        fake.set(ipv4="3.120.45.11")         #  e.g. ``ip -n k3sn123 addr add 169.254.169.254/32 dev lo``)
+        assert fake.requests()[0]["method"] == "PUT"
+
+It prints ``listening on HOST:PORT`` once ready. Stdlib only, Python 3.9+.
 """
 
 from __future__ import annotations
@@ -192,6 +201,7 @@ class FakeState:
         self.log: list[Request] = []
         self.served = 0  # metadata requests seen (for mode=flaky)
         self.state_file: str | None = None
+        self.log_file: str | None = None  # every request appended as a JSON line
         self._mtime: float | None = None
 
     def snapshot(self) -> dict[str, Any]:
@@ -604,6 +614,9 @@ class _Handler(BaseHTTPRequestHandler):
         st._reload()
         with st.lock:
             st.log.append(Request(method, self.path, headers, self.client_address[0]))
+            if st.log_file:
+                with open(st.log_file, "a") as f:
+                    f.write(json.dumps(asdict(st.log[-1])) + "\n")
             st.served += 1
             served = st.served
             s = dict(st.data)
@@ -751,6 +764,69 @@ class FakeIMDS:
             self.state.served = 0
 
 
+class FakeIMDSProcess:
+    """The fake as its own process (optionally inside a network namespace), steered through a
+    state file and observed through a request log (see the module docstring)."""
+
+    def __init__(self, provider: str = "aws", bind: str = "169.254.169.254:80",
+                 netns: str | None = None, python: str = sys.executable, **state: Any) -> None:  # fmt: skip
+        import tempfile
+
+        self._dir = tempfile.mkdtemp(prefix="fake-imds-")
+        self.state_file = os.path.join(self._dir, "state.json")
+        self.log_file = os.path.join(self._dir, "requests.jsonl")
+        with open(self.state_file, "w") as f:
+            json.dump(state, f)
+        cmd = [python, os.path.abspath(__file__), "--provider", provider, "--bind", bind,
+               "--state-file", self.state_file, "--log-file", self.log_file]  # fmt: skip
+        if netns:
+            cmd = ["ip", "netns", "exec", netns, *cmd]
+        import subprocess
+
+        self.proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        line = self.proc.stdout.readline() if self.proc.stdout else ""
+        if not line.startswith("listening"):
+            err = self.proc.stderr.read() if self.proc.stderr else ""
+            self.stop()
+            raise RuntimeError(f"fake IMDS did not start: {err.strip()}")
+
+    def set(self, **changes: Any) -> None:
+        """Merge ``changes`` into the running fake's state (seen by its next request)."""
+        with open(self.state_file) as f:
+            state = json.load(f)
+        state.update(changes)
+        tmp = self.state_file + ".tmp"
+        with open(tmp, "w") as f:
+            json.dump(state, f)
+        os.replace(tmp, self.state_file)
+        st = os.stat(self.state_file)
+        os.utime(self.state_file, ns=(st.st_atime_ns, st.st_mtime_ns + 1_000_000))
+
+    def requests(self) -> list[dict[str, Any]]:
+        try:
+            with open(self.log_file) as f:
+                return [json.loads(line) for line in f if line.strip()]
+        except FileNotFoundError:
+            return []
+
+    def stop(self) -> None:
+        import shutil
+
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
+        for stream in (self.proc.stdout, self.proc.stderr):
+            if stream:
+                stream.close()
+        shutil.rmtree(self._dir, ignore_errors=True)
+
+    def __enter__(self) -> FakeIMDSProcess:
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.stop()
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description="Fake cloud metadata service (see the docstring).")
     p.add_argument("--provider", choices=PROVIDERS, default="aws")
@@ -764,6 +840,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--floating-ipv4")
     p.add_argument("--basic-sku", action="store_true")
     p.add_argument("--state-file", help="JSON object merged into the state whenever it changes")
+    p.add_argument("--log-file", help="append every request as one JSON line")
     a = p.parse_args(argv)
     host, _, port = a.bind.rpartition(":")
     host = host.strip("[]")
@@ -775,6 +852,7 @@ def main(argv: list[str] | None = None) -> int:
             state[key] = value or None
     fake = FakeIMDS(a.provider, host, int(port), **state)
     fake.state.state_file = a.state_file
+    fake.state.log_file = a.log_file
     print(f"listening on {a.bind.rpartition(':')[0]}:{fake.port}", flush=True)
     with contextlib.suppress(KeyboardInterrupt):
         fake.server.serve_forever()
