@@ -90,3 +90,12 @@ def test_aws_rules_are_enforced():
         fake.set(ipv4=None)
         status, body = fetch(f"{fake.url}/latest/meta-data/public-ipv4", headers=hdr)
         assert status == 404 and "<title>404 - Not Found</title>" in body
+
+
+def test_delay_answers_late_but_correctly():
+    with FakeIMDS("exoscale", delay=0.3) as fake:
+        status, body = fetch(f"{fake.url}/1.0/meta-data/public-ipv4")
+        assert (status, body) == (200, "89.145.160.5")
+        fake.set(delay=0)
+        assert fetch(f"{fake.url}/1.0/meta-data/public-ipv4")[0] == 200
+    assert len(fake.requests) == 2

@@ -20,6 +20,8 @@ State (all changeable at runtime)::
     imdsv1        AWS: answer token-less GETs (default false: 401 as with HttpTokens=required)
     fail_count    for mode=flaky (default 2)
     garbage       for mode=garbage: which of ``GARBAGE`` every GET answers (an index)
+    delay         seconds to wait before answering any request (default 0): a slow but working
+                  service, e.g. to see a daemon become ready before discovery finishes
     floating_ipv4 UpCloud floating IP / DigitalOcean reserved IP (must never be taken)
     basic_sku     Azure: the public IPv4 is in the instance document (default false: only on
                   the load-balancer endpoint, as with today's Standard SKU)
@@ -195,6 +197,7 @@ class FakeState:
             "floating_ipv4": None,
             "basic_sku": False,
             "garbage": 0,
+            "delay": 0,
             **DEFAULTS[provider],
         }
         self.data.update(state)
@@ -620,6 +623,8 @@ class _Handler(BaseHTTPRequestHandler):
             st.served += 1
             served = st.served
             s = dict(st.data)
+        if float(s.get("delay") or 0) > 0 and self.server.stopping.wait(float(s["delay"])):  # type: ignore[attr-defined]
+            return
         if s["mode"] == "flaky" and served <= int(s["fail_count"]):
             self._send(503, "text/html", "<html><body>503 Service Unavailable</body></html>", {})
             return
@@ -839,13 +844,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--fail-count", type=int, default=2)
     p.add_argument("--floating-ipv4")
     p.add_argument("--basic-sku", action="store_true")
+    p.add_argument("--delay", type=float, default=0.0, help="seconds before every answer")
     p.add_argument("--state-file", help="JSON object merged into the state whenever it changes")
     p.add_argument("--log-file", help="append every request as one JSON line")
     a = p.parse_args(argv)
     host, _, port = a.bind.rpartition(":")
     host = host.strip("[]")
     state: dict[str, Any] = {"mode": a.mode, "imdsv1": a.imdsv1, "fail_count": a.fail_count,
-                             "basic_sku": a.basic_sku}  # fmt: skip
+                             "basic_sku": a.basic_sku, "delay": a.delay}  # fmt: skip
     for key in ("ipv4", "ipv6", "private_ipv4", "floating_ipv4"):
         value = getattr(a, key)
         if value is not None:
