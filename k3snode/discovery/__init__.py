@@ -117,6 +117,10 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
             if got_echo.get(fam):
                 found[fam] = got_echo.get(fam)
                 sources[fam] = "echo"
+                notes.append(
+                    f"{got_echo.get(fam)} (echo) is not on this node's default-route interface: "
+                    "behind NAT, inbound connections need port forwarding (or mesh = tailscale)"
+                )
 
     if metadata_error:
         missing = [fam for fam in FAMILIES if not found[fam] and fam not in said_none]

@@ -191,6 +191,8 @@ def test_echo_fills_what_the_interface_lacks_with_family_forced(tmp_path):
     assert out["source"] == "echo"
     assert out["private_ipv4"] == "10.0.0.5"
     assert off["public_ipv4"] is None  # echo is opt-in
+    assert any("5.75.1.2 (echo) is not on this node's default-route interface" in n
+               for n in out["notes"])  # fmt: skip
 
 
 def test_ipv6_only_instance_asks_the_ipv6_metadata_address():
