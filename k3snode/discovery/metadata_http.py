@@ -186,7 +186,7 @@ class Client:
                 conn.connect()
             except OSError as e:
                 raise _ConnectFailed(str(e)) from e
-            budget = min(read_timeout, self.left())
+            budget = max(min(read_timeout, self.left()), 0.05)
             sock = conn.sock
             if isinstance(sock, _DeadlineSocket):
                 sock.clock = self.clock
