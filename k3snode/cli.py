@@ -24,6 +24,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
     "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
     "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
+    "run": ("run", "the daemon: keep the K3s config current, restart K3s calmly, report health"),
+    "status": ("status", "what the running daemon reports; exit 1 when none runs"),
 }
 
 # Flags that override settings: dest -> (section, key)

@@ -39,8 +39,9 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 
 
 def run(args: argparse.Namespace) -> int:
+    from k3snode import passes
     from k3snode.cli import load_settings
-    from k3snode.reconcile import check_local, commit, external_addresses
+    from k3snode.reconcile import check_local, external_addresses
 
     settings = load_settings(args)
     check_local(settings)
@@ -49,31 +50,43 @@ def run(args: argparse.Namespace) -> int:
     found = external_addresses(settings)
     for note in found.notes:
         log.info("%s", note)
-    if found.error or (not found.found and settings.mesh != "none"):
+    refused = passes.judge(settings, found)
+    if refused:
         from k3snode.commands.detect import NO_ADDRESS_HINT
 
-        log.error("%s; nothing written", found.error or "no external address found")
+        log.error("%s; nothing written", refused)
         if not found.error:
             log.info("%s", NO_ADDRESS_HINT)
         return 1
-    prepared = prepare_for(settings, found.external_ips)
-    plan = prepared.plan
-    for w in plan.warnings:
-        log.warning("warning: %s", w)
-    summary = _summary(plan)
     if args.dry_run:
+        plan = passes.prepare(settings, found).plan
+        for w in plan.warnings:
+            log.warning("warning: %s", w)
+        summary = passes.plan_summary(plan)
         print(f"would write {plan.path}: {summary}" if plan.changed else f"unchanged: {plan.path}")
         return 0
-    done = commit(settings, prepared)
-    if done.config_changed:
-        print(f"written {plan.path}: {summary}")
+    done = passes.write(settings, found)
+    for w in done.warnings:
+        log.warning("warning: %s", w)
+    if done.committed.config_changed:
+        print(f"written {done.path}: {done.summary}")
     else:
-        print(f"unchanged: {plan.path}")
-    for path in done.secrets_changed:
+        print(f"unchanged: {done.path}")
+    for path in done.committed.secrets_changed:
         print(f"written {path} (0600)")
-    for path in done.stale_cleaned:
+    for path in done.committed.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
-    return 0
+    if not done.changed or args.no_restart:
+        return 0
+    result = passes.restart(settings)
+    if result.outcome in ("not-running", "not-installed"):
+        print(f"{result.detail}: K3s reads the new config when it starts")
+        return 0
+    if result.restarted:
+        print(f"restarted {result.unit} ({result.duration:.1f}s)")
+        return 0
+    log.error("restart of %s: %s", result.unit, result.detail)
+    return 1
 
 
 def _mesh_up(settings: Settings, dry_run: bool) -> bool:
@@ -92,15 +105,3 @@ def _mesh_up(settings: Settings, dry_run: bool) -> bool:
         log.error("error: %s; nothing written", e)
         return False
     return True
-
-
-def _summary(plan) -> str:
-    parts = []
-    for label, keys in (
-        ("added", plan.added),
-        ("changed", plan.modified),
-        ("removed", plan.removed),
-    ):
-        if keys:
-            parts.append(f"{label} {', '.join(keys)}")
-    return "; ".join(parts) or "reformatted"

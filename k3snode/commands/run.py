@@ -1,0 +1,50 @@
+"""``k3snode run``: the daemon (``k3snode/daemon.py``), normally started by systemd."""
+
+from __future__ import annotations
+
+import argparse
+import fcntl
+import os
+
+
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument(
+        "--no-netlink",
+        action="store_true",
+        help="do not watch netlink for address changes (rely on the poll timer)",
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    from k3snode.cli import load_settings
+    from k3snode.daemon import Daemon
+    from k3snode.reconcile import check_local
+
+    settings = load_settings(args)
+    check_local(settings)
+    lock = _lock(settings.paths.run_dir)
+    if lock is None:
+        import sys
+
+        print(
+            f"k3snode: another `k3snode run` is running (lock {settings.paths.run_dir}/lock)",
+            file=sys.stderr,
+        )
+        return 1
+    try:
+        return Daemon(
+            settings, reload=lambda: load_settings(args), netlink=not args.no_netlink
+        ).run()
+    finally:
+        os.close(lock)
+
+
+def _lock(run_dir: str) -> int | None:
+    os.makedirs(run_dir, mode=0o755, exist_ok=True)
+    fd = os.open(os.path.join(run_dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return None
+    return fd

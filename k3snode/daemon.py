@@ -1,0 +1,683 @@
+"""``k3snode run``: the loop around the pass — events and timers ask for a pass; a pass that
+finds nothing new does nothing.
+
+- **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
+  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
+- **Events**: netlink address and default-route changes (pyroute2), debounced by
+  ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); the
+  discovery module's ``wait_for_change`` long-poll when it offers one (GCP).
+- **Calm**: a failed pass or one without an address keeps the last good state. A new address is
+  used only when seen again ``[daemon] confirm_delay`` later. K3s restarts only when what it reads
+  changed, at most once per ``[daemon] min_restart_interval``, never when it was not running; a
+  restart that fails is reported, not retried.
+- **Signals**: SIGTERM/SIGINT → ``STOPPING=1`` and exit 0; SIGHUP → ``RELOADING=1``, settings
+  re-read (a bad file is logged and the old settings kept).
+
+The clock and the wall clock are injectable; the loop itself only blocks in ``select``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import logging
+import os
+import queue
+import random
+import select
+import signal
+import socket
+import threading
+import time
+from typing import TYPE_CHECKING, Any, Callable
+
+from k3snode import __version__, health, passes
+from k3snode.checks import Observation
+from k3snode.notify import Notifier
+
+if TYPE_CHECKING:
+    from k3snode.discovery.result import Discovery
+    from k3snode.k3s.service import RestartResult
+    from k3snode.settings import Settings
+
+log = logging.getLogger("k3snode")
+
+# rtnetlink multicast groups (linux/rtnetlink.h): IPv4/IPv6 addresses and routes
+_GROUPS = 0x10 | 0x100 | 0x40 | 0x400
+_RT_TABLE_MAIN = 254
+_RT_SCOPE_UNIVERSE = 0
+
+
+class Daemon:
+    def __init__(
+        self,
+        settings: Settings,
+        reload: Callable[[], Settings] | None = None,
+        clock: Callable[[], float] = time.monotonic,
+        wall: Callable[[], float] = time.time,
+        env: dict[str, str] | None = None,
+        netlink: bool = True,
+    ) -> None:
+        self.settings = settings
+        self._reload = reload
+        self._clock = clock
+        self._wall = wall
+        self.notifier = Notifier(env)
+        self._use_netlink = netlink
+        self.health = health.HealthModel(settings.health.grace, wall)
+        self.metrics: health.Metrics | None = None
+        self._server: health.HealthServer | None = None
+        self._rng = random.Random()
+        self._wake_r, self._wake_w = os.pipe()
+        for fd in (self._wake_r, self._wake_w):
+            os.set_blocking(fd, False)
+        self._results: queue.Queue[tuple[str, Any]] = queue.Queue()
+        self._stop = False
+        self._hup = False
+        self._nl: Any = None
+        # pass scheduling (monotonic times)
+        self._started = clock()
+        self._started_wall = wall()
+        self._ready = False
+        self._pass_due: float | None = clock()
+        self._first_event: float | None = None
+        self._poll_due = clock() + self._jitter(settings.daemon.poll_interval)
+        self._health_due = clock()
+        self._watchdog_due = clock()
+        # what we know
+        self.current: tuple[str, ...] | None = None
+        self.found: Discovery | None = None
+        self.candidate: tuple[str, ...] | None = None
+        self._candidate_since = 0.0
+        self._last_refusal: str | None = None
+        self._last_discovery_ok: float | None = None
+        self.pending_restart = False
+        self._restart_thread: threading.Thread | None = None
+        self._last_restart_at: float | None = None
+        self._deferred_logged = False
+        self.last_restart: dict[str, Any] | None = None
+        self.last_change: dict[str, Any] | None = None
+        self._k3s_state = ""
+        self.passes = 0
+        self.restarts_requested = 0
+
+    # -- scheduling ------------------------------------------------------------------------
+
+    def _jitter(self, interval: float) -> float:
+        return interval * self._rng.uniform(0.9, 1.1)
+
+    def request_pass(self, why: str, debounce: float | None = None) -> None:
+        """Ask for a pass after the debounce; more events push it back, up to a cap."""
+        now = self._clock()
+        wait = self.settings.daemon.debounce if debounce is None else debounce
+        if self._first_event is None:
+            self._first_event = now
+            log.debug("pass requested (%s)", why)
+        cap = self._first_event + max(10 * self.settings.daemon.debounce, 5.0)
+        due = min(now + wait, cap)
+        if self._pass_due is None or wait == 0 or due > self._pass_due:
+            self._pass_due = due if wait else now
+
+    def _deadlines(self) -> list[float]:
+        out = [self._poll_due, self._health_due]
+        if self._pass_due is not None:
+            out.append(self._pass_due)
+        if self.notifier.watchdog_interval:
+            out.append(self._watchdog_due)
+        if not self._ready:
+            out.append(self._started + self.settings.daemon.boot_wait)
+        if self.pending_restart and self._last_restart_at is not None:
+            out.append(self._last_restart_at + self.settings.daemon.min_restart_interval)
+        return out
+
+    # -- the loop ----------------------------------------------------------------------------
+
+    def run(self) -> int:
+        self._install_signals()
+        self._start_health_server()
+        if self._use_netlink:
+            self._open_netlink()
+        self._start_long_poll()
+        try:
+            while not self._stop:
+                self._tick()
+                if self._stop:
+                    break
+                timeout = max(0.0, min(self._deadlines()) - self._clock())
+                fds = [self._wake_r] + ([self._nl] if self._nl is not None else [])
+                try:
+                    readable, _, _ = select.select(fds, [], [], timeout)
+                except InterruptedError:  # pragma: no cover - PEP 475 retries
+                    readable = []
+                if self._wake_r in readable:
+                    with contextlib.suppress(OSError):
+                        while os.read(self._wake_r, 512):
+                            pass
+                if self._nl is not None and self._nl in readable:
+                    self._read_netlink()
+        finally:
+            self._shutdown()
+        return 0
+
+    def _tick(self) -> None:
+        now = self._clock()
+        if self._hup:
+            self._hup = False
+            self._do_reload()
+        while not self._results.empty():
+            kind, value = self._results.get_nowait()
+            if kind == "restart":
+                self._restart_done(value)
+            elif kind == "long-poll":
+                self.request_pass(f"metadata changed ({value})", debounce=0)
+        if self.notifier.watchdog_interval and now >= self._watchdog_due:
+            self.notifier.watchdog()
+            self._watchdog_due = now + self.notifier.watchdog_interval
+        if now >= self._poll_due:
+            self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
+            self.request_pass("poll", debounce=0)
+        if self._pass_due is not None and now >= self._pass_due:
+            self._pass_due = None
+            self._first_event = None
+            self.run_pass()
+            self._health_due = now  # report right after a pass
+        if not self._ready and now >= self._started + self.settings.daemon.boot_wait:
+            self._become_ready(degraded=True)
+        self._maybe_restart()
+        if now >= self._health_due:
+            self._report()
+
+    # -- the pass ----------------------------------------------------------------------------
+
+    def _discover(self) -> Discovery:
+        from k3snode.discovery.result import Discovery
+        from k3snode.reconcile import external_addresses
+
+        started = self._clock()
+        try:
+            found = external_addresses(self.settings)
+        except Exception as e:  # a broken discovery must never end the daemon
+            found = Discovery(error=f"discovery failed: {e.__class__.__name__}: {e}")
+        if self.metrics is not None:
+            self.metrics.discovery_seconds.observe(found.duration or self._clock() - started)
+        return found
+
+    def run_pass(self) -> bool:
+        """One pass: discover, confirm, write, ask for a restart. True when the config is current."""
+        from k3snode.k3s.configfile import ConfigFileError
+        from k3snode.settings import SettingsError
+
+        self.passes += 1
+        now = self._clock()
+        found = self._discover()
+        refused = passes.judge(self.settings, found, allow_empty=not self.current)
+        if refused:
+            if refused != self._last_refusal:
+                kept = ", ".join(self.current) if self.current else "nothing written yet"
+                log.warning("discovery: %s; keeping last good state (%s)", refused, kept)
+                self._last_refusal = refused
+            if self.metrics is not None:
+                self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+            self.health.observe(Observation("discovery", False, refused))
+            if not self._ready:  # keep trying during the boot wait
+                self.request_pass("boot retry", debounce=min(1.0, self.settings.daemon.boot_wait))
+            return False
+        if self._last_refusal is not None:
+            log.info("discovery: working again (%s)", found.summary())
+            self._last_refusal = None
+        self._last_discovery_ok = now
+        self.health.observe(
+            Observation("discovery", True, found.summary(), facts=_discovery_facts(found))
+        )
+        addrs = tuple(found.external_ips)
+        changed = self.current is not None and addrs != self.current
+        if changed and self._ready and not self._confirmed(addrs, now):
+            return False
+        self.candidate = None
+        try:
+            written = passes.write(self.settings, found)
+        except (SettingsError, ConfigFileError, OSError) as e:
+            log.error("write failed: %s; K3s config left as it was", e)
+            self.health.observe(Observation("config", False, f"cannot write: {e}"))
+            return False
+        if addrs != self.current:
+            before = ", ".join(self.current) if self.current else "none"
+            after = ", ".join(addrs) or "none"
+            if self.current is not None:
+                log.info("external address changed from %s to %s", before, after)
+            self.last_change = {
+                "time": self._wall(),
+                "from": list(self.current or ()),
+                "to": list(addrs),
+            }
+            if self.metrics is not None:
+                self.metrics.last_change.set(self.last_change["time"])
+        self.current = addrs
+        self.found = found
+        if written.changed:
+            log.info("written %s: %s", written.path, written.summary)
+            if self.metrics is not None:
+                self.metrics.config_writes.inc()
+            for path in written.committed.secrets_changed:
+                log.info("written %s (0600)", path)
+            self.pending_restart = True
+        if not self._ready:
+            self._become_ready(degraded=False)
+        return True
+
+    def _confirmed(self, addrs: tuple[str, ...], now: float) -> bool:
+        delay = self.settings.daemon.confirm_delay
+        if delay <= 0:
+            return True
+        if self.candidate != addrs:
+            self.candidate = addrs
+            self._candidate_since = now
+            log.info(
+                "new external address %s (now %s); confirming in %gs",
+                ", ".join(addrs) or "none",
+                ", ".join(self.current or ()) or "none",
+                delay,
+            )
+            self.request_pass("confirm", debounce=delay)
+            return False
+        if now - self._candidate_since < delay:
+            self.request_pass("confirm", debounce=self._candidate_since + delay - now)
+            return False
+        log.info("new external address %s confirmed", ", ".join(addrs) or "none")
+        return True
+
+    # -- restarting K3s ----------------------------------------------------------------------
+
+    def _maybe_restart(self) -> None:
+        if not self.pending_restart or self._restart_thread is not None:
+            return
+        now = self._clock()
+        interval = self.settings.daemon.min_restart_interval
+        if self._last_restart_at is not None and now < self._last_restart_at + interval:
+            if not self._deferred_logged:
+                log.info(
+                    "K3s restart deferred %.0fs (at most one per %gs)",
+                    self._last_restart_at + interval - now,
+                    interval,
+                )
+                self._deferred_logged = True
+            return
+        self.pending_restart = False
+        self._deferred_logged = False
+        self._last_restart_at = now
+        self.restarts_requested += 1
+        settings = self.settings
+        log.info("restarting K3s: its config changed")
+
+        def work() -> None:
+            try:
+                result = passes.restart(settings)
+            except Exception as e:  # pragma: no cover - defensive
+                from k3snode.k3s.service import RestartResult, unit_name
+
+                result = RestartResult(unit_name(settings), "error", str(e))
+            self._results.put(("restart", result))
+            self._wake()
+
+        self._restart_thread = threading.Thread(target=work, name="k3snode-restart", daemon=True)
+        self._restart_thread.start()
+
+    def _restart_done(self, result: RestartResult) -> None:
+        self._restart_thread = None
+        self.last_restart = {
+            "time": self._wall(),
+            "unit": result.unit,
+            "outcome": result.outcome,
+            "detail": result.detail,
+            "duration": round(result.duration, 2),
+        }
+        if self.metrics is not None:
+            self.metrics.restarts.labels(result.outcome).inc()
+        if result.outcome in ("not-running", "not-installed"):
+            log.info("K3s not restarted: %s (config written only)", result.detail)
+            self._last_restart_at = None
+        elif result.restarted:
+            log.info("K3s restarted: %s after %.1fs", result.detail, result.duration)
+            self.health.observe(Observation("k3s", True, result.detail))
+        else:
+            log.error("K3s restart %s: %s (not retried)", result.outcome, result.detail)
+            self.health.observe(
+                Observation("k3s", False, f"restart {result.outcome}: {result.detail}"),
+                immediate=True,
+            )
+        self._health_due = self._clock()
+
+    # -- health ------------------------------------------------------------------------------
+
+    def _health_interval(self) -> float:
+        return max(0.5, min(30.0, self.settings.health.grace / 2))
+
+    def _observe_all(self) -> None:
+        from k3snode.k3s.service import Service
+
+        if self._restart_thread is None:
+            st = Service.for_settings(self.settings).state()
+            ok = st.active == "active"
+            self._k3s_state = st.describe()
+            failed_restart = (
+                self.last_restart is not None
+                and self.last_restart["outcome"] in ("failed", "timeout", "error")
+                and not ok
+            )
+            if not failed_restart:
+                self.health.observe(Observation("k3s", ok, st.describe()))
+            if self.metrics is not None:
+                self.metrics.k3s_active.set(1 if ok else 0)
+        if self.found is not None:
+            try:
+                plan = passes.prepare(self.settings, self.found).plan
+            except Exception as e:
+                self.health.observe(Observation("config", False, f"cannot render: {e}"))
+            else:
+                if plan.changed:
+                    what = passes.plan_summary(plan)
+                    detail = f"{plan.path} differs from what k3snode would write ({what})"
+                    self.health.observe(Observation("config", False, detail))
+                else:
+                    self.health.observe(Observation("config", True, f"{plan.path} is current"))
+        for ref in _observers():
+            try:
+                module, func = ref.split(":")
+                got = getattr(importlib.import_module(module), func)(self.settings)
+            except Exception as e:
+                self.health.observe(Observation(ref, False, f"observer failed: {e}"))
+                continue
+            for obs in got:
+                self.health.observe(obs)
+
+    def _report(self) -> None:
+        now = self._clock()
+        self._observe_all()
+        snap = self.health.snapshot()
+        if self.metrics is not None:
+            self.metrics.set_health(snap)
+            self.metrics.set_addresses(self._address_rows())
+        line = self.status_line(snap)
+        if self._ready:
+            self.notifier.status(line)
+        try:
+            health.write_status(self.settings.status_file, self.status(snap, line))
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.settings.status_file, e)
+        nxt = self.health.next_change()
+        interval = self._health_interval()
+        self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
+
+    def _address_rows(self) -> list[tuple[str, str, str]]:
+        rows = []
+        if self.found is None:
+            return rows
+        for fam, addr in (("ipv4", self.found.public_ipv4), ("ipv6", self.found.public_ipv6)):
+            if addr and addr in (self.current or ()):
+                rows.append((addr, fam, self.found.sources.get(fam, "")))
+        return rows
+
+    def status_line(self, snap: health.Health) -> str:
+        s = self.settings
+        if self.found is not None and self.current:
+            addrs = self.found.summary()
+        elif self.current == ():
+            addrs = "no external address"
+        else:
+            addrs = "no address yet"
+        parts = [f"{s.role}, mesh {s.mesh}: {addrs}"]
+        if self._k3s_state:
+            parts.append(self._k3s_state)
+        if self.last_change:
+            parts.append(
+                "last change " + time.strftime("%H:%M:%S", time.gmtime(self.last_change["time"]))
+            )
+        if not snap.ok:
+            bad = [f"{c.check}: {c.detail}" for c in snap.checks if c.state == "failing"]
+            parts.insert(0, "degraded (" + "; ".join(bad) + ")")
+        return "; ".join(parts)
+
+    def status(self, snap: health.Health, line: str) -> dict[str, Any]:
+        s = self.settings
+        return {
+            "version": __version__,
+            "pid": os.getpid(),
+            "started": self._started_wall,
+            "ready": self._ready,
+            "role": s.role,
+            "mesh": s.mesh,
+            "k3s_config": s.k3s.config,
+            "k3s_unit": f"{s.k3s.unit}.service",
+            "k3s_state": self._k3s_state,
+            "addresses": [
+                {"address": a, "family": f, "source": src} for a, f, src in self._address_rows()
+            ],
+            "provider": self.found.provider if self.found is not None else None,
+            "candidate": list(self.candidate) if self.candidate is not None else None,
+            "last_change": self.last_change,
+            "last_restart": self.last_restart,
+            "restart_pending": self.pending_restart,
+            "health": snap.to_json(),
+            "summary": line,
+            "health_port": self._server.port if self._server is not None else 0,
+        }
+
+    def _become_ready(self, degraded: bool) -> None:
+        self._ready = True
+        if degraded:
+            why = self._last_refusal or "no pass finished"
+            log.warning(
+                "boot wait of %gs over: ready without a fresh config (%s); K3s starts with the "
+                "config on disk",
+                self.settings.daemon.boot_wait,
+                why,
+            )
+            self.health.observe(Observation("discovery", False, why), immediate=True)
+        snap = self.health.snapshot()
+        line = self.status_line(snap)
+        self.notifier.ready(line)
+        log.info("ready: %s", line)
+        self._health_due = self._clock()
+
+    # -- reload, signals, edges -----------------------------------------------------------
+
+    def _do_reload(self) -> None:
+        from k3snode.k3s.configfile import ConfigFileError
+        from k3snode.settings import SettingsError
+
+        self.notifier.reloading()
+        if self._reload is not None:
+            try:
+                new = self._reload()
+                from k3snode.reconcile import check_local
+
+                check_local(new)
+            except (SettingsError, ConfigFileError) as e:
+                log.error("reload: %s; keeping the previous settings", e)
+            else:
+                self.settings = new
+                self.health.grace = new.health.grace
+                log.info("reload: settings re-read (%s)", new.file or "no settings file")
+        self.request_pass("reload", debounce=0)
+        self._tick_pass_now()
+        self.notifier.reloaded(self.status_line(self.health.snapshot()))
+
+    def _tick_pass_now(self) -> None:
+        self._pass_due = None
+        self._first_event = None
+        self.run_pass()
+        self._health_due = self._clock()
+
+    def _wake(self) -> None:
+        with contextlib.suppress(OSError):
+            os.write(self._wake_w, b"x")
+
+    def _install_signals(self) -> None:
+        if threading.current_thread() is not threading.main_thread():
+            return
+
+        def stop(signum: int, _frame: Any) -> None:
+            if not self._stop:
+                log.info("%s: stopping", signal.Signals(signum).name)
+            self._stop = True
+
+        def hup(_signum: int, _frame: Any) -> None:
+            self._hup = True
+
+        signal.signal(signal.SIGTERM, stop)
+        signal.signal(signal.SIGINT, stop)
+        signal.signal(signal.SIGHUP, hup)
+        signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
+
+    def _start_health_server(self) -> None:
+        h = self.settings.health
+        if h.port == 0:
+            return
+        try:
+            self.metrics = health.Metrics()
+            self._server = health.HealthServer(
+                h.listen, h.port, self.health.snapshot, self.metrics.render
+            )
+        except OSError as e:
+            log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
+            self._server = None
+            return
+        except ImportError as e:
+            log.error("health endpoint needs prometheus-client (%s); running without it", e)
+            self.metrics = None
+            return
+        self._server.start()
+        log.info("health endpoint on http://%s:%d/healthz", _host(h.listen), self._server.port)
+
+    def _open_netlink(self) -> None:
+        try:
+            from pyroute2 import IPRoute
+
+            ipr = IPRoute()
+            ipr.bind(groups=_GROUPS)
+        except Exception as e:
+            log.warning("netlink unavailable (%s); relying on the poll timer", e)
+            return
+        self._nl = ipr
+
+    def _read_netlink(self) -> None:
+        """Drain pending messages; ask for a pass when one concerns a real interface's address or a
+        default route."""
+        relevant = None
+        for _ in range(64):
+            try:
+                msgs = self._nl.get()
+            except Exception as e:
+                log.warning("netlink read failed (%s); relying on the poll timer", e)
+                with contextlib.suppress(Exception):
+                    self._nl.close()
+                self._nl = None
+                return
+            for msg in msgs:
+                why = _relevant(msg)
+                if why:
+                    relevant = why
+            try:
+                more, _, _ = select.select([self._nl], [], [], 0)
+            except (OSError, ValueError):
+                break
+            if not more:
+                break
+        if relevant:
+            self.request_pass(relevant)
+
+    def _start_long_poll(self) -> None:
+        """Run the discovery module's ``wait_for_change(settings, timeout)`` in a thread when it
+        offers one: it returns a truthy reason when the metadata changed, None when the provider
+        has no long-poll (the thread ends), and may raise (retried after a pause)."""
+        try:
+            discovery = importlib.import_module("k3snode.discovery")
+        except ImportError:  # pragma: no cover
+            return
+        wait = getattr(discovery, "wait_for_change", None)
+        if not callable(wait) or self.settings.mesh == "tailscale":
+            return
+
+        def loop() -> None:
+            while not self._stop:
+                try:
+                    changed = wait(self.settings, self.settings.daemon.poll_interval)
+                except Exception as e:
+                    log.debug("metadata long-poll: %s", e)
+                    time.sleep(5)
+                    continue
+                if changed is None:
+                    return
+                if changed:
+                    self._results.put(("long-poll", changed))
+                    self._wake()
+
+        threading.Thread(target=loop, name="k3snode-longpoll", daemon=True).start()
+
+    def _shutdown(self) -> None:
+        self.notifier.stopping()
+        if self._server is not None:
+            self._server.stop()
+        if self._nl is not None:
+            with contextlib.suppress(Exception):
+                self._nl.close()
+        health.remove_status(self.settings.status_file)
+        self.notifier.close()
+        with contextlib.suppress(ValueError):
+            if threading.current_thread() is threading.main_thread():
+                signal.set_wakeup_fd(-1)
+        for fd in (self._wake_r, self._wake_w):
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        log.info("stopped")
+
+
+def _host(listen: str) -> str:
+    return f"[{listen}]" if ":" in listen else listen
+
+
+def _observers() -> list[str]:
+    from k3snode import checks
+
+    return list(checks.OBSERVERS)
+
+
+def _discovery_facts(found: Discovery) -> dict[str, str]:
+    facts = {}
+    if found.provider:
+        facts["provider"] = found.provider
+    for fam, addr in (("ipv4", found.public_ipv4), ("ipv6", found.public_ipv6)):
+        if addr:
+            facts[fam] = f"{addr} ({found.sources.get(fam, '?')})"
+    return facts
+
+
+def _relevant(msg: Any) -> str | None:
+    """Why a netlink message may change the node's addresses, or None."""
+    event = msg.get("event", "")
+    if event in ("RTM_NEWADDR", "RTM_DELADDR"):
+        if msg.get("scope", 0) != _RT_SCOPE_UNIVERSE:
+            return None
+        name = _ifname(msg.get("index", 0))
+        if name is not None:
+            from k3snode.discovery.interfaces import is_virtual
+
+            if is_virtual(name):
+                return None
+        verb = "added" if event == "RTM_NEWADDR" else "removed"
+        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
+        return f"address {addr} {verb} on {name or msg.get('index')}"
+    if event in ("RTM_NEWROUTE", "RTM_DELROUTE"):
+        table = msg.get_attr("RTA_TABLE") or msg.get("table", 0)
+        if table != _RT_TABLE_MAIN or msg.get("dst_len", 0) != 0:
+            return None
+        verb = "added" if event == "RTM_NEWROUTE" else "removed"
+        return f"default route {verb}"
+    return None
+
+
+def _ifname(index: int) -> str | None:
+    try:
+        return socket.if_indextoname(index)
+    except (OSError, ValueError):
+        return None

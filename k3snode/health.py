@@ -1,0 +1,285 @@
+"""The daemon's health: checks with a grace period, the status file, ``/healthz`` and ``/metrics``.
+
+Components report ``checks.Observation``s; a failing check is in ``grace`` until it has failed
+for ``[health] grace`` seconds (one failed poll is not an outage), then ``failing``. The node is
+``ok`` while no check is failing, else ``degraded`` — ``/healthz`` answers 200 or 503 with every
+check and its reason. The status file (``<run_dir>/status.json``, 0644, no secrets) is what
+``k3snode status`` reads; the HTTP server reads the same snapshot.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any, Callable
+
+from k3snode import fileio
+
+if TYPE_CHECKING:
+    from k3snode.checks import Observation
+
+log = logging.getLogger("k3snode")
+
+
+@dataclass(frozen=True)
+class CheckState:
+    check: str
+    state: str  # ok | grace | failing
+    detail: str
+    since: float | None = None  # unix time the check started failing
+    facts: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.state != "failing"
+
+
+@dataclass(frozen=True)
+class Health:
+    status: str  # ok | degraded
+    checks: tuple[CheckState, ...]
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+    def failing(self) -> list[CheckState]:
+        return [c for c in self.checks if c.state != "ok"]
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "status": self.status,
+            "checks": [
+                {k: v for k, v in asdict(c).items() if v not in (None, {})} for c in self.checks
+            ],
+        }
+
+
+class HealthModel:
+    """Observations in, a ``Health`` out; remembers since when each check fails."""
+
+    def __init__(self, grace: float, wall: Callable[[], float] = time.time) -> None:
+        self.grace = grace
+        self._wall = wall
+        self._obs: dict[str, Observation] = {}
+        self._failing_since: dict[str, float] = {}
+        self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
+
+    def observe(self, obs: Observation, immediate: bool = False) -> None:
+        """Record one observation; ``immediate`` skips the grace period (boot wait expired)."""
+        self._obs[obs.check] = obs
+        if obs.ok:
+            self._failing_since.pop(obs.check, None)
+            self._forced.pop(obs.check, None)
+        else:
+            self._failing_since.setdefault(obs.check, self._wall())
+            if immediate:
+                self._forced[obs.check] = obs.detail
+
+    def forget(self, check: str) -> None:
+        self._obs.pop(check, None)
+        self._failing_since.pop(check, None)
+        self._forced.pop(check, None)
+
+    def snapshot(self) -> Health:
+        now = self._wall()
+        states = []
+        for name in sorted(self._obs):
+            obs = self._obs[name]
+            since = self._failing_since.get(name)
+            if obs.ok:
+                state = "ok"
+            elif name in self._forced or (since is not None and now - since >= self.grace):
+                state = "failing"
+            else:
+                state = "grace"
+            states.append(CheckState(name, state, obs.detail, since, dict(obs.facts)))
+        status = "degraded" if any(s.state == "failing" for s in states) else "ok"
+        return Health(status, tuple(states))
+
+    def next_change(self) -> float | None:
+        """Seconds until a check in grace turns failing (when the status must be rewritten)."""
+        now = self._wall()
+        left = [
+            since + self.grace - now
+            for name, since in self._failing_since.items()
+            if name not in self._forced
+        ]
+        left = [x for x in left if x > 0]
+        return min(left) if left else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Status file
+
+
+def write_status(path: str, data: dict[str, Any]) -> None:
+    """Atomically replace the status file, readable by everyone (it never holds a secret)."""
+    text = json.dumps(data, indent=2, sort_keys=True) + "\n"
+    fileio.atomic_write(path, text.encode(), mode=0o644)
+
+
+def read_status(path: str) -> dict[str, Any] | None:
+    raw = fileio.read_bytes(path)
+    if raw is None:
+        return None
+    try:
+        data = json.loads(raw.decode("utf-8"))
+    except (ValueError, UnicodeDecodeError):
+        return None
+    return data if isinstance(data, dict) else None
+
+
+def remove_status(path: str) -> None:
+    with contextlib.suppress(OSError):
+        os.unlink(path)
+
+
+# ---------------------------------------------------------------------------------------------
+# Metrics (prometheus-client, imported only when the endpoint is on)
+
+
+class Metrics:
+    def __init__(self) -> None:
+        from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+
+        self.registry = r = CollectorRegistry()
+        self.address = Gauge(
+            "k3snode_external_address_info",
+            "The node's current external addresses (node-external-ip)",
+            ["address", "family", "source"],
+            registry=r,
+        )
+        self.discovery_seconds = Histogram(
+            "k3snode_discovery_duration_seconds",
+            "How long one discovery took",
+            buckets=(0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30),
+            registry=r,
+        )
+        self.discovery_failures = Counter(
+            "k3snode_discovery_failures_total", "Discoveries that failed", ["reason"], registry=r
+        )
+        self.config_writes = Counter(
+            "k3snode_config_writes_total", "Writes that changed K3s's config", registry=r
+        )
+        self.restarts = Counter(
+            "k3snode_k3s_restarts_total",
+            "K3s restarts asked for, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+        self.last_change = Gauge(
+            "k3snode_last_change_timestamp_seconds",
+            "Unix time the external addresses last changed",
+            registry=r,
+        )
+        self.k3s_active = Gauge(
+            "k3snode_k3s_unit_active", "1 when K3s's unit is active", registry=r
+        )
+        self.check_ok = Gauge(
+            "k3snode_health_check_ok",
+            "1 when a health check passes (or is in grace)",
+            ["check"],
+            registry=r,
+        )
+        self.healthy = Gauge("k3snode_healthy", "1 when no health check is failing", registry=r)
+
+    def set_addresses(self, addrs: list[tuple[str, str, str]]) -> None:
+        self.address.clear()
+        for address, family, source in addrs:
+            self.address.labels(address, family, source).set(1)
+
+    def set_health(self, health: Health) -> None:
+        self.check_ok.clear()
+        for c in health.checks:
+            self.check_ok.labels(c.check).set(1 if c.ok else 0)
+        self.healthy.set(1 if health.ok else 0)
+
+    def render(self) -> bytes:
+        from prometheus_client import generate_latest
+
+        return generate_latest(self.registry)
+
+
+def failure_reason(error: str) -> str:
+    """A short, bounded label for a discovery failure (metrics labels must not explode)."""
+    e = error.lower()
+    for key, label in (
+        ("no external address", "no-address"),
+        ("no default route", "no-route"),
+        ("timed out", "timeout"),
+        ("timeout", "timeout"),
+        ("interfaces", "interfaces"),
+        ("tailscale", "tailscale"),
+        ("metadata", "metadata"),
+    ):
+        if key in e:
+            return label
+    return "other"
+
+
+# ---------------------------------------------------------------------------------------------
+# HTTP
+
+
+class HealthServer:
+    """``/healthz`` and ``/metrics`` on a local address, served from a thread."""
+
+    def __init__(
+        self,
+        listen: str,
+        port: int,
+        health: Callable[[], Health],
+        metrics: Callable[[], bytes],
+    ) -> None:
+        import socket
+        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+        get_health, get_metrics = health, metrics
+
+        class Handler(BaseHTTPRequestHandler):
+            server_version = "k3snode"
+
+            def do_GET(self) -> None:
+                path = self.path.split("?", 1)[0]
+                if path == "/healthz":
+                    h = get_health()
+                    body = (json.dumps(h.to_json(), indent=2) + "\n").encode()
+                    self._send(200 if h.ok else 503, "application/json", body)
+                elif path == "/metrics":
+                    self._send(200, "text/plain; version=0.0.4; charset=utf-8", get_metrics())
+                else:
+                    self._send(404, "text/plain", b"not found: try /healthz or /metrics\n")
+
+            def _send(self, code: int, ctype: str, body: bytes) -> None:
+                self.send_response(code)
+                self.send_header("Content-Type", ctype)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def log_message(self, *args: Any) -> None:
+                pass
+
+        class Server(ThreadingHTTPServer):
+            daemon_threads = True
+            address_family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+
+        self._server = Server((listen, port), Handler)
+        self.port = self._server.server_address[1]
+        # A long poll interval: the thread sleeps in select until a request arrives.
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, args=(3600,), name="k3snode-health", daemon=True
+        )
+
+    def start(self) -> None:
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Close the listening socket; the serving thread dies with the process."""
+        self._server.server_close()
