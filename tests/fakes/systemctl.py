@@ -33,17 +33,26 @@ def main(argv):
             unit = argv[-1]
             u = units.get(unit)
             if u is None:
-                props = {"LoadState": "not-found", "ActiveState": "inactive", "SubState": "dead",
-                         "InvocationID": "", "ExecMainStartTimestampMonotonic": "0"}
+                props = {
+                    "LoadState": "not-found",
+                    "ActiveState": "inactive",
+                    "SubState": "dead",
+                    "InvocationID": "",
+                    "ExecMainStartTimestampMonotonic": "0",
+                }
             else:
                 active, sub = u["active"], u["sub"]
                 if u.get("ready_at") and time.time() < u["ready_at"]:
                     active, sub = "activating", "start"
                 elif u.get("ready_at"):
                     u.pop("ready_at")
-                props = {"LoadState": u["load"], "ActiveState": active, "SubState": sub,
-                         "InvocationID": "%032x" % u["invocation"],
-                         "ExecMainStartTimestampMonotonic": str(u["invocation"] * 1000)}
+                props = {
+                    "LoadState": u["load"],
+                    "ActiveState": active,
+                    "SubState": sub,
+                    "InvocationID": f"{u['invocation']:032x}",
+                    "ExecMainStartTimestampMonotonic": str(u["invocation"] * 1000),
+                }
             print("\n".join(f"{k}={v}" for k, v in props.items()))
         elif argv and argv[0] == "restart":
             unit = argv[-1]
