@@ -3,7 +3,7 @@ finds nothing new does nothing.
 
 - **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
   ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
-- **Events**: netlink address and default-route changes (pyroute2), debounced by
+- **Events**: netlink address and default-route changes (``netwatch.py``), debounced by
   ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); the
   discovery module's ``wait_for_change`` long-poll when it offers one (GCP).
 - **Calm**: a failed pass or one without an address keeps the last good state. A new address is
@@ -26,7 +26,6 @@ import queue
 import random
 import select
 import signal
-import socket
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
@@ -41,11 +40,6 @@ if TYPE_CHECKING:
     from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
-
-# rtnetlink multicast groups (linux/rtnetlink.h): IPv4/IPv6 addresses and routes
-_GROUPS = 0x10 | 0x100 | 0x40 | 0x400
-_RT_TABLE_MAIN = 254
-_RT_SCOPE_UNIVERSE = 0
 
 
 class Daemon:
@@ -112,7 +106,8 @@ class Daemon:
         wait = self.settings.daemon.debounce if debounce is None else debounce
         if self._first_event is None:
             self._first_event = now
-            log.debug("pass requested (%s)", why)
+            quiet = why in ("poll", "confirm", "boot retry")
+            (log.debug if quiet else log.info)("pass requested: %s", why)
         cap = self._first_event + max(10 * self.settings.daemon.debounce, 5.0)
         due = min(now + wait, cap)
         if self._pass_due is None or wait == 0 or due > self._pass_due:
@@ -170,9 +165,6 @@ class Daemon:
                 self._restart_done(value)
             elif kind == "long-poll":
                 self.request_pass(f"metadata changed ({value})", debounce=0)
-        if self.notifier.watchdog_interval and now >= self._watchdog_due:
-            self.notifier.watchdog()
-            self._watchdog_due = now + self.notifier.watchdog_interval
         if now >= self._poll_due:
             self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
             self.request_pass("poll", debounce=0)
@@ -186,6 +178,9 @@ class Daemon:
         self._maybe_restart()
         if now >= self._health_due:
             self._report()
+        if self._ready and self.notifier.watchdog_interval and now >= self._watchdog_due:
+            self.notifier.watchdog()
+            self._watchdog_due = now + self.notifier.watchdog_interval
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -390,7 +385,8 @@ class Daemon:
             for obs in got:
                 self.health.observe(obs)
 
-    def _report(self) -> None:
+    def _report(self, notify: bool = True) -> str:
+        """Observe, then publish: metrics, STATUS=, the status file. Returns the status line."""
         now = self._clock()
         self._observe_all()
         snap = self.health.snapshot()
@@ -398,7 +394,7 @@ class Daemon:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
         line = self.status_line(snap)
-        if self._ready:
+        if self._ready and notify:
             self.notifier.status(line)
         try:
             health.write_status(self.settings.status_file, self.status(snap, line))
@@ -407,6 +403,7 @@ class Daemon:
         nxt = self.health.next_change()
         interval = self._health_interval()
         self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
+        return line
 
     def _address_rows(self) -> list[tuple[str, str, str]]:
         rows = []
@@ -473,11 +470,9 @@ class Daemon:
                 why,
             )
             self.health.observe(Observation("discovery", False, why), immediate=True)
-        snap = self.health.snapshot()
-        line = self.status_line(snap)
+        line = self._report(notify=False)  # the status file first, then systemd
         self.notifier.ready(line)
         log.info("ready: %s", line)
-        self._health_due = self._clock()
 
     # -- reload, signals, edges -----------------------------------------------------------
 
@@ -550,41 +545,24 @@ class Daemon:
         log.info("health endpoint on http://%s:%d/healthz", _host(h.listen), self._server.port)
 
     def _open_netlink(self) -> None:
-        try:
-            from pyroute2 import IPRoute
+        from k3snode.netwatch import Watch
 
-            ipr = IPRoute()
-            ipr.bind(groups=_GROUPS)
-        except Exception as e:
+        try:
+            self._nl = Watch()
+        except OSError as e:
             log.warning("netlink unavailable (%s); relying on the poll timer", e)
-            return
-        self._nl = ipr
 
     def _read_netlink(self) -> None:
-        """Drain pending messages; ask for a pass when one concerns a real interface's address or a
-        default route."""
-        relevant = None
-        for _ in range(64):
-            try:
-                msgs = self._nl.get()
-            except Exception as e:
-                log.warning("netlink read failed (%s); relying on the poll timer", e)
-                with contextlib.suppress(Exception):
-                    self._nl.close()
-                self._nl = None
-                return
-            for msg in msgs:
-                why = _relevant(msg)
-                if why:
-                    relevant = why
-            try:
-                more, _, _ = select.select([self._nl], [], [], 0)
-            except (OSError, ValueError):
-                break
-            if not more:
-                break
-        if relevant:
-            self.request_pass(relevant)
+        try:
+            reasons = self._nl.read()
+        except OSError as e:
+            log.warning("netlink read failed (%s); relying on the poll timer", e)
+            with contextlib.suppress(OSError):
+                self._nl.close()
+            self._nl = None
+            return
+        if reasons:
+            self.request_pass(reasons[-1])
 
     def _start_long_poll(self) -> None:
         """Run the discovery module's ``wait_for_change(settings, timeout)`` in a thread when it
@@ -650,34 +628,3 @@ def _discovery_facts(found: Discovery) -> dict[str, str]:
         if addr:
             facts[fam] = f"{addr} ({found.sources.get(fam, '?')})"
     return facts
-
-
-def _relevant(msg: Any) -> str | None:
-    """Why a netlink message may change the node's addresses, or None."""
-    event = msg.get("event", "")
-    if event in ("RTM_NEWADDR", "RTM_DELADDR"):
-        if msg.get("scope", 0) != _RT_SCOPE_UNIVERSE:
-            return None
-        name = _ifname(msg.get("index", 0))
-        if name is not None:
-            from k3snode.discovery.interfaces import is_virtual
-
-            if is_virtual(name):
-                return None
-        verb = "added" if event == "RTM_NEWADDR" else "removed"
-        addr = msg.get_attr("IFA_LOCAL") or msg.get_attr("IFA_ADDRESS")
-        return f"address {addr} {verb} on {name or msg.get('index')}"
-    if event in ("RTM_NEWROUTE", "RTM_DELROUTE"):
-        table = msg.get_attr("RTA_TABLE") or msg.get("table", 0)
-        if table != _RT_TABLE_MAIN or msg.get("dst_len", 0) != 0:
-            return None
-        verb = "added" if event == "RTM_NEWROUTE" else "removed"
-        return f"default route {verb}"
-    return None
-
-
-def _ifname(index: int) -> str | None:
-    try:
-        return socket.if_indextoname(index)
-    except (OSError, ValueError):
-        return None

@@ -22,6 +22,10 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     check_local(settings)
+    import faulthandler
+    import signal
+
+    faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack to the log
     lock = _lock(settings.paths.run_dir)
     if lock is None:
         import sys
