@@ -41,7 +41,8 @@ class Notifier:
         try:
             if self._sock is None:
                 self._sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC)
-            self._sock.sendto("\n".join(lines).encode(), self._address)
+            # Never block: a reader that stopped reading must not stall the daemon's loop.
+            self._sock.sendto("\n".join(lines).encode(), socket.MSG_DONTWAIT, self._address)
             return True
         except OSError as e:
             log.debug("sd_notify %s failed: %s", lines[0].split("=")[0], e)

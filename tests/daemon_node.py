@@ -133,14 +133,14 @@ class Node:
 
     def env(self) -> dict[str, str]:
         bindir = os.path.join(self.root, "bin")
-        return clean_env(
-            PATH=bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
-            STUB_SYSTEMCTL_STATE=os.path.join(self.root, "systemctl.json"),
-            STUB_SYSTEMCTL_LOG=os.path.join(self.root, "systemctl.log"),
-            STUB_K3S_CONFIG=self.config,
-            NOTIFY_SOCKET=self.notify.path if self.notify else "",
-            **self.env_extra,
-        )
+        env = {
+            "PATH": bindir + os.pathsep + os.environ.get("PATH", "/usr/bin:/bin"),
+            "STUB_SYSTEMCTL_STATE": os.path.join(self.root, "systemctl.json"),
+            "STUB_SYSTEMCTL_LOG": os.path.join(self.root, "systemctl.log"),
+            "STUB_K3S_CONFIG": self.config,
+            "NOTIFY_SOCKET": self.notify.path if self.notify else "",
+        }
+        return clean_env(**{**env, **self.env_extra})
 
     # -- the daemon --------------------------------------------------------------------------
     def start(self, *args: str, wait_ready: bool = True) -> None:
@@ -176,8 +176,11 @@ class Node:
         self.proc.send_signal(sig)
 
     def output(self) -> str:
-        with open(self.log_path, errors="replace") as f:
-            return f.read()
+        try:
+            with open(self.log_path, errors="replace") as f:
+                return f.read()
+        except FileNotFoundError:
+            return ""
 
     # -- observing -----------------------------------------------------------------------------
     def read_config(self) -> str:
