@@ -84,6 +84,7 @@ class Daemon:
         self.candidate: tuple[str, ...] | None = None
         self._candidate_since = 0.0
         self._last_refusal: str | None = None
+        self._boot_problem: tuple[str, str] | None = None
         self._last_discovery_ok: float | None = None
         self.pending_restart = False
         self._restart_thread: threading.Thread | None = None
@@ -135,7 +136,7 @@ class Daemon:
         self._start_long_poll()
         try:
             while not self._stop:
-                self._tick()
+                self.tick()
                 if self._stop:
                     break
                 timeout = max(0.0, min(self._deadlines()) - self._clock())
@@ -154,7 +155,8 @@ class Daemon:
             self._shutdown()
         return 0
 
-    def _tick(self) -> None:
+    def tick(self) -> None:
+        """Do what is due at the clock's now (the loop calls this; tests too, with their clock)."""
         now = self._clock()
         if self._hup:
             self._hup = False
@@ -181,6 +183,21 @@ class Daemon:
         if self._ready and self.notifier.watchdog_interval and now >= self._watchdog_due:
             self.notifier.watchdog()
             self._watchdog_due = now + self.notifier.watchdog_interval
+
+    @property
+    def ready(self) -> bool:
+        """READY=1 was sent (after the first good pass, or when the boot wait ran out)."""
+        return self._ready
+
+    def request_reload(self) -> None:
+        """What SIGHUP does: re-read the settings on the next tick."""
+        self._hup = True
+
+    def join_restart(self, timeout: float = 30.0) -> None:
+        """Wait for an in-flight K3s restart to finish (tests; its result lands on the next tick)."""
+        t = self._restart_thread
+        if t is not None:
+            t.join(timeout)
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -213,9 +230,7 @@ class Daemon:
                 self._last_refusal = refused
             if self.metrics is not None:
                 self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
-            self.health.observe(Observation("discovery", False, refused))
-            if not self._ready:  # keep trying during the boot wait
-                self.request_pass("boot retry", debounce=min(1.0, self.settings.daemon.boot_wait))
+            self._failed_pass("discovery", refused)
             return False
         if self._last_refusal is not None:
             log.info("discovery: working again (%s)", found.summary())
@@ -233,7 +248,7 @@ class Daemon:
             written = passes.write(self.settings, found)
         except (SettingsError, ConfigFileError, OSError) as e:
             log.error("write failed: %s; K3s config left as it was", e)
-            self.health.observe(Observation("config", False, f"cannot write: {e}"))
+            self._failed_pass("config", f"cannot write: {e}")
             return False
         if addrs != self.current:
             before = ", ".join(self.current) if self.current else "none"
@@ -259,6 +274,12 @@ class Daemon:
         if not self._ready:
             self._become_ready(degraded=False)
         return True
+
+    def _failed_pass(self, check: str, reason: str) -> None:
+        self.health.observe(Observation(check, False, reason))
+        self._boot_problem = (check, reason)
+        if not self._ready:  # keep trying during the boot wait
+            self.request_pass("boot retry", debounce=min(1.0, self.settings.daemon.boot_wait))
 
     def _confirmed(self, addrs: tuple[str, ...], now: float) -> bool:
         delay = self.settings.daemon.confirm_delay
@@ -462,14 +483,14 @@ class Daemon:
     def _become_ready(self, degraded: bool) -> None:
         self._ready = True
         if degraded:
-            why = self._last_refusal or "no pass finished"
+            check, why = self._boot_problem or ("discovery", "no pass finished")
             log.warning(
                 "boot wait of %gs over: ready without a fresh config (%s); K3s starts with the "
                 "config on disk",
                 self.settings.daemon.boot_wait,
                 why,
             )
-            self.health.observe(Observation("discovery", False, why), immediate=True)
+            self.health.observe(Observation(check, False, why), immediate=True)
         line = self._report(notify=False)  # the status file first, then systemd
         self.notifier.ready(line)
         log.info("ready: %s", line)
