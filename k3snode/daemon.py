@@ -166,7 +166,7 @@ class Daemon:
             if kind == "restart":
                 self._restart_done(value)
             elif kind == "long-poll":
-                self.request_pass(f"metadata changed ({value})", debounce=0)
+                self.request_pass(value, debounce=0)
         if now >= self._poll_due:
             self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
             self.request_pass("poll", debounce=0)
@@ -586,25 +586,36 @@ class Daemon:
             self.request_pass(reasons[-1])
 
     def _start_long_poll(self) -> None:
-        """Run the discovery module's ``wait_for_change(settings, timeout)`` in a thread when it
-        offers one: it returns a truthy reason when the metadata changed, None when the provider
-        has no long-poll (the thread ends), and may raise (retried after a pause)."""
-        try:
-            discovery = importlib.import_module("k3snode.discovery")
-        except ImportError:  # pragma: no cover
+        """Watch the metadata with a long-poll when the cloud has one (GCP): the discovery
+        module's ``wait_for_change(settings, timeout)`` if it offers one, else ``longpoll.py``.
+        The callable returns a truthy reason when the metadata changed, "" when not, None when
+        there is nothing to watch (the thread ends); it may raise (retried after a pause)."""
+        if self.settings.mesh == "tailscale":
             return
+        discovery = importlib.import_module("k3snode.discovery")
         wait = getattr(discovery, "wait_for_change", None)
-        if not callable(wait) or self.settings.mesh == "tailscale":
+        if not callable(wait):
+            from k3snode import longpoll
+
+            wait = longpoll.for_settings(self.settings)
+        if wait is None:
             return
+        log.info("watching the metadata service for changes (long-poll)")
 
         def loop() -> None:
+            failing = False
             while not self._stop:
                 try:
-                    changed = wait(self.settings, self.settings.daemon.poll_interval)
+                    changed = wait(self.settings, min(self.settings.daemon.poll_interval, 300))
                 except Exception as e:
-                    log.debug("metadata long-poll: %s", e)
+                    if not failing:
+                        log.warning("metadata long-poll: %s; retrying every 5s", e)
+                    failing = True
                     time.sleep(5)
                     continue
+                if failing:
+                    log.info("metadata long-poll: working again")
+                    failing = False
                 if changed is None:
                     return
                 if changed:

@@ -26,7 +26,7 @@ RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
 _NLMSG = struct.Struct("=IHHII")
 _IFADDR = struct.Struct("=BBBBI")
-_RTMSG = struct.Struct("=BBBBBBBB")
+_RTMSG = struct.Struct("=BBBBBBBBI")  # family dst_len src_len tos table proto scope type flags
 _RTATTR = struct.Struct("=HH")
 
 
@@ -73,7 +73,7 @@ def parse(data: bytes) -> Iterator[Event]:
                 text = socket.inet_ntop(family, raw)
             yield Event("addr", mtype == RTM_NEWADDR, family, index, scope, text)
         elif mtype in (RTM_NEWROUTE, RTM_DELROUTE) and body + _RTMSG.size <= end:
-            family, dst_len, _s, _t, table, _p, scope, _ty = _RTMSG.unpack_from(data, body)
+            family, dst_len, _s, _t, table, _p, scope, _ty, _fl = _RTMSG.unpack_from(data, body)
             for kind, value in _attrs(data, body + _RTMSG.size, end):
                 if kind == RTA_TABLE and len(value) == 4:
                     table = struct.unpack("=I", value)[0]

@@ -77,6 +77,7 @@ class Node:
     health_port: int = 0
     grace: float = 30.0
     mesh: str = "none"
+    discovery: dict = field(default_factory=dict)
     extra_toml: str = ""
     env_extra: dict = field(default_factory=dict)
     proc: subprocess.Popen | None = None
@@ -103,7 +104,7 @@ class Node:
             "[k3s]",
             f'config = "{self.config}"',
             "[discovery]",
-            'provider = "none"',
+            *(f"{k} = {json.dumps(v)}" for k, v in {"provider": "none", **self.discovery}.items()),
             "[daemon]",
             *(f"{k} = {v}" for k, v in d.items()),
             "[health]",

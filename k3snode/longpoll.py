@@ -1,0 +1,93 @@
+"""GCP's metadata long-poll: a change of the node's network interfaces arrives within seconds.
+
+Google's metadata server holds a request with ``wait_for_change=true`` until the answer differs
+from ``last_etag`` (or ``timeout_sec`` passes) — the documented way to watch metadata. The daemon
+runs ``Watch.wait`` in a thread and asks for a pass whenever it reports a change; discovery then
+reads the addresses as always. Other clouds have no such call: the poll timer covers them.
+
+A discovery module that offers its own ``wait_for_change(settings, timeout)`` is preferred
+(``daemon._start_long_poll``); this module is the fallback for ``provider = "gcp"``.
+"""
+
+from __future__ import annotations
+
+import json
+import urllib.error
+import urllib.request
+from typing import TYPE_CHECKING, Callable
+
+if TYPE_CHECKING:
+    from k3snode.settings import Settings
+
+BASE = "http://169.254.169.254"
+PATH = "/computeMetadata/v1/instance/network-interfaces/"
+HEADERS = {"Metadata-Flavor": "Google"}
+
+
+class LongPollError(Exception):
+    pass
+
+
+class Watch:
+    """``wait(timeout)`` → a reason when the interfaces changed since the last call, else ""."""
+
+    def __init__(self, base: str = BASE) -> None:
+        self.base = base.rstrip("/")
+        self.etag = ""
+        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
+
+    def wait(self, timeout: float) -> str:
+        seconds = max(1, int(timeout))
+        query = "?recursive=true&alt=json"
+        if self.etag:
+            query += f"&wait_for_change=true&timeout_sec={seconds}&last_etag={self.etag}"
+        req = urllib.request.Request(self.base + PATH + query, headers=HEADERS)
+        try:
+            with self._opener.open(req, timeout=seconds + 10) as resp:
+                if resp.headers.get("Metadata-Flavor") != "Google":
+                    raise LongPollError("answer without Metadata-Flavor: Google (not GCE)")
+                etag = resp.headers.get("ETag", "")
+                body = resp.read(1 << 20)
+        except (urllib.error.URLError, OSError) as e:
+            raise LongPollError(f"GCP metadata long-poll: {e}") from None
+        if not etag:
+            raise LongPollError("GCP metadata long-poll: no ETag in the answer")
+        first = not self.etag
+        changed = etag != self.etag
+        self.etag = etag
+        if first or not changed:
+            return ""
+        return f"GCP metadata changed ({_summary(body)})"
+
+
+def _summary(body: bytes) -> str:
+    try:
+        nics = json.loads(body)
+        ips = [
+            ac.get("externalIp", "")
+            for nic in nics
+            for ac in nic.get("accessConfigs", [])
+            if ac.get("externalIp")
+        ]
+    except (ValueError, AttributeError, TypeError):
+        return "network interfaces"
+    return "external IP " + ", ".join(ips) if ips else "network interfaces"
+
+
+def for_settings(settings: Settings) -> Callable[[Settings, float], str | None] | None:
+    """A ``wait_for_change``-shaped callable when the node is on GCP, else None."""
+    provider = settings.discovery.provider
+    if provider == "auto":
+        from k3snode import discovery
+
+        choose = getattr(discovery, "choose_provider", None)
+        if choose is None:
+            return None
+        try:
+            provider = choose(settings.discovery)[0]
+        except Exception:
+            return None
+    if provider != "gcp":
+        return None
+    watch = Watch(settings.discovery.metadata_endpoint or BASE)
+    return lambda _settings, timeout: watch.wait(timeout)
