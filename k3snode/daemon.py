@@ -85,6 +85,7 @@ class Daemon:
         self._candidate_since = 0.0
         self._last_refusal: str | None = None
         self._boot_problem: tuple[str, str] | None = None
+        self._mesh_ok = settings.mesh != "tailscale"
         self._last_discovery_ok: float | None = None
         self.pending_restart = False
         self._restart_thread: threading.Thread | None = None
@@ -221,6 +222,8 @@ class Daemon:
 
         self.passes += 1
         now = self._clock()
+        if not self._mesh_ok and not self._bring_mesh_up():
+            return False
         found = self._discover()
         refused = passes.judge(self.settings, found, allow_empty=not self.current)
         if refused:
@@ -273,6 +276,22 @@ class Daemon:
             self.pending_restart = True
         if not self._ready:
             self._become_ready(degraded=False)
+        return True
+
+    def _bring_mesh_up(self) -> bool:
+        """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
+        again after a reload; the passes after that only read its addresses."""
+        from k3snode.reconcile import mesh_up
+
+        try:
+            mesh_up(self.settings)
+        except Exception as e:  # TailscaleError, or anything unexpected from the mesh
+            if str(e) != self._last_refusal:
+                log.error("mesh: %s", e)
+                self._last_refusal = str(e)
+            self._failed_pass(self.settings.mesh, str(e))
+            return False
+        self._mesh_ok = True
         return True
 
     def _failed_pass(self, check: str, reason: str) -> None:
@@ -513,6 +532,7 @@ class Daemon:
             else:
                 self.settings = new
                 self.health.grace = new.health.grace
+                self._mesh_ok = new.mesh != "tailscale"
                 log.info("reload: settings re-read (%s)", new.file or "no settings file")
         self.request_pass("reload", debounce=0)
         self._tick_pass_now()
