@@ -86,6 +86,7 @@ class Daemon:
         self._last_refusal: str | None = None
         self._boot_problem: tuple[str, str] | None = None
         self._mesh_ok = settings.mesh != "tailscale"
+        self._last_crash = ""
         self._last_discovery_ok: float | None = None
         self.pending_restart = False
         self._restart_thread: threading.Thread | None = None
@@ -137,7 +138,10 @@ class Daemon:
         self._start_long_poll()
         try:
             while not self._stop:
-                self.tick()
+                try:
+                    self.tick()
+                except Exception as e:  # a bug must not end the node's daemon: log, go on
+                    self._crashed(e)
                 if self._stop:
                     break
                 timeout = max(0.0, min(self._deadlines()) - self._clock())
@@ -189,6 +193,13 @@ class Daemon:
     def ready(self) -> bool:
         """READY=1 was sent (after the first good pass, or when the boot wait ran out)."""
         return self._ready
+
+    def _crashed(self, e: Exception) -> None:
+        text = f"{e.__class__.__name__}: {e}"
+        if text != self._last_crash:
+            log.exception("internal error (the daemon goes on): %s", text)
+            self._last_crash = text
+        self._pass_due = self._clock() + 5.0  # no tight loop if the same thing fails again
 
     def request_reload(self) -> None:
         """What SIGHUP does: re-read the settings on the next tick."""
@@ -267,12 +278,13 @@ class Daemon:
                 self.metrics.last_change.set(self.last_change["time"])
         self.current = addrs
         self.found = found
-        if written.changed:
+        if written.committed.config_changed:
             log.info("written %s: %s", written.path, written.summary)
             if self.metrics is not None:
                 self.metrics.config_writes.inc()
-            for path in written.committed.secrets_changed:
-                log.info("written %s (0600)", path)
+        for path in written.committed.secrets_changed:
+            log.info("written %s (0600)", path)
+        if written.changed:
             self.pending_restart = True
         if not self._ready:
             self._become_ready(degraded=False)
@@ -331,7 +343,7 @@ class Daemon:
         if self._last_restart_at is not None and now < self._last_restart_at + interval:
             if not self._deferred_logged:
                 log.info(
-                    "K3s restart deferred %.0fs (at most one per %gs)",
+                    "K3s restart deferred %.1fs (at most one per %gs)",
                     self._last_restart_at + interval - now,
                     interval,
                 )
@@ -403,16 +415,25 @@ class Daemon:
                 self.health.observe(Observation("k3s", ok, st.describe()))
             if self.metrics is not None:
                 self.metrics.k3s_active.set(1 if ok else 0)
+        now = self._clock()
+        stale_after = 2 * self.settings.daemon.poll_interval + self.settings.health.grace
+        if self._last_discovery_ok is not None and now - self._last_discovery_ok > stale_after:
+            ago = now - self._last_discovery_ok
+            self.health.observe(
+                Observation("discovery", False, f"no successful discovery for {ago:.0f}s")
+            )
         if self.found is not None:
             try:
                 plan = passes.prepare(self.settings, self.found).plan
             except Exception as e:
                 self.health.observe(Observation("config", False, f"cannot render: {e}"))
             else:
-                if plan.changed:
+                if passes.keys_changed(plan):
                     what = passes.plan_summary(plan)
                     detail = f"{plan.path} differs from what k3snode would write ({what})"
                     self.health.observe(Observation("config", False, detail))
+                    if self._pass_due is None:
+                        self.request_pass(f"{plan.path} changed by someone else ({what})")
                 else:
                     self.health.observe(Observation("config", True, f"{plan.path} is current"))
         for ref in _observers():

@@ -27,10 +27,16 @@ class Written:
     summary: str  # "added node-external-ip; changed server" or "unchanged"
     committed: Committed
     warnings: tuple[str, ...] = ()
+    keys_changed: bool = True  # k3snode's keys differ (not only the file's layout)
 
     @property
     def changed(self) -> bool:
-        return self.committed.changed
+        """K3s would read something new: a managed key, the token or vpn-auth file, a drop-in.
+        A write that only moved lines (the user appended a key below k3snode's block) is not."""
+        c = self.committed
+        return bool(
+            c.secrets_changed or c.stale_cleaned or (c.config_changed and self.keys_changed)
+        )
 
 
 def judge(settings: Settings, found: Discovery, allow_empty: bool = True) -> str | None:
@@ -57,14 +63,21 @@ def write(settings: Settings, found: Discovery) -> Written:
 
     prepared = prepare(settings, found)
     done = commit(settings, prepared)
-    summary = plan_summary(prepared.plan) if done.config_changed else "unchanged"
+    plan = prepared.plan
+    summary = plan_summary(plan) if done.config_changed else "unchanged"
     return Written(
-        prepared.plan.path,
+        plan.path,
         tuple(found.external_ips),
         summary,
         done,
-        tuple(prepared.plan.warnings),
+        tuple(plan.warnings),
+        keys_changed=keys_changed(plan),
     )
+
+
+def keys_changed(plan) -> bool:
+    """The plan adds, changes or removes one of k3snode's keys."""
+    return bool(plan.added or plan.modified or plan.removed)
 
 
 def restart(settings: Settings) -> RestartResult:

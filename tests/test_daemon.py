@@ -269,3 +269,33 @@ def test_status_without_daemon_says_so(tmp_path):
         node.stop(signal.SIGKILL)
         out = node.status()
         assert out.returncode == 1 and "stale status" in out.stderr
+
+
+def test_a_managed_key_changed_by_hand_is_restored_and_k3s_restarted_once(tmp_path):
+    with make_node(tmp_path, grace=1.0) as node:
+        node.start()
+        wait_for(lambda: node.restarts(), 5, what="start-up restart")
+        n = len(node.restarts())
+        with open(node.config, "w") as f:
+            f.write(node.read_config().replace("5.6.7.8", "1.1.1.1"))
+        node.wait_external(["5.6.7.8"], timeout=10)
+        assert "changed by someone else" in node.output()
+        wait_for(lambda: len(node.restarts()) == n + 1, 10, what="one restart")
+        time.sleep(1.5)
+        assert len(node.restarts()) == n + 1
+
+
+def test_a_key_the_user_adds_is_kept_and_restarts_nothing(tmp_path):
+    with make_node(tmp_path, grace=1.0) as node:
+        node.start()
+        wait_for(lambda: node.restarts(), 5, what="start-up restart")
+        n = len(node.restarts())
+        with open(node.config, "a") as f:
+            f.write("node-label:\n- team=a\n")
+        time.sleep(2)  # several health ticks
+        node.signal(signal.SIGHUP)  # and a pass, which puts k3snode's block back at the end
+        time.sleep(1.5)
+        assert "team=a" in node.read_config() and node.external_ips() == ["5.6.7.8"]
+        assert len(node.restarts()) == n, "the user's own key is theirs to restart for"
+        st = node.status_json()
+        assert st["health"]["status"] == "ok", st["health"]
