@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import sys
 import time
 
 import pytest
@@ -246,7 +247,7 @@ def test_second_daemon_refuses_to_run(tmp_path):
         out = node.ns.exec(
             "env",
             *[f"{k}={v}" for k, v in node.env().items() if k in ("PYTHONPATH", "PATH")],
-            "python3",
+            sys.executable,
             "-m",
             "k3snode",
             "run",
@@ -299,3 +300,23 @@ def test_a_key_the_user_adds_is_kept_and_restarts_nothing(tmp_path):
         assert len(node.restarts()) == n, "the user's own key is theirs to restart for"
         st = node.status_json()
         assert st["health"]["status"] == "ok", st["health"]
+
+
+def test_status_reads_well_and_an_unusable_run_dir_is_one_line(tmp_path):
+    with make_node(tmp_path) as node:
+        node.start()
+        out = node.status()
+        assert out.returncode == 0
+        assert "external ip:  5.6.7.8 (interface)" in out.stdout
+        assert "health:       ok" in out.stdout
+        assert "K3s unit:     k3s.service is active (running)" in out.stdout
+        node.stop()
+        (tmp_path / "blocker").write_text("")
+        out = node.ns.exec(
+            "env", *[f"{k}={v}" for k, v in node.env().items() if k in ("PYTHONPATH", "PATH")],
+            sys.executable, "-m", "k3snode", "run", "--config", node.settings_file,
+            "--run-dir", str(tmp_path / "blocker" / "run"), check=False,
+        )  # fmt: skip
+        assert out.returncode == 2
+        assert out.stderr.startswith("k3snode: error: --run-dir: cannot use ")
+        assert "Traceback" not in out.stderr

@@ -26,7 +26,15 @@ def run(args: argparse.Namespace) -> int:
     import signal
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack to the log
-    lock = _lock(settings.paths.run_dir)
+    try:
+        lock = _lock(settings.paths.run_dir)
+    except OSError as e:
+        from k3snode.settings import SettingsError
+
+        where = settings.where("paths", "run_dir")
+        raise SettingsError(
+            f"{where}: cannot use {settings.paths.run_dir} ({e.strerror or e})"
+        ) from None
     if lock is None:
         import sys
 
