@@ -199,7 +199,12 @@ class Daemon:
         if text != self._last_crash:
             log.exception("internal error (the daemon goes on): %s", text)
             self._last_crash = text
-        self._pass_due = self._clock() + 5.0  # no tight loop if the same thing fails again
+        # No tight loop if the same thing fails again: whatever was due is retried in 5 s.
+        now = self._clock()
+        for attr in ("_pass_due", "_poll_due", "_health_due", "_watchdog_due"):
+            due = getattr(self, attr)
+            if due is not None and due <= now:
+                setattr(self, attr, now + 5.0)
 
     def request_reload(self) -> None:
         """What SIGHUP does: re-read the settings on the next tick."""
