@@ -320,3 +320,15 @@ def test_status_reads_well_and_an_unusable_run_dir_is_one_line(tmp_path):
         assert out.returncode == 2
         assert out.stderr.startswith("k3snode: error: --run-dir: cannot use ")
         assert "Traceback" not in out.stderr
+
+
+def test_without_netlink_the_poll_timer_finds_the_change(tmp_path):
+    with make_node(tmp_path, daemon={"poll_interval": 5, "confirm_delay": 0.2}) as node:
+        node.start("--no-netlink")
+        node.addr("add", "9.9.9.9/24")
+        node.addr("del", "5.6.7.8/24")
+        node.route("replace", "9.9.9.1")
+        time.sleep(1.5)
+        assert node.external_ips() == ["5.6.7.8"], "no netlink: nothing noticed at once"
+        node.wait_external(["9.9.9.9"], timeout=10)
+        assert "pass requested: address" not in node.output()
