@@ -69,9 +69,14 @@ class HealthModel:
         self._obs: dict[str, Observation] = {}
         self._failing_since: dict[str, float] = {}
         self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
+        self._lock = threading.Lock()  # the HTTP thread reads while the loop writes
 
     def observe(self, obs: Observation, immediate: bool = False) -> None:
         """Record one observation; ``immediate`` skips the grace period (boot wait expired)."""
+        with self._lock:
+            self._observe(obs, immediate)
+
+    def _observe(self, obs: Observation, immediate: bool) -> None:
         self._obs[obs.check] = obs
         if obs.ok:
             self._failing_since.pop(obs.check, None)
@@ -82,19 +87,27 @@ class HealthModel:
                 self._forced[obs.check] = obs.detail
 
     def forget(self, check: str) -> None:
+        with self._lock:
+            self._forget(check)
+
+    def _forget(self, check: str) -> None:
         self._obs.pop(check, None)
         self._failing_since.pop(check, None)
         self._forced.pop(check, None)
 
     def snapshot(self) -> Health:
         now = self._wall()
+        with self._lock:
+            obs_all = dict(self._obs)
+            failing_since = dict(self._failing_since)
+            forced = set(self._forced)
         states = []
-        for name in sorted(self._obs):
-            obs = self._obs[name]
-            since = self._failing_since.get(name)
+        for name in sorted(obs_all):
+            obs = obs_all[name]
+            since = failing_since.get(name)
             if obs.ok:
                 state = "ok"
-            elif name in self._forced or (since is not None and now - since >= self.grace):
+            elif name in forced or (since is not None and now - since >= self.grace):
                 state = "failing"
             else:
                 state = "grace"
@@ -105,11 +118,12 @@ class HealthModel:
     def next_change(self) -> float | None:
         """Seconds until a check in grace turns failing (when the status must be rewritten)."""
         now = self._wall()
-        left = [
-            since + self.grace - now
-            for name, since in self._failing_since.items()
-            if name not in self._forced
-        ]
+        with self._lock:
+            left = [
+                since + self.grace - now
+                for name, since in self._failing_since.items()
+                if name not in self._forced
+            ]
         left = [x for x in left if x > 0]
         return min(left) if left else None
 
