@@ -80,7 +80,9 @@ def test_not_gce_or_down_is_an_error(tmp_path, fake):
 
 @pytest.mark.netns
 def test_the_daemon_passes_as_soon_as_the_metadata_changes(tmp_path):
-    with make_node(tmp_path, daemon={"poll_interval": 3600}) as node:
+    with make_node(
+        tmp_path, address="10.0.0.2/24", gateway="10.0.0.1", daemon={"poll_interval": 3600}
+    ) as node:
         gcp = FakeGCP(tmp_path, "35.1.2.3", netns=node.ns.name)
         try:
             node.discovery = {"provider": "gcp", "metadata_endpoint": gcp.url}
@@ -97,5 +99,9 @@ def test_the_daemon_passes_as_soon_as_the_metadata_changes(tmp_path):
                 what="a pass asked for by the long-poll",
             )
             assert node.output().count("pass requested") == passes_before + 1
+            import k3snode.discovery
+
+            if hasattr(k3snode.discovery, "choose_provider"):  # discovery reads GCP metadata
+                node.wait_external(["35.1.2.4"], timeout=5)
         finally:
             gcp.close()
