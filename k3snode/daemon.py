@@ -4,8 +4,8 @@ finds nothing new does nothing.
 - **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
   ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
 - **Events**: netlink address and default-route changes (``netwatch.py``), debounced by
-  ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); the
-  discovery module's ``wait_for_change`` long-poll when it offers one (GCP).
+  ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); GCP's
+  metadata long-poll (``longpoll.py``) so a change there arrives within seconds.
 - **Calm**: a failed pass or one without an address keeps the last good state. A new address is
   used only when seen again ``[daemon] confirm_delay`` later. K3s restarts only when what it reads
   changed, at most once per ``[daemon] min_restart_interval``, never when it was not running; a

@@ -3,8 +3,8 @@
 The bare-metal discovery path needs three netlink dumps and nothing else; pyroute2 costs a few
 hundred milliseconds of import and its first use another ~15 ms, which on bare metal would be most
 of k3snode's time. This module speaks just enough of the protocol (``linux/netlink.h``,
-``linux/rtnetlink.h``, ``linux/if_addr.h``) to read those dumps. Events (the daemon) stay with
-pyroute2.
+``linux/rtnetlink.h``, ``linux/if_addr.h``) to read those dumps. The daemon's event subscription
+is ``k3snode/netwatch.py``, also stdlib.
 """
 
 from __future__ import annotations
