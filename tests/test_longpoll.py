@@ -12,6 +12,7 @@ import time
 
 import pytest
 from daemon_node import make_node
+from fakes import dmi_dir
 from helpers import REPO, wait_for
 
 from k3snode.longpoll import LongPollError, Watch
@@ -85,8 +86,14 @@ def test_the_daemon_passes_as_soon_as_the_metadata_changes(tmp_path):
     ) as node:
         gcp = FakeGCP(tmp_path, "35.1.2.3", netns=node.ns.name)
         try:
-            node.discovery = {"provider": "gcp", "metadata_endpoint": gcp.url}
+            # the cloud recognised from DMI, as on a real GCE VM
+            node.discovery = {
+                "provider": "auto",
+                "dmi_dir": dmi_dir("gcp"),
+                "metadata_endpoint": gcp.url,
+            }
             node.start()
+            assert node.external_ips() == ["35.1.2.3"]
             wait_for(lambda: "long-poll" in node.output(), 10, what="the long-poll to start")
             time.sleep(1)
             passes_before = node.output().count("pass requested")
@@ -99,9 +106,6 @@ def test_the_daemon_passes_as_soon_as_the_metadata_changes(tmp_path):
                 what="a pass asked for by the long-poll",
             )
             assert node.output().count("pass requested") == passes_before + 1
-            import k3snode.discovery
-
-            if hasattr(k3snode.discovery, "choose_provider"):  # discovery reads GCP metadata
-                node.wait_external(["35.1.2.4"], timeout=5)
+            node.wait_external(["35.1.2.4"], timeout=5)
         finally:
             gcp.close()
