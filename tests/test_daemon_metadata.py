@@ -1,5 +1,4 @@
-"""The daemon against a fake cloud metadata service (``tests/fakes/imds.py`` from the discovery
-work) inside the node's namespace: a re-associated address arrives by the poll, an outage changes
+"""The daemon against the fake cloud metadata service (``tests/fakes/imds.py``) inside the node's namespace: a re-associated address arrives by the poll, an outage changes
 nothing and turns health degraded, then green. The node's NIC holds a private address, as on AWS.
 """
 
@@ -18,10 +17,7 @@ from helpers import REPO, wait_for
 
 FAKE_IMDS = os.path.join(REPO, "tests", "fakes", "imds.py")
 
-pytestmark = [
-    pytest.mark.netns,
-    pytest.mark.skipif(not os.path.exists(FAKE_IMDS), reason="needs tests/fakes/imds.py"),
-]
+pytestmark = pytest.mark.netns
 
 
 class Imds:
