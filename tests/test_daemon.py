@@ -335,3 +335,33 @@ def test_without_netlink_the_poll_timer_finds_the_change(tmp_path):
         assert node.external_ips() == ["5.6.7.8"], "no netlink: nothing noticed at once"
         node.wait_external(["9.9.9.9"], timeout=10)
         assert "pass requested: address" not in node.output()
+
+
+def test_dual_stack_an_ipv6_change_alone_restarts_once(tmp_path):
+    with make_node(tmp_path) as node:
+        node.ns.ip("-6", "addr", "add", "2a01:4f8::5/64", "dev", node.dev, "nodad")
+        node.ns.ip("-6", "route", "add", "default", "via", "2a01:4f8::1", "dev", node.dev)
+        node.start()
+        assert node.external_ips() == ["5.6.7.8", "2a01:4f8::5"]
+        wait_for(lambda: node.restarts(), 5, what="start-up restart")
+        n = len(node.restarts())
+        node.ns.ip("-6", "addr", "add", "2a01:4f8::6/64", "dev", node.dev, "nodad")
+        node.ns.ip("-6", "addr", "del", "2a01:4f8::5/64", "dev", node.dev)
+        node.ns.ip("-6", "route", "replace", "default", "via", "2a01:4f8::1", "dev", node.dev)
+        node.wait_external(["5.6.7.8", "2a01:4f8::6"])
+        wait_for(lambda: len(node.restarts()) == n + 1, 10, what="one restart")
+        time.sleep(1)
+        assert len(node.restarts()) == n + 1
+        st = node.status_json()
+        assert [a["family"] for a in st["addresses"]] == ["ipv4", "ipv6"]
+
+
+def test_sigterm_while_a_restart_is_watched_stops_at_once(tmp_path):
+    with make_node(tmp_path, daemon={"restart_timeout": 60}) as node:
+        node.set_unit(after_restart="slow", slow_for=60)
+        node.start()
+        wait_for(lambda: node.restarts(), 5, what="the restart being watched")
+        t = time.monotonic()
+        assert node.stop() == 0
+        assert time.monotonic() - t < 5
+        assert "STOPPING=1" in node.notify.drain(0.2)[-1]
