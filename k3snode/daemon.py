@@ -96,7 +96,6 @@ class Daemon:
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
         self.passes = 0
-        self.restarts_requested = 0
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -357,7 +356,6 @@ class Daemon:
         self.pending_restart = False
         self._deferred_logged = False
         self._last_restart_at = now
-        self.restarts_requested += 1
         settings = self.settings
         log.info("restarting K3s: its config changed")
 
@@ -632,43 +630,16 @@ class Daemon:
             self.request_pass(reasons[-1])
 
     def _start_long_poll(self) -> None:
-        """Watch the metadata with a long-poll when the cloud has one (GCP): the discovery
-        module's ``wait_for_change(settings, timeout)`` if it offers one, else ``longpoll.py``.
-        The callable returns a truthy reason when the metadata changed, "" when not, None when
-        there is nothing to watch (the thread ends); it may raise (retried after a pause)."""
         if self.settings.mesh == "tailscale":
             return
-        discovery = importlib.import_module("k3snode.discovery")
-        wait = getattr(discovery, "wait_for_change", None)
-        if not callable(wait):
-            from k3snode import longpoll
+        from k3snode import longpoll
 
-            wait = longpoll.for_settings(self.settings)
-        if wait is None:
-            return
-        log.info("watching the metadata service for changes (long-poll)")
+        def changed(reason: str) -> None:
+            self._results.put(("long-poll", reason))
+            self._wake()
 
-        def loop() -> None:
-            failing = False
-            while not self._stop:
-                try:
-                    changed = wait(self.settings, min(self.settings.daemon.poll_interval, 300))
-                except Exception as e:
-                    if not failing:
-                        log.warning("metadata long-poll: %s; retrying every 5s", e)
-                    failing = True
-                    time.sleep(5)
-                    continue
-                if failing:
-                    log.info("metadata long-poll: working again")
-                    failing = False
-                if changed is None:
-                    return
-                if changed:
-                    self._results.put(("long-poll", changed))
-                    self._wake()
-
-        threading.Thread(target=loop, name="k3snode-longpoll", daemon=True).start()
+        if longpoll.start(self.settings, changed, lambda: self._stop):
+            log.info("watching the metadata service for changes (long-poll)")
 
     def _shutdown(self) -> None:
         self.notifier.stopping()

@@ -86,15 +86,6 @@ class HealthModel:
             if immediate:
                 self._forced[obs.check] = obs.detail
 
-    def forget(self, check: str) -> None:
-        with self._lock:
-            self._forget(check)
-
-    def _forget(self, check: str) -> None:
-        self._obs.pop(check, None)
-        self._failing_since.pop(check, None)
-        self._forced.pop(check, None)
-
     def snapshot(self) -> Health:
         now = self._wall()
         with self._lock:

@@ -5,19 +5,25 @@ from ``last_etag`` (or ``timeout_sec`` passes) — the documented way to watch m
 runs ``Watch.wait`` in a thread and asks for a pass whenever it reports a change; discovery then
 reads the addresses as always. Other clouds have no such call: the poll timer covers them.
 
-A discovery module that offers its own ``wait_for_change(settings, timeout)`` is preferred
-(``daemon._start_long_poll``); this module is the fallback for ``provider = "gcp"``.
+``start`` runs the watch in a thread: the discovery module's own ``wait_for_change(settings,
+timeout)`` when it offers one, else this module's GCP watch when the node is on GCP.
 """
 
 from __future__ import annotations
 
+import importlib
 import json
+import logging
+import threading
+import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
+
+log = logging.getLogger("k3snode")
 
 BASE = "http://169.254.169.254"
 PATH = "/computeMetadata/v1/instance/network-interfaces/"
@@ -91,3 +97,40 @@ def for_settings(settings: Settings) -> Callable[[Settings, float], str | None] 
         return None
     watch = Watch(settings.discovery.metadata_endpoint or BASE)
     return lambda _settings, timeout: watch.wait(timeout)
+
+
+def start(settings: Settings, changed: Callable[[str], None], stopped: Callable[[], bool]) -> bool:
+    """Watch in a daemon thread; ``changed(reason)`` on every change. False: nothing to watch.
+
+    The wait callable returns a truthy reason when the metadata changed, "" when not, None when
+    there is nothing to watch (the thread ends); it may raise (retried every 5 s, logged once).
+    """
+    discovery = importlib.import_module("k3snode.discovery")
+    wait = getattr(discovery, "wait_for_change", None)
+    if not callable(wait):
+        wait = for_settings(settings)
+    if wait is None:
+        return False
+    timeout = min(settings.daemon.poll_interval, 300)
+
+    def loop() -> None:
+        failing = False
+        while not stopped():
+            try:
+                reason = wait(settings, timeout)
+            except Exception as e:
+                if not failing:
+                    log.warning("metadata long-poll: %s; retrying every 5s", e)
+                failing = True
+                time.sleep(5)
+                continue
+            if failing:
+                log.info("metadata long-poll: working again")
+                failing = False
+            if reason is None:
+                return
+            if reason:
+                changed(reason)
+
+    threading.Thread(target=loop, name="k3snode-longpoll", daemon=True).start()
+    return True
