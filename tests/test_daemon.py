@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import signal
+import subprocess
 import sys
 import time
 
@@ -365,3 +366,26 @@ def test_sigterm_while_a_restart_is_watched_stops_at_once(tmp_path):
         assert node.stop() == 0
         assert time.monotonic() - t < 5
         assert "STOPPING=1" in node.notify.drain(0.2)[-1]
+
+
+def test_a_taken_health_port_is_logged_and_the_daemon_runs_on(tmp_path):
+    with make_node(tmp_path, health_port=-1) as node:
+        blocker = node.ns.popen(
+            [
+                sys.executable,
+                "-c",
+                f"import socket,time; s=socket.socket(); s.bind(('127.0.0.1', {node.health_port})); s.listen(); print('up', flush=True); time.sleep(60)",
+            ],
+            stdout=subprocess.PIPE,
+            text=True,
+        )
+        try:
+            assert blocker.stdout.readline().strip() == "up"
+            node.start()
+            assert node.external_ips() == ["5.6.7.8"]
+            assert f"health endpoint 127.0.0.1:{node.health_port}" in node.output()
+            assert "running without it" in node.output()
+            assert node.status_json()["health_port"] == 0
+        finally:
+            blocker.kill()
+            blocker.wait()
