@@ -9,9 +9,8 @@ import os
 import time
 
 import pytest
+from daemon_nspawn import boot, missing_tools
 from helpers import NetNS, have, veth, wait_for
-
-from system.nspawn import boot, missing_tools
 
 pytestmark = pytest.mark.system
 

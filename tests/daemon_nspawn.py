@@ -1,6 +1,6 @@
 """A container with systemd as PID 1 (systemd-nspawn) in a network namespace of the test's own,
 with the checkout bind-mounted read-only at /opt/k3snode. The rootfs is built once by
-``build-rootfs.sh`` (mmdebstrap) and cached under ``<repo>/.cache/``; each boot uses
+``tests/system/build-rootfs.sh`` (mmdebstrap) and cached under ``<repo>/.cache/``; each boot uses
 ``--volatile=overlay``, so nothing a test does persists.
 """
 
@@ -17,7 +17,7 @@ from dataclasses import dataclass
 
 from helpers import REPO, wait_for
 
-HERE = os.path.dirname(os.path.abspath(__file__))
+BUILD_ROOTFS = os.path.join(REPO, "tests", "system", "build-rootfs.sh")
 
 
 def missing_tools() -> list[str]:
@@ -27,7 +27,7 @@ def missing_tools() -> list[str]:
 def rootfs() -> str:
     """The extracted rootfs directory (built and extracted on first use)."""
     tarball = subprocess.run(
-        [os.path.join(HERE, "build-rootfs.sh")], check=True, capture_output=True, text=True
+        [BUILD_ROOTFS], check=True, capture_output=True, text=True
     ).stdout.strip()
     directory = tarball[: -len(".tar.zst")]
     with open(tarball + ".lock", "w") as lock:
