@@ -33,6 +33,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from k3snode import __version__, health, passes
 from k3snode.checks import Observation
 from k3snode.notify import Notifier
+from k3snode.restarts import Restarts
 
 if TYPE_CHECKING:
     from k3snode.discovery.result import Discovery
@@ -88,10 +89,7 @@ class Daemon:
         self._mesh_ok = settings.mesh != "tailscale"
         self._last_crash = ""
         self._last_discovery_ok: float | None = None
-        self.pending_restart = False
-        self._restart_thread: threading.Thread | None = None
-        self._last_restart_at: float | None = None
-        self._deferred_logged = False
+        self.restarts = Restarts(clock, self._restart_result)
         self.last_restart: dict[str, Any] | None = None
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
@@ -123,8 +121,9 @@ class Daemon:
             out.append(self._watchdog_due)
         if not self._ready:
             out.append(self._started + self.settings.daemon.boot_wait)
-        if self.pending_restart and self._last_restart_at is not None:
-            out.append(self._last_restart_at + self.settings.daemon.min_restart_interval)
+        due = self.restarts.due(self.settings.daemon.min_restart_interval)
+        if due is not None:
+            out.append(due)
         return out
 
     # -- the loop ----------------------------------------------------------------------------
@@ -181,7 +180,7 @@ class Daemon:
             self._health_due = now  # report right after a pass
         if not self._ready and now >= self._started + self.settings.daemon.boot_wait:
             self._become_ready(degraded=True)
-        self._maybe_restart()
+        self.restarts.maybe_start(self.settings)
         if now >= self._health_due:
             self._report()
         if self._ready and self.notifier.watchdog_interval and now >= self._watchdog_due:
@@ -209,11 +208,13 @@ class Daemon:
         """What SIGHUP does: re-read the settings on the next tick."""
         self._hup = True
 
+    @property
+    def pending_restart(self) -> bool:
+        return self.restarts.pending
+
     def join_restart(self, timeout: float = 30.0) -> None:
         """Wait for an in-flight K3s restart to finish (tests; its result lands on the next tick)."""
-        t = self._restart_thread
-        if t is not None:
-            t.join(timeout)
+        self.restarts.join(timeout)
 
     # -- the pass ----------------------------------------------------------------------------
 
@@ -289,7 +290,7 @@ class Daemon:
         for path in written.committed.secrets_changed:
             log.info("written %s (0600)", path)
         if written.changed:
-            self.pending_restart = True
+            self.restarts.request()
         if not self._ready:
             self._become_ready(degraded=False)
         return True
@@ -339,41 +340,13 @@ class Daemon:
 
     # -- restarting K3s ----------------------------------------------------------------------
 
-    def _maybe_restart(self) -> None:
-        if not self.pending_restart or self._restart_thread is not None:
-            return
-        now = self._clock()
-        interval = self.settings.daemon.min_restart_interval
-        if self._last_restart_at is not None and now < self._last_restart_at + interval:
-            if not self._deferred_logged:
-                log.info(
-                    "K3s restart deferred %.1fs (at most one per %gs)",
-                    self._last_restart_at + interval - now,
-                    interval,
-                )
-                self._deferred_logged = True
-            return
-        self.pending_restart = False
-        self._deferred_logged = False
-        self._last_restart_at = now
-        settings = self.settings
-        log.info("restarting K3s: its config changed")
-
-        def work() -> None:
-            try:
-                result = passes.restart(settings)
-            except Exception as e:  # pragma: no cover - defensive
-                from k3snode.k3s.service import RestartResult, unit_name
-
-                result = RestartResult(unit_name(settings), "error", str(e))
-            self._results.put(("restart", result))
-            self._wake()
-
-        self._restart_thread = threading.Thread(target=work, name="k3snode-restart", daemon=True)
-        self._restart_thread.start()
+    def _restart_result(self, result: RestartResult) -> None:
+        """From the restart's worker thread: hand the result to the loop."""
+        self._results.put(("restart", result))
+        self._wake()
 
     def _restart_done(self, result: RestartResult) -> None:
-        self._restart_thread = None
+        self.restarts.finished(result)
         self.last_restart = {
             "time": self._wall(),
             "unit": result.unit,
@@ -385,7 +358,6 @@ class Daemon:
             self.metrics.restarts.labels(result.outcome).inc()
         if result.outcome in ("not-running", "not-installed"):
             log.info("K3s not restarted: %s (config written only)", result.detail)
-            self._last_restart_at = None
         elif result.restarted:
             log.info("K3s restarted: %s after %.1fs", result.detail, result.duration)
             self.health.observe(Observation("k3s", True, result.detail))
@@ -405,7 +377,7 @@ class Daemon:
     def _observe_all(self) -> None:
         from k3snode.k3s.service import Service
 
-        if self._restart_thread is None:
+        if not self.restarts.busy:
             st = Service.for_settings(self.settings).state()
             ok = st.active == "active"
             self._k3s_state = st.describe()
@@ -517,7 +489,7 @@ class Daemon:
             "candidate": list(self.candidate) if self.candidate is not None else None,
             "last_change": self.last_change,
             "last_restart": self.last_restart,
-            "restart_pending": self.pending_restart,
+            "restart_pending": self.restarts.pending,
             "health": snap.to_json(),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,

@@ -12,6 +12,7 @@ import contextlib
 import logging
 import os
 import socket
+import time
 
 log = logging.getLogger("k3snode")
 
@@ -65,7 +66,9 @@ class Notifier:
         self.send("STOPPING=1", "STATUS=stopping")
 
     def reloading(self) -> None:
-        self.send("RELOADING=1", "STATUS=reloading settings")
+        # MONOTONIC_USEC: what systemd 253+ wants with RELOADING=1 (Type=notify-reload)
+        usec = time.clock_gettime_ns(time.CLOCK_MONOTONIC) // 1000
+        self.send("RELOADING=1", f"MONOTONIC_USEC={usec}", "STATUS=reloading settings")
 
     def reloaded(self, status: str) -> None:
         self._last_status = status

@@ -40,7 +40,7 @@ def test_messages_arrive_in_order(listener):
     assert got[0] == "READY=1\nSTATUS=server, mesh none: 5.6.7.8 (interface)"
     assert got[1] == "STATUS=same"
     assert got[2] == "WATCHDOG=1"
-    assert got[3].startswith("RELOADING=1")
+    assert got[3].startswith("RELOADING=1\nMONOTONIC_USEC=")
     assert got[4] == "READY=1\nSTATUS=back"
     assert got[5].startswith("STOPPING=1")
     s.settimeout(0.1)
