@@ -77,6 +77,8 @@ class Node:
     health_port: int = 0
     grace: float = 30.0
     mesh: str = "none"
+    health_listen: str = ""
+    peer: str = ""  # the veth's other end, in the router namespace
     discovery: dict = field(default_factory=dict)
     extra_toml: str = ""
     env_extra: dict = field(default_factory=dict)
@@ -108,6 +110,7 @@ class Node:
             "[daemon]",
             *(f"{k} = {v}" for k, v in d.items()),
             "[health]",
+            *([f'listen = "{self.health_listen}"'] if self.health_listen else []),
             f"port = {self.health_port}",
             f"grace = {self.grace}",
             "[paths]",
@@ -259,8 +262,8 @@ def make_node(tmp_path, address: str | None = "5.6.7.8/24", gateway: str = "5.6.
         os.makedirs(os.path.join(root, d), exist_ok=True)
     os.symlink(STUB_SYSTEMCTL, os.path.join(root, "bin", "systemctl"))
     with NetNS.create() as ns, NetNS.create("k3sr") as router:
-        dev, _ = veth(ns, router)
-        node = Node(ns, router, dev, root, **kw)
+        dev, peer = veth(ns, router)
+        node = Node(ns, router, dev, root, peer=peer, **kw)
         if node.health_port == -1:  # -1: any free port
             node.health_port = free_port()
         node.notify = NotifySocket(os.path.join(root, "notify.sock"))

@@ -389,3 +389,30 @@ def test_a_taken_health_port_is_logged_and_the_daemon_runs_on(tmp_path):
         finally:
             blocker.kill()
             blocker.wait()
+
+
+def test_the_health_endpoint_is_local_only(tmp_path):
+    with make_node(tmp_path, health_port=-1) as node:
+        node.start()
+        assert node.http("/healthz")[0] == 200
+        node.router.ip("addr", "add", "5.6.7.1/24", "dev", node.peer)
+        probe = (
+            "import socket\n"
+            "try:\n"
+            f"    socket.create_connection(('5.6.7.8', {node.health_port}), timeout=5)\n"
+            "    print('open')\n"
+            "except ConnectionRefusedError:\n"
+            "    print('refused')\n"
+        )
+        out = node.router.exec(sys.executable, "-c", probe).stdout.strip()
+        assert out == "refused", "the node is reachable, the endpoint is not"
+
+
+def test_the_health_endpoint_on_ipv6_loopback(tmp_path):
+    with make_node(tmp_path, health_port=-1, health_listen="::1") as node:
+        node.start()
+        code = (
+            "import urllib.request\n"
+            f"print(urllib.request.urlopen('http://[::1]:{node.health_port}/healthz').status)\n"
+        )
+        assert node.ns.exec(sys.executable, "-c", code).stdout.strip() == "200"
