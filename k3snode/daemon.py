@@ -93,6 +93,7 @@ class Daemon:
         self.last_restart: dict[str, Any] | None = None
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
+        self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
         self.passes = 0
 
     # -- scheduling ------------------------------------------------------------------------
@@ -240,6 +241,7 @@ class Daemon:
         now = self._clock()
         if not self._mesh_ok and not self._bring_mesh_up():
             return False
+        self._keep_underlay()
         found = self._discover()
         refused = passes.judge(self.settings, found, allow_empty=not self.current)
         if refused:
@@ -294,6 +296,18 @@ class Daemon:
         if not self._ready:
             self._become_ready(degraded=False)
         return True
+
+    def _keep_underlay(self) -> None:
+        """Underlay on: make its interface match the settings before K3s is pointed at its
+        address as node-ip (so K3s's first start finds it). Never fails the pass: a problem is a
+        failing "underlay" check, and the observer retries every health interval."""
+        if not self.settings.underlay.enabled:
+            return
+        from k3snode import underlay
+
+        problem = underlay.keep(self.settings)
+        if problem is not None:
+            self.health.observe(problem)
 
     def _bring_mesh_up(self) -> bool:
         """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
@@ -411,6 +425,7 @@ class Daemon:
                         self.request_pass(f"{plan.path} changed by someone else ({what})")
                 else:
                     self.health.observe(Observation("config", True, f"{plan.path} is current"))
+        observed: list[Observation] = []
         for ref in _observers():
             try:
                 module, func = ref.split(":")
@@ -420,6 +435,8 @@ class Daemon:
                 continue
             for obs in got:
                 self.health.observe(obs)
+                observed.append(obs)
+        self._observed = observed
 
     def _report(self, notify: bool = True) -> str:
         """Observe, then publish: metrics, STATUS=, the status file. Returns the status line."""
@@ -429,6 +446,7 @@ class Daemon:
         if self.metrics is not None:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
+            self.metrics.set_peers(self._observed, self._wall())
         line = self.status_line(snap)
         if self._ready and notify:
             self.notifier.status(line)
@@ -491,6 +509,7 @@ class Daemon:
             "last_restart": self.last_restart,
             "restart_pending": self.restarts.pending,
             "health": snap.to_json(),
+            "peers": health.peer_rows(self._observed, self._wall()),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,
         }

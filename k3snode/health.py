@@ -193,6 +193,28 @@ class Metrics:
             registry=r,
         )
         self.healthy = Gauge("k3snode_healthy", "1 when no health check is failing", registry=r)
+        peer = ["interface", "peer", "name"]
+        self.peer_handshake_age = Gauge(
+            "k3snode_wireguard_peer_handshake_age_seconds",
+            "Seconds since a WireGuard peer's latest handshake (-1: never)",
+            peer,
+            registry=r,
+        )
+        self.peer_stale = Gauge(
+            "k3snode_wireguard_peer_stale", "1 when a WireGuard peer is stale", peer, registry=r
+        )
+        self.peer_rx = Gauge(
+            "k3snode_wireguard_peer_receive_bytes", "Bytes received from a peer", peer, registry=r
+        )
+        self.peer_tx = Gauge(
+            "k3snode_wireguard_peer_transmit_bytes", "Bytes sent to a peer", peer, registry=r
+        )
+        self.tailnet_peer_online = Gauge(
+            "k3snode_tailscale_peer_online",
+            "1 when a tailnet peer is online",
+            ["peer", "name"],
+            registry=r,
+        )
 
     def set_addresses(self, addrs: list[tuple[str, str, str]]) -> None:
         self.address.clear()
@@ -204,6 +226,26 @@ class Metrics:
         for c in health.checks:
             self.check_ok.labels(c.check).set(1 if c.ok else 0)
         self.healthy.set(1 if health.ok else 0)
+
+    def set_peers(self, observations: list[Observation], now: float) -> None:
+        """Per-peer gauges from the mesh/underlay observers' last answers."""
+        from k3snode.mesh.wg.health import peer_metrics
+
+        gauges = {
+            "handshake_age_seconds": self.peer_handshake_age,
+            "stale": self.peer_stale,
+            "rx_bytes": self.peer_rx,
+            "tx_bytes": self.peer_tx,
+        }
+        for g in (*gauges.values(), self.tailnet_peer_online):
+            g.clear()
+        for labels, values in peer_metrics(observations, now):
+            for key, gauge in gauges.items():
+                gauge.labels(labels["interface"], labels["peer"], labels["name"]).set(values[key])
+        for obs in observations:
+            for p in obs.peers:
+                if p.online is not None:
+                    self.tailnet_peer_online.labels(p.public_key, p.name).set(1 if p.online else 0)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest
@@ -288,3 +330,24 @@ class HealthServer:
     def stop(self) -> None:
         """Close the listening socket; the serving thread dies with the process."""
         self._server.server_close()
+
+
+def peer_rows(observations: list[Observation], now: float) -> list[dict[str, Any]]:
+    """The peers of every observation, for the status file (no keys beyond public ones)."""
+    rows = []
+    for obs in observations:
+        for p in obs.peers:
+            row: dict[str, Any] = {
+                "check": obs.check,
+                "interface": p.interface,
+                "peer": p.public_key,
+                "name": p.name,
+                "endpoint": p.endpoint,
+                "stale": p.stale,
+            }
+            if p.online is not None:
+                row["online"] = p.online
+            if p.last_handshake is not None:
+                row["handshake_age"] = round(max(0.0, now - p.last_handshake), 1)
+            rows.append(row)
+    return rows

@@ -81,4 +81,16 @@ def describe(d: dict) -> str:
         lines.append("last restart: pending")
     for c in h.get("checks") or []:
         lines.append(f"  {c.get('state', '?'):8} {c.get('check')}: {c.get('detail')}")
+    peers = d.get("peers") or []
+    if peers:
+        lines.append("peers:")
+    for p in peers:
+        if "online" in p:
+            state = "online" if p["online"] else "offline"
+        elif "handshake_age" in p:
+            state = f"handshake {p['handshake_age']:.0f}s ago" + (", stale" if p["stale"] else "")
+        else:
+            state = "no handshake" + (", stale" if p["stale"] else "")
+        name = p.get("name") or p.get("peer", "")[:12]
+        lines.append(f"  {p.get('interface')} {name} {p.get('endpoint') or '-'}: {state}")
     return "\n".join(lines)
