@@ -261,3 +261,20 @@ def _tail(path: str, n: int = 3000) -> str:
     with contextlib.suppress(OSError), open(path, errors="replace") as f:
         return f.read()[-n:]
     return ""
+
+
+@functools.cache
+def build_rpm() -> tuple[str, str]:
+    """Paths of the noarch .rpm and the .src.rpm, built from this checkout (once per test run)."""
+    out = subprocess.run(
+        [os.path.join(REPO, "packaging", "build-rpm.sh"), os.path.join(CACHE, "rpm")],
+        capture_output=True,
+        text=True,
+        env=debian_env(),
+        timeout=600,
+    )
+    assert out.returncode == 0, f"build-rpm.sh failed:\n{out.stdout}\n{out.stderr}"
+    paths = out.stdout.split()
+    return next(p for p in paths if p.endswith(".noarch.rpm")), next(
+        p for p in paths if p.endswith(".src.rpm")
+    )
