@@ -100,9 +100,7 @@ def rootfs_tarball(name: str, packages: Sequence[str] = ()) -> str:
     return path
 
 
-def rootfs(dest: str, name: str, packages: Sequence[str] = ()) -> str:
-    """Unpack a fresh copy of the cached tree into ``dest``; return ``dest``."""
-    tarball = rootfs_tarball(name, packages)
+def _unpack(tarball: str, dest: str) -> str:
     os.makedirs(dest, exist_ok=True)
     subprocess.run(
         f"zstd -dc {tarball} | tar -C {dest} --numeric-owner -xf -",
@@ -111,6 +109,32 @@ def rootfs(dest: str, name: str, packages: Sequence[str] = ()) -> str:
         timeout=300,
     )
     return dest
+
+
+def rootfs(dest: str, name: str, packages: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
+    """Unpack a fresh copy of the cached tree into ``dest``; return ``dest``. ``extra``: packages
+    apt-get installs on top of ``packages`` (a second cached tarball, cheaper than mmdebstrap)."""
+    tarball = rootfs_tarball(name, packages)
+    if not extra:
+        return _unpack(tarball, dest)
+    key = hashlib.sha256(f"{tarball} {sorted(extra)}".encode()).hexdigest()[:12]
+    derived = os.path.join(CACHE, "rootfs", f"{name}+{'+'.join(extra)}-{key}.tar.zst")
+    if not os.path.exists(derived):
+        tmp = dest + ".build"
+        _unpack(tarball, tmp)
+        run_in(tmp, "apt-get", "update", "-qq")
+        run_in(tmp, "apt-get", "install", "-y", "-q", "--no-install-recommends", *extra)
+        run_in(tmp, "apt-get", "clean")
+        part = f"{derived}.{os.getpid()}.tmp"
+        subprocess.run(
+            f"tar -C {tmp} --numeric-owner -cf - . | zstd -q -T2 -3 > {part}",
+            shell=True,
+            check=True,
+            timeout=300,
+        )
+        os.rename(part, derived)
+        shutil.rmtree(tmp)
+    return _unpack(derived, dest)
 
 
 def run_in(

@@ -1,0 +1,136 @@
+"""The cloud-init examples run for real: cloud-init from a NoCloud seed (the example file verbatim as
+user-data) in a Debian 12 tree booted in systemd-nspawn, with k3snode's .deb and a stub K3s
+(binary and both units, as K3s's installer leaves them with INSTALL_K3S_SKIP_START) already there,
+so the example's install lines are skipped and everything else runs: the settings and the 0600
+token are written, k3snode and the right K3s unit are enabled and started, and K3s's first start
+sees the node's external address."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+
+import pytest
+import yaml
+from helpers import REPO, NetNS, veth, wait_for
+from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs, run_in
+
+pytestmark = [
+    pytest.mark.system,
+    pytest.mark.skipif(
+        not have_tools("systemd-nspawn", "mmdebstrap", "dpkg-buildpackage", "nsenter"),
+        reason="needs systemd-container, mmdebstrap and the packaging tools",
+    ),
+    pytest.mark.skipif(
+        not os.path.exists(os.path.join(REPO, "k3snode", "commands", "run.py")),
+        reason="needs the daemon (k3snode run), which the unit starts",
+    ),
+]
+
+EXAMPLES = os.path.join(REPO, "packaging", "cloud-init")
+STUBS = os.path.join(REPO, "tests", "stubs")
+ADDRESS = "16.16.16.16"
+# Test-only system configuration (not user-data): no locale generation in a minimal tree, and
+# NoCloud only (no probing of other clouds).
+CLOUD_CFG = "locale: C.UTF-8\ndatasource_list: [NoCloud]\n"
+# No DMI inside the container: k3snode recognises no cloud and reads the interface.
+DROPIN = "[Service]\nEnvironment=K3SNODE_DISCOVERY_DMI_DIR=/nonexistent\n"
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory) -> str:
+    """A baked image: Debian 12 + cloud-init + k3snode's .deb + stub K3s, nothing configured."""
+    root = rootfs(
+        str(tmp_path_factory.mktemp("ci") / "root"), "boot", BOOT_PACKAGES, extra=["cloud-init"]
+    )
+    install_deb(root, build_deb())
+    shutil.copy(os.path.join(STUBS, "k3s"), os.path.join(root, "usr/local/bin/k3s"))
+    os.chmod(os.path.join(root, "usr/local/bin/k3s"), 0o755)
+    with open(os.path.join(STUBS, "k3s.service")) as f:
+        unit = f.read()
+    for name, cmd in (("k3s.service", "server"), ("k3s-agent.service", "agent")):
+        with open(os.path.join(root, "etc/systemd/system", name), "w") as f:
+            f.write(unit.replace("/usr/local/bin/k3s server", f"/usr/local/bin/k3s {cmd}"))
+    with open(os.path.join(root, "etc/cloud/cloud.cfg.d/99-test.cfg"), "w") as f:
+        f.write(CLOUD_CFG)
+    os.makedirs(os.path.join(root, "etc/systemd/system/k3snode.service.d"))
+    with open(os.path.join(root, "etc/systemd/system/k3snode.service.d/test.conf"), "w") as f:
+        f.write(DROPIN)
+    assert not os.path.exists(os.path.join(root, "etc/k3snode/token"))
+    return root
+
+
+@pytest.fixture
+def public_netns():
+    with NetNS.create("k3sc") as ns:
+        dev, _ = veth(ns, None, [f"{ADDRESS}/24"])
+        ns.ip("route", "add", "default", "via", "16.16.16.1", "dev", dev)
+        yield ns
+
+
+@pytest.mark.parametrize("example", ["server-first.yaml", "server-join.yaml", "agent.yaml"])
+def test_nocloud_seed_brings_up_k3snode_then_k3s(image, public_netns, tmp_path, example):
+    seed = tmp_path / "seed"
+    seed.mkdir()
+    shutil.copy(os.path.join(EXAMPLES, example), seed / "user-data")
+    (seed / "meta-data").write_text(f"instance-id: i-{example[:-5]}\nlocal-hostname: node-1\n")
+    with open(os.path.join(EXAMPLES, example)) as f:
+        userdata = yaml.safe_load(f)
+    role = "agent" if "agent" in example else "server"
+    unit = "k3s-agent.service" if role == "agent" else "k3s.service"
+    args = [
+        "--volatile=overlay",  # the image stays clean for the next example
+        f"--bind-ro={seed}:/var/lib/cloud/seed/nocloud",
+        f"--network-namespace-path=/run/netns/{public_netns.name}",
+        "--capability=CAP_NET_ADMIN",
+    ]
+    with Machine.boot(image, args=args) as m:
+        status = m.sh("cloud-init", "status", "--wait", "--long", check=False, timeout=120)
+        output = m.sh("cat", "/var/log/cloud-init-output.log", check=False).stdout
+        assert "status: done" in status.stdout, status.stdout + output
+        assert "DataSourceNoCloud" in status.stdout
+        # cloud-init ran the example's own steps; the install steps found K3s and k3snode there.
+        script = m.read("/var/lib/cloud/instance/scripts/runcmd")
+        assert all(cmd in script for cmd in userdata["runcmd"]), script
+        assert "not found" not in output and "rror" not in output, output
+        assert m.sh("/usr/local/bin/k3s", "--version").stdout.endswith("(stub)\n")
+        # Settings and secrets as the user-data wrote them.
+        files = {f["path"]: f for f in userdata["write_files"]}
+        assert m.read("/etc/k3snode/config.toml") == files["/etc/k3snode/config.toml"]["content"]
+        assert m.sh("stat", "-c", "%a %U", "/etc/k3snode/token").stdout.split() == ["600", "root"]
+        # k3snode and the right K3s unit: enabled, running, K3s after k3snode's READY.
+        wait_for(
+            lambda: m.sh("cat", "/var/log/stub-k3s.jsonl", check=False).stdout,
+            60,
+            what=f"{unit} to start",
+        )
+        for name in ("k3snode.service", unit):
+            assert m.sh("systemctl", "is-enabled", name).stdout.strip() == "enabled"
+        other = "k3s.service" if role == "agent" else "k3s-agent.service"
+        assert m.show(other, "ActiveState")["ActiveState"] == "inactive"
+        k3snode = m.show("k3snode.service", "ActiveState", "ActiveEnterTimestampMonotonic")
+        k3s = m.show(unit, "ActiveState", "ExecMainStartTimestampMonotonic")
+        assert k3snode["ActiveState"] == "active" and k3s["ActiveState"] == "active"
+        assert int(k3snode["ActiveEnterTimestampMonotonic"]) <= int(
+            k3s["ExecMainStartTimestampMonotonic"]
+        )
+        first = json.loads(m.read("/var/log/stub-k3s.jsonl").splitlines()[0])
+        assert first["argv"] == [role]
+        config = yaml.safe_load(first["config"])
+        assert config["node-external-ip"] == [ADDRESS]
+        assert config["token-file"] == "/etc/k3snode/token"
+        if example == "server-first.yaml":
+            assert config["cluster-init"] is True
+        else:
+            assert config["server"] == "https://first-server.example.com:6443"
+        assert "REPLACE" not in first["config"]  # the token itself is never in K3s's config
+
+
+def test_the_image_itself_stays_unconfigured(image):
+    """--volatile=overlay: the runs above left no settings, token or enablement in the image."""
+    assert not os.path.exists(os.path.join(image, "etc/k3snode/token"))
+    assert not os.path.exists(
+        os.path.join(image, "etc/systemd/system/multi-user.target.wants/k3s.service")
+    )
+    assert run_in(image, "cloud-init", "--version").returncode == 0
