@@ -164,3 +164,44 @@ def test_erase_scriptlet_removes_k3snodes_state_not_k3s_files(rpms, rpm_root):
     assert not os.path.exists(os.path.join(rpm_root, "var/lib/k3snode"))
     with open(os.path.join(rpm_root, "etc/rancher/k3s/config.yaml")) as f:
         assert "16.16.16.16" in f.read()
+
+
+PY39 = os.path.join(REPO, ".venv39", "bin", "python")
+
+
+@pytest.mark.skipif(
+    not os.path.exists(PY39), reason="no Python 3.9 venv (scripts/test.sh makes one)"
+)
+def test_payload_runs_on_python_3_9_as_on_el9(rpm_root, tmp_path):
+    """EL 9's python3 is 3.9: the payload's module tree, imported the way the wrapper does."""
+    code = (
+        "import sys; sys.path.insert(0, sys.argv.pop(1)); import k3snode; "
+        "print('from', k3snode.__file__, file=sys.stderr); "
+        "from k3snode.cli import main; sys.exit(main())"
+    )
+    out = subprocess.run(
+        [
+            PY39,
+            "-s",
+            "-c",
+            code,
+            os.path.join(rpm_root, "usr/share/k3snode"),
+            "render",
+            "--mesh",
+            "none",
+            "--external-ip",
+            "16.16.16.16",
+            "--config",
+            os.devnull,
+            "--state-dir",
+            str(tmp_path),
+        ],
+        capture_output=True,
+        text=True,
+        cwd=tmp_path,
+    )
+    assert out.returncode == 0, out.stderr
+    assert "- 16.16.16.16" in out.stdout
+    assert f"from {rpm_root}/usr/share/k3snode/k3snode/__init__.py" in out.stderr
+    version = subprocess.run([PY39, "--version"], capture_output=True, text=True).stdout
+    assert version.startswith("Python 3.9")
