@@ -68,12 +68,16 @@ def test_payload_unit_conffile_man_page_tmpfiles(deb, tmp_path):
     tmpfiles = (tmp_path / "x/usr/lib/tmpfiles.d/k3snode.conf").read_text()
     assert "d /var/lib/k3snode 0700 root root" in tmpfiles
     assert "d /run/k3snode 0755 root root" in tmpfiles
-    # Enabled on install, not started (settings first); purge cleans k3snode's own state.
+    # Enabled on install, never started by it; try-restarted after an upgrade (not stopped
+    # before it); stopped on removal; purge cleans k3snode's own state.
     postinst = (tmp_path / "c/postinst").read_text()
     assert "deb-systemd-helper enable 'k3snode.service'" in postinst
-    assert (
-        "deb-systemd-invoke" not in postinst.split("# Automatically added by dh_installsystemd")[1]
-    )
+    assert "deb-systemd-invoke start" not in postinst and "systemctl start" not in postinst
+    assert "deb-systemd-invoke try-restart 'k3snode.service'" in postinst
+    assert not (tmp_path / "c/preinst").exists()  # nothing stops it before an upgrade
+    prerm = (tmp_path / "c/prerm").read_text()
+    assert 'if [ "$1" = "remove" ]' in prerm
+    assert "deb-systemd-invoke stop 'k3snode.service'" in prerm
     assert "rm -rf /var/lib/k3snode /run/k3snode" in (tmp_path / "c/postrm").read_text()
 
 
