@@ -43,6 +43,8 @@ BOOT_PACKAGES = (
     "python3-requests",
     "python3-tomli",
     "curl",
+    "wireguard-go",
+    "wireguard-tools",
 )
 
 
