@@ -35,6 +35,8 @@ def apply(conf) -> None:
         "apply",
         "--config",
         str(conf),
+        "--provider",
+        "none",
         "--external-ip",
         "16.16.16.16",
         "--node-name",

@@ -127,7 +127,7 @@ def public_netns():
 
 def test_detect_and_render_on_debian_python_and_pyroute2(installed, public_netns):
     """Interface discovery through Debian's pyroute2 0.7.2, on Debian's Python."""
-    detect = run_in(installed, "k3snode", "detect", args=[public_netns])
+    detect = run_in(installed, "k3snode", "detect", "--provider", "none", args=[public_netns])
     assert "public IPv4:  16.16.16.16 (interface)" in detect.stdout, detect.stdout
     assert "public IPv6:  2a01:4f8:c0c:1::5 (interface)" in detect.stdout, detect.stdout
     out = run_in(
@@ -137,6 +137,8 @@ def test_detect_and_render_on_debian_python_and_pyroute2(installed, public_netns
         "--role",
         "server",
         "--mesh",
+        "none",
+        "--provider",
         "none",
         "--external-ip",
         "16.16.16.17",
@@ -161,7 +163,14 @@ def test_conffile_kept_on_reinstall_and_when_written_before_install(deb, install
     install_deb(fresh, deb, apt=True, extra=["-o", "Dpkg::Options::=--force-confold"])
     assert read(os.path.join(fresh, "etc/k3snode/config.toml")) == '[node]\nmesh = "none"\n'
     out = run_in(
-        fresh, "k3snode", "render", "--external-ip", "16.16.16.16", args=["--private-network"]
+        fresh,
+        "k3snode",
+        "render",
+        "--provider",
+        "none",
+        "--external-ip",
+        "16.16.16.16",
+        args=["--private-network"],
     )
     assert "16.16.16.16" in out.stdout
     assert "flannel-backend" not in out.stdout  # mesh none came from the kept settings
@@ -173,6 +182,8 @@ def test_purge_removes_k3snodes_state_but_never_k3s_files(installed):
         "k3snode",
         "apply",
         "--mesh",
+        "none",
+        "--provider",
         "none",
         "--external-ip",
         "16.16.16.16",
