@@ -6,8 +6,8 @@ own, wired to the machine's. Everything is observed the way an operator would: `
 
 The scenario runs in order on one boot (each test builds on the previous one's state):
 ready before K3s's first start -> status line -> a metadata change gives exactly one K3s restart
--> a hung k3snode is killed by the watchdog and restarted, K3s untouched -> reload -> stopping
-k3snode leaves K3s running.
+-> a hung k3snode is killed by the watchdog and restarted, K3s untouched -> reload ->
+prepare-image refuses while k3snode runs -> stopping k3snode leaves K3s running -> prepare-image.
 """
 
 from __future__ import annotations
@@ -225,6 +225,14 @@ def test_reload_rereads_settings_in_the_same_process(node):
     assert len(starts(m)) == 2
 
 
+def test_prepare_image_refuses_while_k3snode_runs(node):
+    m, _ = node
+    out = m.sh("k3snode", "prepare-image", check=False)
+    pid = m.show("k3snode.service", "MainPID")["MainPID"]
+    assert out.returncode == 1 and f"k3snode is running (pid {pid})" in out.stderr, out.stderr
+    assert m.sh("test", "-e", "/var/lib/k3snode/state.json", check=False).returncode == 0
+
+
 def test_stopping_k3snode_leaves_k3s_running(node):
     m, _ = node
     k3s_before = m.show("k3s.service", "MainPID", "ActiveState")
@@ -234,3 +242,19 @@ def test_stopping_k3snode_leaves_k3s_running(node):
     time.sleep(1)
     assert m.show("k3s.service", "MainPID", "ActiveState") == k3s_before
     assert len(starts(m)) == 2
+
+
+def test_prepare_image_after_stopping_k3snode(node):
+    """Image capture on this node: K3s still runs, so --k3s is refused; without it k3snode's own
+    state goes and K3s's config loses the node's address (K3s itself is left alone)."""
+    m, _ = node
+    k3s = m.show("k3s.service", "MainPID")["MainPID"]
+    refused = m.sh("k3snode", "prepare-image", "--k3s", check=False)
+    assert refused.returncode == 1 and f"K3s is running (pid {k3s})" in refused.stderr
+    out = m.sh("k3snode", "prepare-image")
+    assert "removed /var/lib/k3snode/state.json" in out.stdout
+    assert m.sh("ls", "-A", "/var/lib/k3snode").stdout == ""
+    config = m.read("/etc/rancher/k3s/config.yaml")
+    assert SECOND not in config and "node-external-ip" not in config
+    assert "/etc/machine-id" in out.stdout  # listed, not touched
+    assert m.show("k3s.service", "MainPID")["MainPID"] == k3s
