@@ -164,6 +164,10 @@ def test_systemctl_status_shows_the_status_line(node):
     status = m.sh("systemctl", "status", "--no-pager", "k3snode.service", check=False).stdout
     assert f'Status: "{text}"' in status, status
     assert "Active: active (running)" in status
+    # The health endpoint answers from inside the sandbox (port 9181 by default).
+    metrics = m.sh("curl", "-fsS", "http://127.0.0.1:9181/metrics").stdout
+    assert "k3snode_external_address_info{" in metrics and FIRST in metrics, metrics[:2000]
+    assert m.sh("curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:9181/healthz").returncode == 0
 
 
 def test_metadata_address_change_gives_exactly_one_k3s_restart(node):
