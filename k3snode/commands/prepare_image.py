@@ -57,11 +57,18 @@ class Report:
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--root", metavar="DIR", default="/",
-                   help="work on an image mounted at DIR instead of this machine")  # fmt: skip
-    p.add_argument("--k3s", action="store_true",
-                   help="also remove K3s's per-node data (datastore, certificates, node "
-                   "password, admin kubeconfig); airgap images stay")  # fmt: skip
+    p.add_argument(
+        "--root",
+        metavar="DIR",
+        default="/",
+        help="work on an image mounted at DIR instead of this machine",
+    )
+    p.add_argument(
+        "--k3s",
+        action="store_true",
+        help="also remove K3s's per-node data (datastore, certificates, node "
+        "password, admin kubeconfig); airgap images stay",
+    )
     p.add_argument(
         "--dry-run", action="store_true", help="say what would be removed; remove nothing"
     )
