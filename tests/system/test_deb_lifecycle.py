@@ -17,10 +17,6 @@ pytestmark = [
         not have_tools("systemd-nspawn", "mmdebstrap", "dpkg-buildpackage", "nsenter"),
         reason="needs systemd-container, mmdebstrap and the packaging tools",
     ),
-    pytest.mark.skipif(
-        not os.path.exists(os.path.join(REPO, "k3snode", "commands", "run.py")),
-        reason="needs the daemon (k3snode run), which the unit starts",
-    ),
 ]
 STUBS = os.path.join(REPO, "tests", "stubs")
 SETTINGS = '[node]\nmesh = "none"\n[discovery]\nexternal_ips = ["16.16.16.16"]\nprovider = "none"\n'

@@ -29,14 +29,6 @@ pytestmark = [
         not have_tools("systemd-nspawn", "mmdebstrap", "dpkg-buildpackage", "nsenter"),
         reason="needs systemd-container, mmdebstrap and the packaging tools",
     ),
-    pytest.mark.skipif(
-        not os.path.exists(os.path.join(REPO, "k3snode", "commands", "run.py")),
-        reason="needs the daemon (k3snode run), which the unit starts",
-    ),
-    pytest.mark.skipif(
-        not os.path.exists(os.path.join(REPO, "tests", "fakes", "imds.py")),
-        reason="needs the fake metadata service (tests/fakes/imds.py)",
-    ),
 ]
 
 FAKE_IMDS = os.path.join(REPO, "tests", "fakes", "imds.py")

@@ -9,7 +9,6 @@ import os
 import subprocess
 
 import pytest
-from helpers import REPO
 from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
 
 pytestmark = [
@@ -20,10 +19,6 @@ pytestmark = [
     ),
     pytest.mark.skipif(
         not os.path.exists("/dev/net/tun"), reason="needs /dev/net/tun for wireguard-go"
-    ),
-    pytest.mark.skipif(
-        not os.path.exists(os.path.join(REPO, "k3snode", "commands", "run.py")),
-        reason="needs the daemon (k3snode run), which the unit starts",
     ),
 ]
 
