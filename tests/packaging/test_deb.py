@@ -7,8 +7,8 @@ import os
 import subprocess
 
 import pytest
+from debian_tree import build_deb, debian_env, have_tools, install_deb, rootfs, run_in
 from helpers import REPO, NetNS, veth
-from nspawn import build_deb, debian_env, have_tools, install_deb, rootfs, run_in
 
 from k3snode import __version__
 

@@ -10,8 +10,8 @@ import subprocess
 import sys
 
 import pytest
+from debian_tree import BOOT_PACKAGES, build_rpm, debian_env, have_tools, rootfs, run_in
 from helpers import REPO
-from nspawn import BOOT_PACKAGES, build_rpm, debian_env, have_tools, rootfs, run_in
 
 from k3snode import __version__
 

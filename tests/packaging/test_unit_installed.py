@@ -9,8 +9,8 @@ import re
 import subprocess
 
 import pytest
+from debian_tree import BOOT_PACKAGES, build_deb, have_tools, install_deb, rootfs
 from helpers import REPO
-from nspawn import BOOT_PACKAGES, build_deb, have_tools, install_deb, rootfs
 
 pytestmark = [
     pytest.mark.system,

@@ -13,8 +13,8 @@ import shutil
 
 import pytest
 import yaml
+from debian_tree import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs, run_in
 from helpers import REPO, NetNS, veth, wait_for
-from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs, run_in
 
 pytestmark = [
     pytest.mark.system,

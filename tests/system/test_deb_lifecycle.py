@@ -8,8 +8,8 @@ import os
 import shutil
 
 import pytest
+from debian_tree import BOOT_PACKAGES, Machine, build_deb, have_tools, rootfs
 from helpers import REPO
-from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, rootfs
 
 pytestmark = [
     pytest.mark.system,

@@ -20,8 +20,8 @@ import sys
 import time
 
 import pytest
+from debian_tree import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
 from helpers import REPO, NetNS, veth, wait_for
-from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
 
 pytestmark = [
     pytest.mark.system,

@@ -9,7 +9,7 @@ import os
 import subprocess
 
 import pytest
-from nspawn import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
+from debian_tree import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
 
 pytestmark = [
     pytest.mark.system,
