@@ -36,8 +36,6 @@ BOOT_PACKAGES = (
     "iproute2",
     "python3",
     "python3-pyroute2",
-    "python3-psutil",
-    "python3-sdnotify",
     "python3-yaml",
     "python3-prometheus-client",
     "python3-requests",

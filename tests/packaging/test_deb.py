@@ -41,8 +41,6 @@ def test_version_and_dependencies_are_debians(deb):
     for pkg in (
         "python3-yaml",
         "python3-pyroute2",
-        "python3-psutil",
-        "python3-sdnotify",
         "python3-prometheus-client",
         "python3:any",
     ):
