@@ -48,8 +48,11 @@ def _writer_alive(tmp: str) -> bool:
         pid = int(tmp[: -len(TMP_SUFFIX)].rsplit(".", 2)[-2])
     except (ValueError, IndexError):
         return False
-    if pid == os.getpid():
-        return False
+    return pid != os.getpid() and pid_alive(pid)
+
+
+def pid_alive(pid: int) -> bool:
+    """Whether a process with this PID exists (one of another user counts)."""
     try:
         os.kill(pid, 0)
     except ProcessLookupError:

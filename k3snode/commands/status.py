@@ -16,6 +16,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
+    from k3snode.fileio import pid_alive
     from k3snode.health import read_status
 
     settings = load_settings(args)
@@ -25,7 +26,7 @@ def run(args: argparse.Namespace) -> int:
         print(f"k3snode is not running (no status in {path})", file=sys.stderr)
         return 1
     pid = data.get("pid")
-    if not isinstance(pid, int) or not _alive(pid):
+    if not isinstance(pid, int) or not pid_alive(pid):
         print(f"k3snode is not running (stale status in {path} from pid {pid})", file=sys.stderr)
         return 1
     with contextlib.suppress(OSError):
@@ -35,16 +36,6 @@ def run(args: argparse.Namespace) -> int:
     else:
         print(describe(data))
     return 0
-
-
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    return True
 
 
 def _when(t: object) -> str:
