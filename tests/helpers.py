@@ -33,6 +33,7 @@ def clean_env(**extra: str) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("K3S_", "K3SNODE_"))}
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("NOTIFY_SOCKET", None)
+    env.pop("INVOCATION_ID", None)  # a CI runner's unit: k3snode would use systemd-run
     env.update(extra)
     return env
 

@@ -3,7 +3,11 @@
 - Install: fetch the install script from ``[tailscale] install_url`` (default
   ``https://tailscale.com/install.sh``, the ``curl -fsSL https://tailscale.com/install.sh | sh`` of
   Tailscale's and K3s's docs; settable so tests serve their own) and run it with ``sh``, bounded.
-  The script picks the distribution's package repository (apt, dnf, yum, zypper, …).
+  The script picks the distribution's package repository (apt, dnf, yum, zypper, …). Under
+  systemd (k3snode's own unit: ``INVOCATION_ID`` set and ``/run/systemd/system`` present) the script
+  runs as the transient unit ``k3snode-tailscale-install.service`` (``systemd-run --wait --pipe``),
+  outside k3snode's sandbox, whose read-only ``/usr`` and ``/etc`` no package manager could write;
+  ``RuntimeMaxSec`` bounds it. Elsewhere it runs directly with ``sh``.
 - Daemon: on a systemd host ``systemctl enable --now tailscaled`` (what the install script does
   too); elsewhere ``tailscaled --state=… --socket=…`` as a detached process, the invocation
   Tailscale documents for hosts without an init system, logging to ``<state_dir>/tailscaled.log``.
@@ -11,6 +15,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import shutil
@@ -31,6 +36,8 @@ from k3snode.mesh.tailscale import (
 )
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
     from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
@@ -41,6 +48,7 @@ MAX_SCRIPT = 1 << 20
 SYSTEMCTL_TIMEOUT = 90.0
 TAILSCALED_STATE = "/var/lib/tailscale/tailscaled.state"
 TAILSCALED_SOCKET = "/run/tailscale/tailscaled.sock"
+INSTALL_UNIT = "k3snode-tailscale-install"
 
 
 def fetch_script(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
@@ -70,42 +78,104 @@ def fetch_script(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
     return data
 
 
-def install(settings: Settings, timeout: float = INSTALL_TIMEOUT) -> None:
-    """Fetch and run Tailscale's install script; afterwards ``tailscale`` must be on PATH."""
+def in_systemd_unit(
+    environ: Mapping[str, str] | None = None, booted: str = "/run/systemd/system"
+) -> bool:
+    """k3snode runs as a systemd service: systemd sets ``INVOCATION_ID`` for every unit's processes
+    (systemd.exec(5)) and ``/run/systemd/system`` exists when systemd is PID 1 (sd_booted(3))."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("INVOCATION_ID")) and os.path.isdir(booted)
+
+
+def install_argv(path: str, timeout: float, transient: bool) -> list[str]:
+    """How the stored install script runs: ``sh PATH``, or as a transient systemd unit outside
+    k3snode's sandbox, killed by systemd after ``timeout`` seconds (``RuntimeMaxSec``)."""
+    if not transient:
+        return ["sh", path]
+    return [
+        "systemd-run",
+        "--wait",
+        "--pipe",
+        "--collect",
+        "--quiet",
+        f"--unit={INSTALL_UNIT}",
+        "--description=Tailscale install script (run by k3snode)",
+        f"--property=RuntimeMaxSec={max(1, int(timeout))}s",
+        "--setenv=DEBIAN_FRONTEND=noninteractive",
+        "/bin/sh",
+        path,
+    ]
+
+
+def _stop_install_unit() -> None:
+    with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+        subprocess.run(
+            ["systemctl", "stop", f"{INSTALL_UNIT}.service"],
+            capture_output=True,
+            timeout=SYSTEMCTL_TIMEOUT,
+            check=False,
+        )
+
+
+def install(
+    settings: Settings, timeout: float = INSTALL_TIMEOUT, transient: bool | None = None
+) -> None:
+    """Fetch and run Tailscale's install script; afterwards ``tailscale`` must be on PATH.
+
+    ``transient``: run it with ``systemd-run`` (True) or ``sh`` (False); None: under systemd, as a
+    service (``in_systemd_unit``) with ``systemd-run`` on PATH.
+    """
     url = settings.tailscale.install_url
-    log.info("tailscale: not installed; running the install script from %s", url)
+    if transient is None:
+        transient = in_systemd_unit() and shutil.which("systemd-run") is not None
+    how = f" as the transient unit {INSTALL_UNIT}.service" if transient else ""
+    log.info("tailscale: not installed; running the install script from %s%s", url, how)
     data = fetch_script(url)
     try:
+        # The state directory, not /tmp: k3snode's unit has a private /tmp the transient unit
+        # cannot see. The directory is 0700 and the file 0600 (sh reads it; nothing executes it).
         os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
         fd, path = tempfile.mkstemp(prefix=".tailscale-install.", suffix=".sh",
                                     dir=settings.paths.state_dir)  # fmt: skip
     except OSError as e:
         raise TailscaleError(f"cannot store the install script: {e}", "install-failed") from None
+    argv = install_argv(path, timeout, transient)
     try:
         with os.fdopen(fd, "wb") as f:
             f.write(data)
+        started = time.monotonic()
         try:
             out = subprocess.run(
-                ["sh", path],
+                argv,
                 capture_output=True,
                 text=True,
-                timeout=timeout,
+                timeout=timeout + (30 if transient else 0),  # systemd stops it first
                 check=False,
                 stdin=subprocess.DEVNULL,
             )
         except subprocess.TimeoutExpired:
+            if transient:
+                _stop_install_unit()
             raise TailscaleError(
                 f"the Tailscale install script from {url} did not finish within {timeout:g}s",
                 "install-failed",
             ) from None
         except OSError as e:
-            raise TailscaleError(f"cannot run sh for the install script: {e}") from None
+            raise TailscaleError(f"cannot run {argv[0]} for the install script: {e}") from None
     finally:
-        os.unlink(path)
+        with contextlib.suppress(OSError):
+            os.unlink(path)
     if out.returncode != 0:
         msg = scrub(last_line(out.stderr) or last_line(out.stdout)) or "no output"
+        if transient and time.monotonic() - started >= timeout:
+            raise TailscaleError(
+                f"the Tailscale install script from {url} did not finish within {timeout:g}s "
+                f"(stopped by systemd, unit {INSTALL_UNIT}.service): {msg}",
+                "install-failed",
+            )
         raise TailscaleError(
-            f"the Tailscale install script from {url} failed (exit status {out.returncode}): {msg}",
+            f"the Tailscale install script from {url}{how} failed (exit status "
+            f"{out.returncode}): {msg}",
             "install-failed",
         )
     if not installed():

@@ -127,3 +127,97 @@ def test_unreachable_install_url(missing, tmp_path):
     assert res.returncode == 1
     assert "cannot fetch the Tailscale install script" in res.stderr
     assert "Traceback" not in res.stderr
+
+
+# --- Under systemd: the script runs as a transient unit (systemd-run), outside k3snode's sandbox.
+# The decision and the argv are checked here with a stub systemd-run that records its argv and runs
+# the command after its options; tests/system/test_tailscale_install_unit.py runs the real one.
+
+STUB_SYSTEMD_RUN = """#!/bin/sh
+printf '%s\\n' "$@" > "$SYSTEMD_RUN_ARGV"
+while [ $# -gt 0 ]; do case "$1" in --*) shift ;; *) break ;; esac; done
+exec "$@"
+"""
+
+
+@pytest.mark.parametrize(
+    ("env", "booted", "expected"),
+    [
+        ({"INVOCATION_ID": "5f2b0e0c9b7a4d7e8f1a2b3c4d5e6f70"}, True, True),
+        ({"INVOCATION_ID": "5f2b0e0c9b7a4d7e8f1a2b3c4d5e6f70"}, False, False),  # not PID 1
+        ({}, True, False),  # a root shell on a systemd host: no sandbox, run sh directly
+        ({"INVOCATION_ID": ""}, True, False),
+    ],
+)
+def test_transient_unit_only_inside_a_systemd_service(tmp_path, env, booted, expected):
+    from k3snode.mesh.tailscale_install import in_systemd_unit
+
+    marker = tmp_path / "run-systemd-system"
+    if booted:
+        marker.mkdir()
+    assert in_systemd_unit(env, str(marker)) is expected
+
+
+def test_install_argv():
+    from k3snode.mesh.tailscale_install import install_argv
+
+    assert install_argv("/var/lib/k3snode/s.sh", 600, False) == ["sh", "/var/lib/k3snode/s.sh"]
+    argv = install_argv("/var/lib/k3snode/s.sh", 600, True)
+    assert argv[0] == "systemd-run" and argv[-2:] == ["/bin/sh", "/var/lib/k3snode/s.sh"]
+    for opt in ("--wait", "--pipe", "--collect", "--quiet", "--unit=k3snode-tailscale-install",
+                "--property=RuntimeMaxSec=600s"):  # fmt: skip
+        assert opt in argv
+    assert all(a.startswith("--") for a in argv[1:-2])
+
+
+@pytest.fixture
+def systemd_run(tmp_path, monkeypatch, missing):
+    """The stub systemd-run first on PATH (with the missing Tailscale's bin), as in-process env."""
+    sbin = tmp_path / "sbin"
+    sbin.mkdir()
+    (sbin / "systemd-run").write_text(STUB_SYSTEMD_RUN)
+    (sbin / "systemd-run").chmod(0o755)
+    argv = tmp_path / "systemd-run.argv"
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    monkeypatch.setenv("PATH", f"{sbin}{os.pathsep}{missing.bin}{os.pathsep}{os.environ['PATH']}")
+    monkeypatch.setenv("SYSTEMD_RUN_ARGV", str(argv))
+    monkeypatch.setenv("STUB_SRC", STUBS)
+    monkeypatch.setenv("STUB_BIN", str(missing.bin))
+    monkeypatch.setenv("TAILSCALE_STUB_DIR", str(missing.dir))
+    return argv
+
+
+def _settings(tmp_path, url):
+    from k3snode import settings
+
+    return settings.load(str(write_settings(tmp_path, install_url=url)), env={})
+
+
+def test_install_through_systemd_run(server, missing, systemd_run, tmp_path):
+    from k3snode.mesh import tailscale_install
+
+    s = _settings(tmp_path, f"{server.url}/install.sh")
+    tailscale_install.install(s, timeout=120, transient=True)
+    assert os.access(missing.bin / "tailscale", os.X_OK)
+    argv = systemd_run.read_text().splitlines()
+    script = argv[-1]
+    assert argv[:-1] == tailscale_install.install_argv(script, 120, True)[1:-1]
+    # Stored where the transient unit can read it (not k3snode's private /tmp), gone afterwards.
+    assert os.path.dirname(script) == s.paths.state_dir
+    assert not os.path.exists(script)
+    assert missing.calls() == []  # installing runs nothing of Tailscale; the key is not involved
+
+
+def test_install_through_systemd_run_failure_is_one_line(server, missing, systemd_run, tmp_path):
+    from k3snode.mesh import tailscale_install
+    from k3snode.mesh.tailscale import TailscaleError
+
+    s = _settings(tmp_path, f"{server.url}/broken.sh")
+    with pytest.raises(TailscaleError) as e:
+        tailscale_install.install(s, timeout=120, transient=True)
+    msg = str(e.value)
+    assert e.value.kind == "install-failed" and "\n" not in msg
+    assert "as the transient unit k3snode-tailscale-install.service" in msg
+    assert "(exit status 1): The installer has encountered an unsupported OS" in msg
+    assert systemd_run.exists() and not os.listdir(s.paths.state_dir)
