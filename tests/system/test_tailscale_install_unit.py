@@ -203,3 +203,65 @@ def test_logged_in_with_the_key_file_and_the_key_is_in_no_journal_field(node):
         and KEY not in everything
         and "SecretPartOfTheKey" not in (everything)
     )
+
+
+# The real systemd-run's answers reach k3snode's one-line error: the script's exit status and last
+# line, and systemd stopping it at the install timeout (RuntimeMaxSec). k3snode's install step runs
+# in the machine with INVOCATION_ID set, as under its unit.
+PROBE = """
+import sys
+from k3snode import settings
+from k3snode.mesh import tailscale_install
+from k3snode.mesh.tailscale import TailscaleError
+s = settings.load("/root/probe.toml", env={})
+try:
+    tailscale_install.install(s, timeout=float(sys.argv[1]))
+except TailscaleError as e:
+    print(e)
+    sys.exit(3)
+"""
+PROBE_SETTINGS = """\
+[node]
+mesh = "tailscale"
+[tailscale]
+auth_key_file = "/etc/k3snode/tailscale-authkey"
+install_url = "{url}"
+[paths]
+state_dir = "/root/probe-state"
+"""
+SCRIPTS = {
+    "broken.sh": "#!/bin/sh\necho Installing\necho 'E: Unable to locate package tailscale' >&2\n"
+    "exit 100\n",
+    "slow.sh": "#!/bin/sh\necho Installing\nsleep 120\n",
+}
+
+
+@pytest.mark.parametrize(
+    ("script", "timeout", "words"),
+    [
+        (
+            "broken.sh",
+            60,
+            [
+                "as the transient unit k3snode-tailscale-install.service failed",
+                "(exit status 100): E: Unable to locate package tailscale",
+            ],
+        ),
+        ("slow.sh", 3, ["did not finish within 3s (stopped by systemd", "Installing"]),
+    ],
+)
+def test_failures_through_the_real_systemd_run(node, script, timeout, words):
+    m, work = node
+    (work / "served" / script).write_text(SCRIPTS[script])
+    m.write("/root/probe.toml", PROBE_SETTINGS.format(url=f"{BASE}/{script}"))
+    out = m.sh(
+        "env", "INVOCATION_ID=0123456789abcdef0123456789abcdef", "python3", "-c", PROBE,
+        str(timeout), check=False, timeout=120,
+    )  # fmt: skip
+    assert out.returncode == 3, out.stdout + out.stderr
+    line = out.stdout.strip()
+    assert "\n" not in line and all(w in line for w in words), line
+    assert m.show("k3snode-tailscale-install.service", "LoadState")["LoadState"] == "not-found"
+    assert m.sh("ls", "-A", "/root/probe-state").stdout == ""
+    procs = m.sh("sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
+    assert "/usr/bin/k3snode" in procs and "sleep 120" not in procs  # systemd killed it
