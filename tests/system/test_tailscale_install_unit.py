@@ -252,6 +252,8 @@ SCRIPTS = {
 )
 def test_failures_through_the_real_systemd_run(node, script, timeout, words):
     m, work = node
+    # k3snode's own install is over (the unit name is free) when K3s has started.
+    wait_for(lambda: starts(m), timeout=120, what="K3s's first start")
     (work / "served" / script).write_text(SCRIPTS[script])
     m.write("/root/probe.toml", PROBE_SETTINGS.format(url=f"{BASE}/{script}"))
     out = m.sh(
