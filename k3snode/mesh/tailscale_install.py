@@ -161,7 +161,9 @@ def install(
                 "install-failed",
             ) from None
         except OSError as e:
-            raise TailscaleError(f"cannot run {argv[0]} for the install script: {e}") from None
+            raise TailscaleError(
+                f"cannot run {argv[0]} for the install script: {e}", "install-failed"
+            ) from None
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
