@@ -117,6 +117,35 @@ def _stop_install_unit() -> None:
         )
 
 
+def _run_alive(argv: list[str], timeout: float) -> tuple[int, str, str]:
+    """Run ``argv`` bounded by ``timeout`` (killed then: TimeoutExpired), telling systemd all the
+    while that k3snode is alive: an install can outlast the unit's watchdog and start timeout
+    (``WATCHDOG=1``, ``EXTEND_TIMEOUT_USEC``; no-ops outside a ``Type=notify`` unit)."""
+    from k3snode.notify import Notifier
+
+    notifier = Notifier()
+    step = min(5.0, notifier.watchdog_interval or 5.0)
+    deadline = time.monotonic() + timeout
+    proc = subprocess.Popen(
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    try:
+        while True:
+            notifier.send("WATCHDOG=1", f"EXTEND_TIMEOUT_USEC={int(step * 3 * 1e6)}")
+            left = deadline - time.monotonic()
+            try:
+                stdout, stderr = proc.communicate(timeout=max(0.0, min(step, left)))
+                return proc.returncode, stdout, stderr
+            except subprocess.TimeoutExpired:
+                if left <= step:
+                    raise
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.communicate()
+        notifier.close()
+
+
 def install(
     settings: Settings, timeout: float = INSTALL_TIMEOUT, transient: bool | None = None
 ) -> None:
@@ -145,14 +174,8 @@ def install(
             f.write(data)
         started = time.monotonic()
         try:
-            out = subprocess.run(
-                argv,
-                capture_output=True,
-                text=True,
-                timeout=timeout + (30 if transient else 0),  # systemd stops it first
-                check=False,
-                stdin=subprocess.DEVNULL,
-            )
+            # systemd stops a transient unit at RuntimeMaxSec; ours is the backstop.
+            rc, stdout, stderr = _run_alive(argv, timeout + (30 if transient else 0))
         except subprocess.TimeoutExpired:
             if transient:
                 _stop_install_unit()
@@ -167,8 +190,8 @@ def install(
     finally:
         with contextlib.suppress(OSError):
             os.unlink(path)
-    if out.returncode != 0:
-        msg = scrub(last_line(out.stderr) or last_line(out.stdout)) or "no output"
+    if rc != 0:
+        msg = scrub(last_line(stderr) or last_line(stdout)) or "no output"
         if transient and time.monotonic() - started >= timeout:
             raise TailscaleError(
                 f"the Tailscale install script from {url} did not finish within {timeout:g}s "
@@ -176,8 +199,7 @@ def install(
                 "install-failed",
             )
         raise TailscaleError(
-            f"the Tailscale install script from {url}{how} failed (exit status "
-            f"{out.returncode}): {msg}",
+            f"the Tailscale install script from {url}{how} failed (exit status {rc}): {msg}",
             "install-failed",
         )
     if not installed():

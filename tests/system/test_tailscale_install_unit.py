@@ -103,6 +103,8 @@ def node(tmp_path_factory):
         assert not os.path.exists(os.path.join(root, path))
     with open(os.path.join(root, "etc/k3snode/config.toml"), "w") as f:
         f.write(SETTINGS)
+    with open(os.path.join(root, "etc/hosts"), "w") as f:  # as on any real system: no DNS waits
+        f.write("127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n")
     keyfile = os.path.join(root, "etc/k3snode/tailscale-authkey")
     with open(os.open(keyfile, os.O_WRONLY | os.O_CREAT, 0o600), "w") as f:
         f.write(KEY + "\n")
@@ -267,3 +269,43 @@ def test_failures_through_the_real_systemd_run(node, script, timeout, words):
     assert m.sh("ls", "-A", "/root/probe-state").stdout == ""
     procs = m.sh("sh", "-c", "cat /proc/[0-9]*/cmdline | tr '\\0' ' '").stdout
     assert "/usr/bin/k3snode" in procs and "sleep 120" not in procs  # systemd killed it
+
+
+def test_a_slow_install_outlasts_the_watchdog(node):
+    """A real install (apt update, download, install) can take minutes: k3snode keeps telling
+    systemd it is alive (WATCHDOG=1, EXTEND_TIMEOUT_USEC) while it waits for the transient unit, so
+    the watchdog does not kill it mid-install. Here: Tailscale removed, a reload (k3snode brings
+    the mesh up again) and an install five times longer than a 3s watchdog."""
+    m, work = node
+    wait_for(lambda: starts(m), timeout=120, what="K3s's first start")
+    m.write("/etc/systemd/system/k3snode.service.d/watchdog.conf", "[Service]\nWatchdogSec=3\n")
+    m.sh("systemctl", "daemon-reload")
+    m.sh("systemctl", "restart", "k3snode.service", timeout=90)
+    before = m.show("k3snode.service", "MainPID", "NRestarts")
+    m.sh("systemctl", "disable", "--now", "tailscaled.service")
+    m.sh("rm", "/usr/bin/tailscale", "/usr/sbin/tailscaled")
+    slow = INSTALL_SH.replace("set -eu\n", "set -eu\nsleep 15\n")
+    (work / "served" / "slow-install.sh").write_text(slow)
+    m.write("/etc/k3snode/config.toml", SETTINGS.replace("/install.sh", "/slow-install.sh"))
+    m.sh("systemctl", "reload", "k3snode.service")
+    m.wait_for(
+        lambda: (
+            m.sh("test", "-x", "/usr/bin/tailscale", check=False).returncode == 0
+            and "slow-install.sh" in m.journal("k3snode.service")
+            and m.show("k3snode-tailscale-install.service", "LoadState")["LoadState"] == "not-found"
+        ),
+        timeout=90,
+        what="the slow install to finish",
+    )
+    m.wait_for(
+        lambda: (
+            m.journal("k3snode.service").count("tailscale: installed (/usr/bin/tailscale)") == 2
+        ),
+        timeout=30,
+        what="k3snode to see Tailscale installed",
+    )
+    journal = m.journal("k3snode.service")
+    after = m.show("k3snode.service", "MainPID", "NRestarts", "ActiveState")
+    assert after == {**before, "ActiveState": "active"}, journal[-3000:]
+    assert "Watchdog timeout" not in journal
+    assert m.show("tailscaled.service", "ActiveState")["ActiveState"] == "active"
