@@ -7,6 +7,7 @@ import contextlib
 import http.server
 import os
 import threading
+import time
 
 import pytest
 import yaml
@@ -221,3 +222,43 @@ def test_install_through_systemd_run_failure_is_one_line(server, missing, system
     assert "as the transient unit k3snode-tailscale-install.service" in msg
     assert "(exit status 1): The installer has encountered an unsupported OS" in msg
     assert systemd_run.exists() and not os.listdir(s.paths.state_dir)
+
+
+def test_keeps_systemd_informed_while_the_script_runs(
+    server, missing, systemd_run, tmp_path, monkeypatch
+):
+    """A real notify socket receives WATCHDOG=1 and EXTEND_TIMEOUT_USEC while the install runs."""
+    import socket
+
+    from k3snode.mesh import tailscale_install
+
+    sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+    sock.bind(str(tmp_path / "notify"))
+    monkeypatch.setenv("NOTIFY_SOCKET", str(tmp_path / "notify"))
+    monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # ping every 0.5 s
+    monkeypatch.delenv("WATCHDOG_PID", raising=False)
+    server.routes["/slow.sh"] = b"sleep 2\n" + INSTALL_SH.encode()
+    tailscale_install.install(_settings(tmp_path, f"{server.url}/slow.sh"), 60, transient=True)
+    sock.setblocking(False)
+    messages = []
+    with contextlib.suppress(BlockingIOError):
+        while True:
+            messages.append(sock.recv(4096).decode())
+    sock.close()
+    assert len(messages) >= 2, messages  # at start, and after each 0.5 s the script still ran
+    assert all(m == "WATCHDOG=1\nEXTEND_TIMEOUT_USEC=1500000" for m in messages), messages
+
+
+def test_direct_install_is_killed_at_the_timeout(server, missing, tmp_path, monkeypatch):
+    from k3snode.mesh import tailscale_install
+    from k3snode.mesh.tailscale import TailscaleError
+
+    for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
+        monkeypatch.delenv(var, raising=False)
+    marker = tmp_path / "still-running"
+    server.routes["/hang.sh"] = f"sleep 3; touch {marker}\n".encode()
+    with pytest.raises(TailscaleError) as e:
+        tailscale_install.install(_settings(tmp_path, f"{server.url}/hang.sh"), 1, transient=False)
+    assert "did not finish within 1s" in str(e.value)
+    time.sleep(3.5)
+    assert not marker.exists()  # sh was killed, not left behind
