@@ -285,6 +285,7 @@ class HealthServer:
         metrics: Callable[[], bytes],
     ) -> None:
         import socket
+        import socketserver
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         get_health, get_metrics = health, metrics
@@ -316,6 +317,13 @@ class HealthServer:
         class Server(ThreadingHTTPServer):
             daemon_threads = True
             address_family = socket.AF_INET6 if ":" in listen else socket.AF_INET
+
+            def server_bind(self) -> None:
+                # HTTPServer.server_bind asks for the host's FQDN: a reverse DNS query that
+                # stalls start-up for seconds on a node without /etc/hosts. The name is unused.
+                socketserver.TCPServer.server_bind(self)
+                self.server_name = str(self.server_address[0])
+                self.server_port = self.server_address[1]
 
         self._server = Server((listen, port), Handler)
         self.port = self._server.server_address[1]

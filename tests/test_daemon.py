@@ -416,3 +416,45 @@ def test_the_health_endpoint_on_ipv6_loopback(tmp_path):
             f"print(urllib.request.urlopen('http://[::1]:{node.health_port}/healthz').status)\n"
         )
         assert node.ns.exec(sys.executable, "-c", code).stdout.strip() == "200"
+
+
+DNS_COUNTER = r"""
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind(("127.0.0.1", 53))
+print("ready", flush=True)
+n = 0
+while True:
+    s.recvfrom(4096)
+    n += 1
+    with open(sys.argv[1] + ".new", "w") as f:
+        f.write(str(n))
+    __import__("os").replace(sys.argv[1] + ".new", sys.argv[1])
+"""
+
+
+def test_starting_the_health_endpoint_asks_no_dns(tmp_path):
+    """On a node with no /etc/hosts entry for itself, binding the endpoint must not send a
+    reverse-DNS query (http.server's FQDN lookup stalls start-up while the resolver times out)."""
+    count_file = tmp_path / "dns-queries"
+
+    def queries() -> int:
+        return int(count_file.read_text()) if count_file.exists() else 0
+
+    with make_node(tmp_path, health_port=-1) as node:
+        node.ns.hosts("")  # nothing for 127.0.0.1: a lookup would go to the name server
+        with open(f"/etc/netns/{node.ns.name}/resolv.conf", "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:1 attempts:1\n")
+        counter = node.ns.popen([sys.executable, "-c", DNS_COUNTER, str(count_file)],
+                                stdout=subprocess.PIPE, text=True)  # fmt: skip
+        try:
+            assert counter.stdout.readline().strip() == "ready"
+            # the same lookup http.server would make: proves the counter sees such queries
+            node.ns.exec(sys.executable, "-c", "import socket; socket.getfqdn('127.0.0.1')")
+            before = wait_for(queries, what="the probe's query")
+            node.start()
+            assert node.http("/healthz")[0] == 200
+            assert queries() == before, "the daemon sent DNS queries while starting"
+        finally:
+            counter.kill()
+            counter.wait()
