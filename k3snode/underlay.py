@@ -152,6 +152,7 @@ class Underlay:
         self._local: frozenset[str] | None = None  # this node's own addresses at the last pass
         self._stale_reset: dict[str, float] = {}  # public key -> when a stale peer was last reset
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
+        self._found = False  # the interface was found or made by a pass of this instance
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -185,11 +186,15 @@ class Underlay:
         if existing is not None:
             if ul.userspace == "always" and existing.kind == "kernel":
                 log.info("underlay: %s is a kernel interface although userspace = always", ifname)
+            if not self._found:  # e.g. k3snode restarted: wireguard-go's own unit kept it up
+                log.info("underlay: %s exists (%s): using it", ifname, existing.kind)
+            self._found = True
             return existing
         if ul.userspace != "always":
             try:
                 b = link.create_kernel(ifname)
                 result.changes.append(f"created {ifname} (kernel WireGuard)")
+                self._found = True
                 return b
             except link.KernelUnsupported as e:
                 if ul.userspace == "never":
@@ -204,6 +209,7 @@ class Underlay:
         except wg.WireGuardError as e:
             raise UnderlayError(f"underlay {ifname}: {e}") from None
         result.changes.append(f"created {ifname} (wireguard-go)")
+        self._found = True
         return b
 
     # -- endpoints -------------------------------------------------------------------------

@@ -52,6 +52,7 @@ def test_payload_unit_conffile_man_page_tmpfiles(deb, tmp_path):
     for path in (
         "/usr/bin/k3snode",
         "/lib/systemd/system/k3snode.service",
+        "/lib/systemd/system/k3snode-wireguard-go@.service",
         "/etc/k3snode/config.toml",
         "/usr/share/man/man1/k3snode.1.gz",
         "/usr/lib/tmpfiles.d/k3snode.conf",
@@ -62,6 +63,9 @@ def test_payload_unit_conffile_man_page_tmpfiles(deb, tmp_path):
     subprocess.run(["dpkg-deb", "-e", deb, str(tmp_path / "c")], check=True)
     with open(os.path.join(REPO, "systemd", "k3snode.service")) as f:
         assert (tmp_path / "x/lib/systemd/system/k3snode.service").read_text() == f.read()
+    with open(os.path.join(REPO, "systemd", "k3snode-wireguard-go@.service")) as f:
+        wg_unit = tmp_path / "x/lib/systemd/system/k3snode-wireguard-go@.service"
+        assert wg_unit.read_text() == f.read()
     assert (tmp_path / "c/conffiles").read_text().split() == ["/etc/k3snode/config.toml"]
     tmpfiles = (tmp_path / "x/usr/lib/tmpfiles.d/k3snode.conf").read_text()
     assert "d /var/lib/k3snode 0700 root root" in tmpfiles
@@ -72,6 +76,7 @@ def test_payload_unit_conffile_man_page_tmpfiles(deb, tmp_path):
     assert "deb-systemd-helper enable 'k3snode.service'" in postinst
     assert "deb-systemd-invoke start" not in postinst and "systemctl start" not in postinst
     assert "deb-systemd-invoke try-restart 'k3snode.service'" in postinst
+    assert "wireguard-go" not in postinst  # k3snode starts it; an upgrade leaves it running
     assert not (tmp_path / "c/preinst").exists()  # nothing stops it before an upgrade
     prerm = (tmp_path / "c/prerm").read_text()
     assert 'if [ "$1" = "remove" ]' in prerm

@@ -94,6 +94,7 @@ def test_payload_config_noreplace_unit_modes(rpms):
     for path in (
         "/usr/bin/k3snode",
         "/usr/lib/systemd/system/k3snode.service",
+        "/usr/lib/systemd/system/k3snode-wireguard-go@.service",
         "/usr/lib/tmpfiles.d/k3snode.conf",
         "/usr/share/man/man1/k3snode.1.gz",
         "/usr/share/k3snode/k3snode/cli.py",
@@ -135,6 +136,11 @@ def test_installed_payload_runs_and_unit_is_the_repos(rpm_root):
     with (
         open(os.path.join(REPO, "systemd", "k3snode.service")) as f,
         open(os.path.join(rpm_root, "usr/lib/systemd/system/k3snode.service")) as g,
+    ):
+        assert f.read() == g.read()
+    with (
+        open(os.path.join(REPO, "systemd", "k3snode-wireguard-go@.service")) as f,
+        open(os.path.join(rpm_root, "usr/lib/systemd/system/k3snode-wireguard-go@.service")) as g,
     ):
         assert f.read() == g.read()
 

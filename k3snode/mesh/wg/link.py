@@ -13,6 +13,7 @@ import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 
 from k3snode.mesh.wg import SOCKET_DIR, Backend, NoSuchDevice, WireGuardError, userspace_socket
 
@@ -92,13 +93,77 @@ def create_kernel(ifname: str) -> Backend:
     return Kernel(ifname)
 
 
-def start_userspace(
-    ifname: str, binary: str = "wireguard-go", socket_dir: str = SOCKET_DIR
-) -> Backend:
-    """Start ``wireguard-go IFNAME`` (it daemonizes and outlives this process) and wait for its
-    UAPI socket."""
-    from k3snode.mesh.wg.userspace import Userspace
+UNIT_TEMPLATE = "k3snode-wireguard-go@.service"
+UNIT_DIRS = (
+    "/etc/systemd/system",
+    "/run/systemd/system",
+    "/usr/local/lib/systemd/system",
+    "/usr/lib/systemd/system",
+    "/lib/systemd/system",
+)
 
+
+def userspace_unit(
+    ifname: str,
+    env: Mapping[str, str] | None = None,
+    booted: str = "/run/systemd/system",
+    unit_dirs: tuple[str, ...] = UNIT_DIRS,
+) -> str | None:
+    """The systemd unit to run wireguard-go for ``ifname`` in, or None to start it directly.
+
+    A unit when k3snode runs as a systemd service (``INVOCATION_ID`` set, systemd booted) and
+    the packages' template unit is installed: wireguard-go started by k3snode itself would live
+    in k3snode's cgroup and die with every stop, restart or upgrade of k3snode."""
+    env = os.environ if env is None else env
+    if not env.get("INVOCATION_ID") or not os.path.isdir(booted):
+        return None
+    if not any(os.path.exists(os.path.join(d, UNIT_TEMPLATE)) for d in unit_dirs):
+        log.warning(
+            "%s is not installed: wireguard-go for %s runs in k3snode's own cgroup and stops "
+            "with k3snode",
+            UNIT_TEMPLATE,
+            ifname,
+        )
+        return None
+    return UNIT_TEMPLATE.replace("@.", f"@{ifname}.")
+
+
+def _start_unit(unit: str, systemctl: str) -> None:
+    """``systemctl start UNIT``: idempotent, so never a second wireguard-go for one interface."""
+    try:
+        r = subprocess.run(
+            [systemctl, "start", unit],
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=30,
+            check=False,
+        )
+    except (OSError, subprocess.TimeoutExpired) as e:
+        raise WireGuardError(f"systemctl start {unit}: {e}") from None
+    if r.returncode != 0:
+        why = r.stderr.strip().splitlines()
+        raise WireGuardError(f"systemctl start {unit} failed: {why[-1] if why else r.returncode}")
+
+
+def start_userspace(
+    ifname: str,
+    binary: str = "wireguard-go",
+    socket_dir: str = SOCKET_DIR,
+    unit: str | None = "auto",
+    systemctl: str = "systemctl",
+) -> Backend:
+    """Start wireguard-go for ``ifname`` and wait for its UAPI socket.
+
+    ``unit``: the systemd unit to start it in (``systemctl start``; its ``ExecStart`` names the
+    program), None to run ``BINARY IFNAME`` directly (it daemonizes and outlives this process,
+    though not this process's cgroup), "auto" for ``userspace_unit``."""
+    if unit == "auto":
+        unit = userspace_unit(ifname)
+    if unit is not None:
+        _start_unit(unit, systemctl)
+        log.info("underlay: started %s", unit)
+        return _wait_for_socket(ifname, socket_dir, f"{unit} ({binary} {ifname})")
     path = shutil.which(binary)
     if not path:
         raise WireGuardError(f"{binary} is not installed (needed for a userspace WireGuard)")
@@ -124,6 +189,12 @@ def start_userspace(
             err.seek(0)
             why = err.read().decode(errors="replace").strip().splitlines()
             raise WireGuardError(f"{binary} {ifname} failed: {why[-1] if why else r.returncode}")
+    return _wait_for_socket(ifname, socket_dir, f"{binary} {ifname}")
+
+
+def _wait_for_socket(ifname: str, socket_dir: str, what: str) -> Backend:
+    from k3snode.mesh.wg.userspace import Userspace
+
     u = Userspace(ifname, socket_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -132,9 +203,7 @@ def start_userspace(
             return u
         except NoSuchDevice:
             if time.monotonic() > deadline:
-                raise WireGuardError(
-                    f"{binary} {ifname} started but its socket never answered"
-                ) from None
+                raise WireGuardError(f"{what} started but its socket never answered") from None
             time.sleep(0.05)
 
 
