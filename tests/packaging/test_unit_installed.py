@@ -28,10 +28,10 @@ def tree(tmp_path_factory) -> str:
     return root
 
 
-def analyze(root: str, *args: str) -> subprocess.CompletedProcess:
+def analyze(root: str, *args: str, unit: str = "k3snode.service") -> subprocess.CompletedProcess:
     env = {**os.environ, "MANPATH": os.path.join(root, "usr/share/man"), "SYSTEMD_COLORS": "0"}
     return subprocess.run(
-        ["systemd-analyze", *args, f"--root={root}", "k3snode.service"],
+        ["systemd-analyze", *args, f"--root={root}", unit],
         capture_output=True,
         text=True,
         env=env,
@@ -43,6 +43,20 @@ def test_verify_in_the_installed_tree_is_silent(tree):
     assert os.path.exists(os.path.join(tree, "usr/share/man/man1/k3snode.1.gz"))
     out = analyze(tree, "verify")
     assert out.returncode == 0 and out.stderr == "", out.stderr
+
+
+def test_wireguard_go_unit_verifies_in_the_installed_tree(tree):
+    """The template k3snode starts for the underlay, with Debian's wireguard-go installed."""
+    assert os.path.exists(os.path.join(tree, "lib/systemd/system/k3snode-wireguard-go@.service"))
+    out = analyze(tree, "verify", unit="k3snode-wireguard-go@k3snode-ul.service")
+    assert out.returncode == 0 and out.stderr == "", out.stderr
+    exe = os.path.join(tree, "usr/bin/wireguard-go")
+    os.rename(exe, exe + ".away")
+    try:
+        out = analyze(tree, "verify", unit="k3snode-wireguard-go@k3snode-ul.service")
+    finally:
+        os.rename(exe + ".away", exe)
+    assert out.returncode != 0 and "/usr/bin/wireguard-go" in out.stderr
 
 
 def test_verify_fails_without_the_program(tree):
