@@ -155,3 +155,19 @@ address = "10.99.0.2"
         journal = m.journal("k3snode.service")
         assert journal.count(f"underlay: started {UNIT}") == 1, journal[-3000:]
         assert journal.count("underlay: k3snode-ul exists (userspace): using it") == 2, journal
+
+        # A crashed wireguard-go: systemd starts it again (a new, empty interface), and the next
+        # pass of k3snode (here the one `systemctl reload` asks for) configures it again.
+        m.sh("systemctl", "kill", "--signal=SIGKILL", UNIT)
+        m.wait_for(
+            lambda: (
+                m.show(UNIT, "ActiveState", "MainPID")["MainPID"] not in ("0", pid)
+                and m.sh("test", "-S", "/run/wireguard/k3snode-ul.sock", check=False).returncode
+                == 0
+            ),
+            what="systemd to restart wireguard-go",
+        )
+        m.sh("systemctl", "reload", "k3snode.service")
+        assert ping_within(ns, "10.99.0.1", timeout=30), m.journal("k3snode.service")[-2000:]
+        new_pid = m.show(UNIT, "MainPID")["MainPID"]
+        assert wireguard_go_pids(m) == [new_pid] and new_pid != pid
