@@ -78,7 +78,8 @@ endpoint = "192.0.2.2:51822"
 address = "10.99.0.2"
 """
     root = rootfs(str(tmp_path / "root"), "boot", BOOT_PACKAGES)
-    install_deb(root, build_deb())
+    deb = build_deb()
+    install_deb(root, deb)
     with open(os.path.join(root, "etc/k3snode/config.toml"), "w") as f:
         f.write(settings)
     args = ["--private-network", "--capability=CAP_NET_ADMIN", "--bind=/dev/net/tun"]
@@ -146,15 +147,24 @@ address = "10.99.0.2"
             }
             assert wireguard_go_pids(m) == [pid]
             assert m.sh("wg", "show", "k3snode-ul", "public-key").stdout.strip() == own_pub
+            # A package upgrade (the same version again): postinst try-restarts k3snode only.
+            before = m.show("k3snode.service", "MainPID")["MainPID"]
+            m.sh("dpkg", "-i", "/srv/" + os.path.basename(deb), timeout=120)
+            after = m.show("k3snode.service", "ActiveState", "MainPID")
+            assert after["ActiveState"] == "active" and after["MainPID"] != before
+            assert ping(ns, "10.99.0.1", count=3)
+            assert m.show(UNIT, "MainPID")["MainPID"] == pid
+            assert wireguard_go_pids(m) == [pid]
         finally:
             pinger.send_signal(signal.SIGINT)
             out, _ = pinger.communicate(timeout=10)
         sent, got = map(int, re.search(r"(\d+) packets transmitted, (\d+) received", out).groups())
         assert sent >= 5 and got >= sent - 1, out[-500:]  # at most the one in flight at the end
-        # k3snode started wireguard-go's unit once, at boot; each later start found and used it.
+        # k3snode started wireguard-go's unit once, at boot; each later start (start, restart,
+        # upgrade) found and used it.
         journal = m.journal("k3snode.service")
         assert journal.count(f"underlay: started {UNIT}") == 1, journal[-3000:]
-        assert journal.count("underlay: k3snode-ul exists (userspace): using it") == 2, journal
+        assert journal.count("underlay: k3snode-ul exists (userspace): using it") == 3, journal
 
         # A crashed wireguard-go: systemd starts it again (a new, empty interface), and the next
         # pass of k3snode (here the one `systemctl reload` asks for) configures it again.
