@@ -163,7 +163,7 @@ def start_userspace(
     if unit is not None:
         _start_unit(unit, systemctl)
         log.info("underlay: started %s", unit)
-        return _wait_for_socket(ifname, socket_dir, f"{unit} ({binary} {ifname})")
+        return _wait_for_socket(ifname, socket_dir, f"{unit} (journalctl -u {unit})")
     path = shutil.which(binary)
     if not path:
         raise WireGuardError(f"{binary} is not installed (needed for a userspace WireGuard)")
