@@ -19,6 +19,7 @@ Measured in one run, as root (network namespaces), with the real daemon as a pro
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import signal
@@ -27,6 +28,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
@@ -139,7 +141,9 @@ def stop(p: subprocess.Popen) -> None:
         p.wait()
 
 
-def reaction(n: int, debounce: float) -> list[float]:
+@contextlib.contextmanager
+def node() -> Iterator[tuple[NetNS, str, str]]:
+    """A namespace whose uplink carries address A, and a root whose bin/ has the systemctl stub."""
     with (
         tempfile.TemporaryDirectory() as root,
         NetNS.create("k3sb") as ns,
@@ -152,6 +156,11 @@ def reaction(n: int, debounce: float) -> list[float]:
         dev, _ = veth(ns, r)
         ns.ip("addr", "add", A[0], "dev", dev)
         ns.ip("route", "add", "default", "via", A[1], "dev", dev, "onlink")
+        yield ns, dev, root
+
+
+def reaction(n: int, debounce: float) -> list[float]:
+    with node() as (ns, dev, root):
         p = start_daemon(ns, root, settings(root, debounce, 0))
         try:
             wait_for(lambda: len(restarts(f"{root}/restarts")) >= 1, 30, what="start-up restart")
@@ -179,18 +188,7 @@ def reaction(n: int, debounce: float) -> list[float]:
 
 
 def idle(seconds: float) -> tuple[dict, dict]:
-    with (
-        tempfile.TemporaryDirectory() as root,
-        NetNS.create("k3sb") as ns,
-        NetNS.create("k3sr") as r,
-    ):
-        os.makedirs(f"{root}/bin")
-        with open(f"{root}/bin/systemctl", "w") as f:
-            f.write(STUB)
-        os.chmod(f"{root}/bin/systemctl", 0o755)
-        dev, _ = veth(ns, r)
-        ns.ip("addr", "add", A[0], "dev", dev)
-        ns.ip("route", "add", "default", "via", A[1], "dev", dev, "onlink")
+    with node() as (ns, _dev, root):
         daemon = start_daemon(ns, root, settings(root, 1.0, 19181))
         base = subprocess.Popen(
             ["ip", "netns", "exec", ns.name, sys.executable, "-c", BASELINE], env=clean_env()
