@@ -115,6 +115,11 @@ zone "{ZONE}" {{ type primary; file "{self.dir}/db";
     def records(self, rtype: str = "A", name: str = NAME) -> list[str]:
         return sorted(line for line in self.dig(name, rtype).split() if line)
 
+    def ttl(self, rtype: str = "A", name: str = NAME) -> int:
+        out = sh("dig", "+noall", "+answer", "-p", str(self.port), "@127.0.0.1", name, rtype,
+                 netns=self.netns).stdout  # fmt: skip
+        return int(out.split()[1])
+
     def serial(self) -> int:
         return int(self.dig(ZONE, "SOA").split()[2])
 
