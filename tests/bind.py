@@ -81,9 +81,8 @@ zone "{ZONE}" {{ type primary; file "{self.dir}/db";
     def start(self) -> None:
         cmd = ["ip", "netns", "exec", self.netns, "named", "-f", "-u", "bind",
                "-c", os.path.join(self.dir, "named.conf")]  # fmt: skip
-        self.proc = subprocess.Popen(
-            cmd, stdout=subprocess.DEVNULL, stderr=open(os.path.join(self.dir, "stderr"), "ab")
-        )
+        with open(os.path.join(self.dir, "stderr"), "ab") as err:
+            self.proc = subprocess.Popen(cmd, stdout=subprocess.DEVNULL, stderr=err)
         wait_for(lambda: self._answers(), 20, 0.1, what="named to answer")
 
     def _answers(self) -> bool:

@@ -38,7 +38,7 @@ def write(tmp_path, text, mode=0o600):
         (KNOT, "hmac-sha384"),
         (f"hmac-sha224:k3snode-key:{SECRET}\n", "hmac-sha224"),
         (f"k3snode-key:{SECRET}", "hmac-sha256"),  # the default algorithm
-        (f"key k3snode-key {{ secret \"{SECRET}\"; }};", "hmac-sha256"),
+        (f'key k3snode-key {{ secret "{SECRET}"; }};', "hmac-sha256"),
     ],
 )
 def test_each_spelling_reads(tmp_path, text, alg):
@@ -55,7 +55,7 @@ def test_each_spelling_reads(tmp_path, text, alg):
         ("", 0o600, "not a TSIG key"),
         (BIND + BIND.replace("k3snode-key", "other"), 0o600, "more than one key"),
         (BIND.replace("hmac-sha512", "hmac-sha3"), 0o600, "unknown TSIG algorithm 'hmac-sha3'"),
-        (f"k3snode-key:not base64!", 0o600, "the secret of key 'k3snode-key' is not base64"),
+        ("k3snode-key:not base64!", 0o600, "the secret of key 'k3snode-key' is not base64"),
     ],
 )
 def test_a_bad_key_file_is_one_line_without_the_secret(tmp_path, text, mode, why):
@@ -68,5 +68,7 @@ def test_a_bad_key_file_is_one_line_without_the_secret(tmp_path, text, mode, why
 
 
 def test_a_missing_key_file_is_named(tmp_path):
-    with pytest.raises(keyfile.KeyFileError, match=r"\[registration\] key_file: .*/nope does not exist"):
+    with pytest.raises(
+        keyfile.KeyFileError, match=r"\[registration\] key_file: .*/nope does not exist"
+    ):
         keyfile.read(str(tmp_path / "nope"), "hmac-sha256")
