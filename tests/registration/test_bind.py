@@ -160,3 +160,20 @@ def test_a_dns_server_that_is_down_fails_within_the_timeout_and_then_works(dns, 
     assert dns.records() == ["198.51.100.1"]  # nothing half-done
     assert "removed 198.51.100.1" in s.publish("198.51.100.2").stdout
     assert dns.records() == ["198.51.100.2"]
+
+
+def test_prepare_image_withdraws_this_servers_record_first(dns, tmp_path):
+    a, b = Server(tmp_path, dns, 1, timeout=1), Server(tmp_path, dns, 2)
+    a.publish("198.51.100.1")
+    b.publish("198.51.100.2")
+    state = a.dir / "state" / "registration.json"
+    dns.stop()
+    r = run_k3snode("prepare-image", "--config", str(a.cfg), netns=dns.netns)
+    assert r.returncode == 1
+    assert "cannot withdraw 198.51.100.1 from k3s.example.test" in r.stderr
+    assert "nothing removed" in r.stderr and state.exists()
+    dns.start()
+    r = run_k3snode("prepare-image", "--config", str(a.cfg), netns=dns.netns)
+    assert r.returncode == 0, r.stderr
+    assert "withdrew 198.51.100.1 from k3s.example.test (registration)" in r.stdout
+    assert dns.records() == ["198.51.100.2"] and not state.exists()
