@@ -80,6 +80,12 @@ class Rfc2136:
     def _fail(self, answer: str) -> RegistrationError:
         return RegistrationError(f"{self.reg.name} at {self.reg.server}: {answer}")
 
+    def _dns(self) -> Any:
+        try:
+            return _dns()
+        except RegistrationError as e:
+            raise self._fail(str(e)) from None
+
     # -- the exchange ------------------------------------------------------------------------
 
     def _address(self, deadline: float) -> str:
@@ -150,7 +156,7 @@ class Rfc2136:
     # -- Backend -----------------------------------------------------------------------------
 
     def replace(self, remove: tuple[str, ...], add: tuple[str, ...]) -> None:
-        dns = _dns()
+        dns = self._dns()
         try:
             key = keyfile.read(self.reg.key_file, self.reg.algorithm)
         except keyfile.KeyFileError as e:
@@ -176,7 +182,7 @@ class Rfc2136:
             raise self._fail(rcode + (f" ({hint})" if hint else ""))
 
     def lookup(self) -> tuple[str, ...]:
-        dns = _dns()
+        dns = self._dns()
         deadline = time.monotonic() + self.reg.timeout
         where = self._address(deadline)
         out: list[str] = []

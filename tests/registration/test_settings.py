@@ -84,3 +84,35 @@ def test_check_advises_an_agent_that_joins_by_a_bare_address(tmp_path):
 def test_check_is_content_when_the_agent_joins_by_the_name(tmp_path):
     (f,) = _check(tmp_path, "https://k3s.example.com:6443")
     assert f["level"] == "ok" and "joins by the registration name" in f["message"]
+
+
+def test_without_dnspython_only_publishing_says_so_in_one_line(tmp_path):
+    """dnspython is imported only to publish: a node without it renders, checks and runs the
+    rest; publishing fails with one line saying what to install."""
+    blocker = tmp_path / "nodns" / "dns"
+    blocker.mkdir(parents=True)
+    (blocker / "__init__.py").write_text("raise ImportError('No module named dns')\n")
+    key = tmp_path / "tsig.key"
+    key.write_text("k3snode-key:c2VjcmV0\n")
+    key.chmod(0o600)
+    p = tmp_path / "config.toml"
+    p.write_text(f'[node]\nrole = "server"\nmesh = "none"\n[k3s]\nconfig = "{tmp_path}/c.yaml"\n'
+                 f'[paths]\nstate_dir = "{tmp_path}/state"\n[discovery]\nprovider = "none"\n'
+                 '[registration]\nname = "k3s.example.com"\nserver = "192.0.2.53"\n'
+                 f'key_file = "{key}"\n')  # fmt: skip
+    from helpers import REPO, clean_env
+
+    env = clean_env(PYTHONPATH=f"{tmp_path / 'nodns'}:{REPO}")
+    r = run_k3snode("render", "--config", str(p), "--external-ip", "203.0.113.7", env=env)
+    assert r.returncode == 0 and "- k3s.example.com" in r.stdout, r.stderr
+    r = run_k3snode("registration", "publish", "--config", str(p), "--external-ip",
+                    "203.0.113.7", env=env)  # fmt: skip
+    assert r.returncode == 1
+    assert r.stderr.strip().splitlines()[-1] == (
+        "k3snode: k3s.example.com at 192.0.2.53:53: registration needs dnspython: install "
+        "python3-dnspython (Debian, Ubuntu), python3-dns (Fedora, EPEL) or pip install "
+        "'k3snode[registration]'"
+    )
+    r = run_k3snode("check", "--json", "--config", str(p), env=env)
+    (f,) = [f for f in json.loads(r.stdout) if f["topic"] == "registration"]
+    assert f["level"] == "error" and "registration needs dnspython" in f["message"]
