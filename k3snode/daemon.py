@@ -588,8 +588,13 @@ class Daemon:
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
             else:
-                if self.registration is None or new.registration != self.settings.registration:
+                if (new.registers, new.registration) != (
+                    self.settings.registers,
+                    self.settings.registration,
+                ):
                     self.registration = self._registration_keeper(new)
+                    if self.registration is None:
+                        self.health.observe(Observation("registration", True, "not publishing"))
                 self.settings = new
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"

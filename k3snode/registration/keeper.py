@@ -65,8 +65,9 @@ class Keeper:
 
     def due(self) -> float | None:
         """The next deadline the loop must wake for."""
-        if self._thread is not None:
-            return self._started_at + self._bound()
+        if self._thread is not None:  # past the hold, the worker's result wakes the loop
+            end = self._started_at + self._bound()
+            return end if self._clock() < end else None
         return self._next_try
 
     def _bound(self) -> float:

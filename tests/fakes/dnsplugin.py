@@ -27,6 +27,10 @@ class FileDNS:
         from k3snode.registration import RegistrationError
 
         d = self._load()
+        if d.get("sleep"):  # a service that answers slowly
+            import time
+
+            time.sleep(d["sleep"])
         d.setdefault("calls", []).append({"remove": list(remove), "add": list(add)})
         if d.get("fail"):
             with open(self.path, "w") as f:

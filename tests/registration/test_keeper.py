@@ -37,6 +37,11 @@ def dns(tmp_path, monkeypatch):
             d["fail"] = why
             path.write_text(json.dumps(d))
 
+        def slow(self, seconds):
+            d = self.read()
+            d["sleep"] = seconds
+            path.write_text(json.dumps(d))
+
     return DNS()
 
 
@@ -132,3 +137,19 @@ def test_a_plugin_that_cannot_be_loaded_is_one_line(tmp_path, dns):
     out = publish(s, ("198.51.100.1",))
     assert not out.ok
     assert out.detail.startswith("[registration] backend: cannot load plugin 'no_such_module:make'")
+
+
+def test_a_slow_update_holds_the_restart_only_up_to_the_bound(tmp_path, dns):
+    s = make_settings(tmp_path, timeout=2)
+    clock, got = Clock(), []
+    k = keeper_mod.Keeper(s, clock, got.append)
+    dns.slow(0.3)
+    k.want(("198.51.100.1",))
+    assert k.maybe_start()
+    assert k.holds_restart() and k.due() == clock.now + 3  # timeout + 1 s
+    clock.now += 3
+    assert not k.holds_restart()  # K3s is restarted without waiting longer
+    assert k.due() is None  # and the loop does not spin: the worker's result wakes it
+    k.join(10)
+    k.finished(got.pop())
+    assert k.published == ("198.51.100.1",)
