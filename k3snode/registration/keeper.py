@@ -2,6 +2,10 @@
 exponential backoff and jitter, and a hold on K3s's restart until the update for the new address
 has landed (or failed) — so agents can follow the moment K3s comes back.
 
+While all is well the update is sent again every ``[daemon] poll_interval`` (±10 %): adding a
+record that is there changes nothing on the DNS server, and a zone restored from an old file, or a
+record deleted by hand, heals without an address change.
+
 The loop calls ``want`` from the pass, ``maybe_start`` and ``holds_restart`` every tick,
 ``due`` for its select timeout, and ``finished`` with the worker's Outcome. Nothing here blocks:
 the worker's time is bounded by ``[registration] timeout`` and the hold by the same bound.
@@ -113,6 +117,8 @@ class Keeper:
             if out.added or out.removed or self._last_error or self.updates["ok"] == 1:
                 log.info("registration: %s", out.detail)
             self._last_error = ""
+            refresh = self.settings.daemon.poll_interval
+            self._next_try = self._clock() + refresh * self._rng.uniform(0.9, 1.1)
             return
         self.failures += 1
         delay = self.backoff(self.failures)

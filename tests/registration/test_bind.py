@@ -71,6 +71,10 @@ def test_first_publish_then_a_change_replaces_only_this_servers_record(dns, tmp_
     assert dns.records() == ["198.51.100.2", "203.0.113.50"]
     assert dns.records(name="other.example.test") == OTHER
     assert dns.ttl() == 60  # [registration] ttl's default
+    serial = dns.serial()
+    r = s.publish("198.51.100.2")  # the daemon's refresh: the same update again
+    assert "k3s.example.test at 127.0.0.1:5353: already current" in r.stdout
+    assert dns.serial() == serial  # a no-op for BIND: no zone change, nothing to transfer
 
 
 def test_three_servers_share_the_name_and_each_change_touches_only_its_own(dns, tmp_path):

@@ -101,7 +101,8 @@ def test_failures_back_off_exponentially_with_jitter_up_to_retry_max(tmp_path, d
     dns.fail("")
     run_update(k, got)
     assert k.observation().ok and k.published == ("198.51.100.1",) and k.failures == 0
-    assert k.due() is None  # nothing more to do
+    poll = s.daemon.poll_interval
+    assert 0.9 * poll <= k.due() - clock.now <= 1.1 * poll  # next: the refresh
 
 
 def test_a_new_address_during_backoff_is_tried_at_once(tmp_path, dns):
@@ -121,15 +122,23 @@ def test_a_new_address_during_backoff_is_tried_at_once(tmp_path, dns):
     assert dns.read()["records"] == ["192.0.2.200", "198.51.100.2"]
 
 
-def test_the_same_addresses_again_send_nothing(tmp_path, dns):
+def test_the_same_addresses_again_send_nothing_until_the_refresh_heals_a_lost_record(tmp_path, dns):
     s = make_settings(tmp_path)
     clock, got = Clock(), []
     k = keeper_mod.Keeper(s, clock, got.append)
     k.want(("198.51.100.1",))
     run_update(k, got)
     k.want(("198.51.100.1",))
-    assert not k.maybe_start() and k.due() is None
+    assert not k.maybe_start()
     assert len(dns.read()["calls"]) == 1
+    d = dns.read()
+    d["records"] = ["192.0.2.200"]  # the zone restored from an old file
+    (tmp_path / "dns.json").write_text(json.dumps(d))
+    clock.now = k.due()
+    assert not k.holds_restart()  # a refresh never holds K3s back
+    run_update(k, got)
+    assert dns.read()["records"] == ["192.0.2.200", "198.51.100.1"]
+    assert dns.read()["calls"][-1] == {"remove": [], "add": ["198.51.100.1"]}
 
 
 def test_a_plugin_that_cannot_be_loaded_is_one_line(tmp_path, dns):
