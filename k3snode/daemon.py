@@ -519,8 +519,8 @@ class Daemon:
                 "last change " + time.strftime("%H:%M:%S", time.gmtime(self.last_change["time"]))
             )
         if self.registration is not None:
-            reg = self.registration
-            state = "published" if reg.last is not None and reg.last.ok else "not published"
+            last = self.registration.last
+            state = "pending" if last is None else "published" if last.ok else "update failing"
             parts.append(f"{s.registration.name} {state}")
         if not snap.ok:
             bad = [f"{c.check}: {c.detail}" for c in snap.checks if c.state == "failing"]
