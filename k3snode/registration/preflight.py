@@ -22,6 +22,7 @@ def findings(settings: Settings) -> list[Finding]:
     out = _joins_by_address(settings)
     if settings.registers:
         out.extend(_can_publish(settings))
+        out.extend(_own_tls_san(settings))
     return out
 
 
@@ -47,6 +48,33 @@ def _joins_by_address(settings: Settings) -> list[Finding]:
             f"[k3s] server is the bare address {host}: when that server's address changes this "
             f"node cannot find the cluster again; the registration name follows the servers — "
             f'set [k3s] server = "https://{name}:{u.port}"',
+        )
+    ]
+
+
+def _own_tls_san(settings: Settings) -> list[Finding]:
+    """A ``tls-san`` written by hand in K3s's config becomes k3snode's key with the name: its
+    values belong in ``[k3s.options] tls-san``, which k3snode writes before the name."""
+    import yaml
+
+    from k3snode import state
+    from k3snode.k3s import configfile
+
+    path = settings.k3s.config
+    try:
+        old = configfile.plan(path, {}, set(), settings.role).old_text
+        current = yaml.safe_load(old) if old else {}
+        managed = state.load(settings.state_file).managed.get(path, [])
+    except (configfile.ConfigFileError, state.StateError, yaml.YAMLError):
+        return []  # the settings preflight reports those
+    if "tls-san" not in current or "tls-san" in managed:
+        return []
+    return [
+        Finding(
+            "warning",
+            TOPIC,
+            f"{path}: your tls-san {current['tls-san']!r} is replaced by k3snode's (with "
+            f"{settings.registration.name}); move its values to [k3s.options] tls-san",
         )
     ]
 

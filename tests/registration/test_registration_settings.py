@@ -116,3 +116,20 @@ def test_without_dnspython_only_publishing_says_so_in_one_line(tmp_path):
     r = run_k3snode("check", "--json", "--config", str(p), env=env)
     (f,) = [f for f in json.loads(r.stdout) if f["topic"] == "registration"]
     assert f["level"] == "error" and "registration needs dnspython" in f["message"]
+
+
+def test_check_warns_when_a_hand_written_tls_san_would_be_replaced(tmp_path):
+    key = tmp_path / "tsig.key"
+    key.write_text("k3snode-key:c2VjcmV0\n")
+    key.chmod(0o600)
+    (tmp_path / "config.yaml").write_text("tls-san:\n- api.example.com\n")
+    p = tmp_path / "config.toml"
+    p.write_text(f'[node]\nrole = "server"\nmesh = "none"\n[k3s]\nconfig = "{tmp_path}/config.yaml"\n'
+                 f'[paths]\nstate_dir = "{tmp_path}/state"\n[discovery]\nprovider = "none"\n'
+                 '[registration]\nname = "k3s.example.com"\nserver = "192.0.2.53"\n'
+                 f'key_file = "{key}"\n')  # fmt: skip
+    r = run_k3snode("check", "--json", "--config", str(p))
+    found = [f for f in json.loads(r.stdout) if f["topic"] == "registration"]
+    assert [f["level"] for f in found] == ["ok", "warning"], found
+    assert "your tls-san ['api.example.com'] is replaced" in found[1]["message"]
+    assert "move its values to [k3s.options] tls-san" in found[1]["message"]
