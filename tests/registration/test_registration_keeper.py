@@ -162,3 +162,32 @@ def test_a_slow_update_holds_the_restart_only_up_to_the_bound(tmp_path, dns):
     k.join(10)
     k.finished(got.pop())
     assert k.published == ("198.51.100.1",)
+
+
+@pytest.mark.parametrize(
+    "publish, want",
+    [
+        ("external", ("198.51.100.1", "2001:db8::1")),
+        ("ipv4", ("198.51.100.1",)),
+        ("ipv6", ("2001:db8::1",)),
+        ("underlay", ("10.99.0.1",)),
+    ],
+)
+def test_what_is_published(tmp_path, publish, want):
+    from k3snode.registration import wanted
+
+    extra = {}
+    if publish == "underlay":
+        extra = {("underlay", "enabled"): True, ("underlay", "address"): "10.99.0.1/24"}
+    values = {
+        ("node", "role"): "server",
+        ("paths", "state_dir"): str(tmp_path / "state"),
+        ("registration", "name"): "k3s.example.test",
+        ("registration", "backend"): "fakes.dnsplugin:make",
+        ("registration", "publish"): publish,
+        **extra,
+    }
+    cfg = tmp_path / "config.toml"
+    cfg.touch()
+    s = settings_mod.load(str(cfg), env={}, overrides=values)
+    assert wanted(s, ["2001:db8::1", "198.51.100.1"]) == want
