@@ -27,13 +27,11 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from k3snode import addresses
+from k3snode.discovery.providers import IDS
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
-PROVIDERS = (
-    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
-    "linode", "vultr", "scaleway", "exoscale", "upcloud",
-)  # fmt: skip
+PROVIDERS = IDS  # one list, in k3snode/discovery/providers/__init__.py
 MESHES = ("wireguard-native", "tailscale", "none")
 ROLES = ("server", "agent")
 DEFAULT_ECHO_SERVICES = (

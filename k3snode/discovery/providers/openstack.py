@@ -21,9 +21,8 @@ ASSET_TAGS = (
     *PRODUCTS,
     "OpenTelekomCloud",
     "SAP CCloud VM",
-    "HUAWEICLOUD",
     "Samsung Cloud Platform",
-)
+)  # HUAWEICLOUD (also an OpenStack asset tag for cloud-init) is the ``huawei`` provider
 NETWORK_DATA = "/openstack/latest/network_data.json"
 
 
@@ -31,8 +30,9 @@ def recognise(dmi: Dmi) -> bool:
     return dmi.get("product_name") in PRODUCTS or dmi.get("chassis_asset_tag") in ASSET_TAGS
 
 
-def fetch(client: Client, ds: object = None) -> Answer:
-    r = Reading(ID)
+def fetch(client: Client, ds: object = None, provider: str = ID) -> Answer:
+    """Also used by the OpenStack-based clouds (``huawei``, ``ovh``) under their own id."""
+    r = Reading(provider)
     local = client.get("/latest/meta-data/local-ipv4")
     local_ip = local.text.strip() if local.status == 200 else ""
     r.private(local_ip)
