@@ -52,9 +52,7 @@ def choose_provider(
     from k3snode.discovery import providers
 
     if hint is _NO_HINT:
-        from k3snode.discovery import cloudinit
-
-        hint = cloudinit.read()[0]
+        hint = _hint(ds)[0]
     if hint is not None and hint.provider:
         refined = _refine(hint.provider, ds, dmi)
         return refined, f"named by cloud-init ({hint.cloud}, {hint.source})" + (
@@ -70,6 +68,17 @@ def choose_provider(
     if dmi.empty:
         return None, f"no DMI fields in {ds.dmi_dir}: no cloud recognised, metadata not asked"
     return None, "DMI matches no cloud: metadata not asked"
+
+
+def _hint(ds: DiscoverySettings):
+    """cloud-init's answer (file reads only) — not when ``dmi_dir`` was pointed elsewhere: a node
+    described by another DMI directory (a test, an image build) is not the one cloud-init saw."""
+    from k3snode.discovery import cloudinit
+    from k3snode.discovery import dmi as dmi_mod
+
+    if ds.dmi_dir != dmi_mod.DEFAULT_DIR:
+        return None, ""
+    return cloudinit.read()
 
 
 def _refine(provider: str, ds: DiscoverySettings, dmi: Dmi | None) -> str:
@@ -104,9 +113,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
     provider, how = None, ""
     if len(settled) < len(FAMILIES):
         if ds.provider == "auto":
-            from k3snode.discovery import cloudinit
-
-            hint, hint_note = cloudinit.read()
+            hint, hint_note = _hint(ds)
             if hint_note:
                 notes.append(hint_note)
         provider, how = choose_provider(ds, hint=hint)

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from k3snode import addresses
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
+from k3snode.discovery.providers.common import (
+    Answer,
+    Reading,
+    as_list,
+    dig,
+    parse_json,
+    unexpected,
+)
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -37,6 +44,8 @@ def fetch(client: Client, ds: object = None, provider: str = ID) -> Answer:
     local_ip = local.text.strip() if local.status == 200 else ""
     r.private(local_ip)
     resp = client.get("/latest/meta-data/public-ipv4")
+    if resp.status not in (200, 404):  # 403: the service refuses (disabled, policy)
+        raise unexpected(resp, "public-ipv4")
     floating = resp.text.strip() if resp.status == 200 else ""
     if floating:
         r.offer("ipv4", floating, "public-ipv4 (floating IP)")
