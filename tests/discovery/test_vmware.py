@@ -102,7 +102,7 @@ def test_garbage_metadata(guestinfo):
 
 
 def test_a_hanging_tool_is_cut_off(guestinfo):
-    guestinfo(__hang__=True)
+    guestinfo(stub_hang=True)
     found = run_discovery(None, "vmware", timeout=1.0)
     assert "no answer within" in found.error
 
