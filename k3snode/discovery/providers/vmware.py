@@ -20,8 +20,6 @@ No network is touched either way.
 
 from __future__ import annotations
 
-import shutil
-import subprocess
 from typing import Any
 
 from k3snode.discovery.dmi import Dmi
@@ -43,6 +41,7 @@ def recognise(dmi: Dmi) -> bool:
 
 
 def read(ds: object, deadline: float, clock=None) -> Answer:
+    import shutil
     import time
 
     clock = clock or time.monotonic
@@ -68,6 +67,8 @@ def read(ds: object, deadline: float, clock=None) -> Answer:
 
 def _get(tool: str, key: str, deadline: float, clock) -> str | None:
     """The value of ``guestinfo.<key>``, None when unset; MetadataError when the tool fails."""
+    import subprocess
+
     left = min(deadline - clock(), TIMEOUT)
     if left <= 0:
         raise MetadataError(f"{TOOL}: no time left for guestinfo.{key}")
