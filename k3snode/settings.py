@@ -322,7 +322,7 @@ SCHEMA: tuple[Spec, ...] = (
          "static external addresses (one IPv4 and/or one IPv6); a family set here is not discovered",
          env=("K3SNODE_EXTERNAL_IPS",)),
     Spec("discovery", "provider", "auto", _provider,
-         "cloud provider: auto (recognised from DMI), none (no metadata service), or a provider id"),
+         "cloud provider: auto (cloud-init's answer, else DMI), none (no metadata service), or a provider id"),
     Spec("discovery", "metadata_endpoint", "", _http_base_url,
          "replaces scheme, host and port of the provider's metadata service (tests, odd networks)"),
     Spec("discovery", "dmi_dir", "/sys/class/dmi/id", _abs_path,
