@@ -133,7 +133,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                     said_none.add(fam)
     elif how:
         notes.append(how)
-    if metadata_error and hint is not None and hint.provider == provider:
+    if metadata_error and hint is not None and _hint_is_for(hint, provider):
         _from_hint(hint, found, sources, settled, notes)
 
     open_ = [fam for fam in FAMILIES if fam not in settled]
@@ -186,6 +186,17 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
         notes=tuple(notes),
         error=error,
         duration=monotonic() - started,
+    )
+
+
+def _hint_is_for(hint, provider: str | None) -> bool:
+    """The hint named this provider (or the cloud it refines: cloud-init's "openstack" on Huawei)."""
+    from k3snode.discovery import providers
+
+    if not provider or not hint.provider:
+        return False
+    return provider == hint.provider or getattr(providers.load(provider), "REFINES", "") == (
+        hint.provider
     )
 
 

@@ -324,9 +324,16 @@ def race(
                 next_start = clock() + stagger
                 host, port = targets[i]
                 fam = socket.AF_INET6 if ":" in host else socket.AF_INET
-                sock = socket.socket(fam, socket.SOCK_STREAM)
+                try:
+                    sock = socket.socket(fam, socket.SOCK_STREAM)
+                except OSError as e:  # no IPv6 in this kernel, out of descriptors…
+                    errors[i] = _describe(e)
+                    continue
                 sock.setblocking(False)
-                err = sock.connect_ex((host, port))
+                try:
+                    err = sock.connect_ex((host, port))
+                except OSError as e:  # e.g. a host name: races are between addresses
+                    err = e.errno or errno.EINVAL
                 if err in (0, errno.EINPROGRESS):
                     sel.register(sock, selectors.EVENT_WRITE, i)
                 else:
