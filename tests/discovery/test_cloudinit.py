@@ -113,3 +113,11 @@ def test_settings_still_win_over_the_hint():
 def test_an_explicit_dmi_dir_is_not_mixed_with_this_machines_cloud_init():
     ds = load_settings(dmi_dir=dmi_dir("kvm")).discovery
     assert choose_provider(ds) == (None, "DMI matches no cloud: metadata not asked")
+
+
+def test_a_v1_only_file_names_the_cloud_without_addresses(tmp_path):
+    # the shape of the project's cloud-init recipe (shared/recipes/cloud-init/instance-data.json)
+    data = {"v1": {"local_hostname": "node-a", "cloud_name": "aws", "region": "eu-west-1",
+                   "instance_id": "i-123", "platform": "ec2"}}  # fmt: skip
+    hint, note = cloudinit.read(run_dir(tmp_path, data))
+    assert note == "" and (hint.provider, hint.ipv4, hint.ipv6) == ("aws", None, None)
