@@ -27,13 +27,11 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from k3snode import addresses
+from k3snode.discovery.providers import IDS
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
-PROVIDERS = (
-    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
-    "linode", "vultr", "scaleway", "exoscale", "upcloud",
-)  # fmt: skip
+PROVIDERS = IDS  # one list, in k3snode/discovery/providers/__init__.py
 MESHES = ("wireguard-native", "tailscale", "none")
 ROLES = ("server", "agent")
 DEFAULT_ECHO_SERVICES = (
@@ -374,7 +372,7 @@ SCHEMA: tuple[Spec, ...] = (
          "static external addresses (one IPv4 and/or one IPv6); a family set here is not discovered",
          env=("K3SNODE_EXTERNAL_IPS",)),
     Spec("discovery", "provider", "auto", _provider,
-         "cloud provider: auto (recognised from DMI), none (no metadata service), or a provider id"),
+         "cloud provider: auto (cloud-init's answer, else DMI), none (no metadata service), or a provider id"),
     Spec("discovery", "metadata_endpoint", "", _http_base_url,
          "replaces scheme, host and port of the provider's metadata service (tests, odd networks)"),
     Spec("discovery", "dmi_dir", "/sys/class/dmi/id", _abs_path,
