@@ -1,93 +1,76 @@
 #!/usr/bin/env python3
-"""What Tailscale costs a daemon pass: parsing ``tailscale status --json`` and judging it, for
-tailnets of 10 to 2000 peers, against ``json.loads`` alone (the baseline, same run); and one
-``ensure_up`` on a node already Running (stub ``tailscale`` on PATH) against one bare
-``tailscale status --json`` process.
+"""What reading Tailscale costs a daemon pass: ``json.loads`` + ``parse_status`` of a
+``tailscale status --json`` text for tailnets of 100, 1000 and 5000 peers, against ``json.loads``
+of the same text alone (the real baseline: the least any reader has to do), interleaved in one
+run, in CPU time; plus judging the parsed status (``tailscale_health.judge``). Goal: parse ≤ 3× json.loads.
 
-    python benchmarks/tailscale_status.py        # prints a table of medians
+    python benchmarks/tailscale_status.py [ROUNDS]
 """
 
 from __future__ import annotations
 
 import json
 import os
-import statistics
-import subprocess
 import sys
-import tempfile
 import time
 
 REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, REPO)
-sys.path.insert(0, os.path.join(REPO, "tests"))
+sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from k3snode import settings as settings_mod  # noqa: E402
+from _bench import Table, interleaved  # noqa: E402
+
 from k3snode.mesh import tailscale, tailscale_health  # noqa: E402
+
+SIZES = (100, 1000, 5000)
+GOAL = 3.0
 
 
 def status_doc(n: int) -> str:
+    """A status as tailscaled writes it: every peer with both addresses, times with
+    nanoseconds, a third offline (LastSeen set), the rest online (LastSeen zero)."""
     peers = {}
     for i in range(n):
         key = f"nodekey:{i:064x}"
+        online = i % 3 != 0
         peers[key] = {
             "ID": f"n{i}CNTRL", "PublicKey": key, "HostName": f"node-{i}",
             "DNSName": f"node-{i}.tail1234.ts.net.", "OS": "linux",
             "TailscaleIPs": [f"100.64.{i // 250}.{i % 250 + 1}", f"fd7a:115c:a1e0::{i:x}"],
             "CurAddr": f"198.51.100.{i % 250}:41641", "Relay": "fra", "RxBytes": i, "TxBytes": i,
-            "LastSeen": "2026-11-26T15:00:00Z", "LastHandshake": "2026-11-26T16:59:30.5Z",
-            "Online": i % 3 != 0,
+            "LastSeen": "0001-01-01T00:00:00Z" if online else f"2026-11-26T15:{i % 60:02}:00Z",
+            "LastHandshake": f"2026-11-26T16:59:{i % 60:02}.{i:09}Z",
+            "Online": online,
         }  # fmt: skip
     return json.dumps({
         "BackendState": "Running", "TailscaleIPs": ["100.64.0.5", "fd7a:115c:a1e0::5"],
         "Self": {"HostName": "me", "Online": True, "KeyExpiry": "2027-01-01T00:00:00Z"},
         "Health": [], "Peer": peers,
-    })  # fmt: skip
-
-
-def median(fn, repeat: int) -> float:
-    times = []
-    for _ in range(repeat):
-        t = time.perf_counter()
-        fn()
-        times.append(time.perf_counter() - t)
-    return statistics.median(times)
+    }, indent=2)  # fmt: skip
 
 
 def main() -> None:
-    rows = []
+    rounds = int(sys.argv[1]) if len(sys.argv) > 1 else 30
+    t = Table(f"Tailscale status: CPU ms, medians of {rounds} interleaved rounds, "
+              f"{sys.version.split()[0]}")  # fmt: skip
     now = time.time()
-    for n in (10, 100, 500, 2000):
+    for n in SIZES:
         doc = status_doc(n)
-        repeat = 200 if n <= 100 else 30
-        base = median(lambda doc=doc: json.loads(doc), repeat)
-        parse = median(lambda doc=doc: tailscale.parse_status(json.loads(doc)), repeat)
         st = tailscale.parse_status(json.loads(doc))
-        judge = median(lambda st=st: tailscale_health.judge(st, now), repeat)
-        rows.append((f"{n} peers: json.loads (baseline)", base, 1.0))
-        rows.append((f"{n} peers: parse_status", parse, parse / base))
-        rows.append((f"{n} peers: parse_status + judge", parse + judge, (parse + judge) / base))
-
-    from tailscale_stub import TailscaleStub, write_settings
-
-    with tempfile.TemporaryDirectory() as d:
-        from pathlib import Path
-
-        root = Path(d)
-        stub = TailscaleStub.create(root)
-        stub.control(daemon="running", backend_state="Running")
-        env = stub.env()
-        os.environ.update(PATH=env["PATH"], TAILSCALE_STUB_DIR=env["TAILSCALE_STUB_DIR"])
-        s = settings_mod.load(str(write_settings(root)), env={})
-        bare = median(lambda: subprocess.run(["tailscale", "status", "--json"],
-                                             capture_output=True, check=True), 15)  # fmt: skip
-        ensure = median(lambda: tailscale.ensure_up(s), 15)
-        rows.append(("stub `tailscale status --json` process (baseline)", bare, 1.0))
-        rows.append(("ensure_up, already Running (stub)", ensure, ensure / bare))
-
-    width = max(len(r[0]) for r in rows)
-    print(f"{'case':<{width}}  {'median':>10}  {'ratio':>6}")
-    for name, t, ratio in rows:
-        print(f"{name:<{width}}  {t * 1000:>8.3f}ms  {ratio:>6.2f}")
+        assert len(st.peers) == n
+        r = interleaved({
+            "loads": lambda doc=doc: json.loads(doc),
+            "parse": lambda doc=doc: tailscale.parse_status(json.loads(doc)),
+            "judge": lambda st=st: tailscale_health.judge(st, now),
+        }, rounds if n < 5000 else max(5, rounds // 3))  # fmt: skip
+        base = r["loads"].median
+        ratio = r["parse"].median / base
+        t.row(f"json.loads, {n} peers (baseline)", r["loads"])
+        t.row(f"json.loads + parse_status, {n} peers", r["parse"], "json.loads",
+              f"{ratio:.2f}×", f"≤ {GOAL:g}×", ratio <= GOAL)  # fmt: skip
+        t.row(f"judge (health of the parsed status), {n} peers", r["judge"], "json.loads",
+              f"{r['judge'].median / base:.2f}×")  # fmt: skip
+    t.print()
 
 
 if __name__ == "__main__":

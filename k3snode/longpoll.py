@@ -28,6 +28,7 @@ log = logging.getLogger("k3snode")
 BASE = "http://169.254.169.254"
 PATH = "/computeMetadata/v1/instance/network-interfaces/"
 HEADERS = {"Metadata-Flavor": "Google"}
+LONG_POLL_TIMEOUT = 300  # timeout_sec of one hanging request; a change answers it at once
 
 
 class LongPollError(Exception):
@@ -111,7 +112,7 @@ def start(settings: Settings, changed: Callable[[str], None], stopped: Callable[
         wait = for_settings(settings)
     if wait is None:
         return False
-    timeout = min(settings.daemon.poll_interval, 300)
+    timeout = LONG_POLL_TIMEOUT
 
     def loop() -> None:
         failing = False

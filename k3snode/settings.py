@@ -403,8 +403,8 @@ SCHEMA: tuple[Spec, ...] = (
     # [daemon]
     Spec("daemon", "debounce", 1.0, _number(0, 60),
          "seconds to wait after a network event before a pass"),
-    Spec("daemon", "poll_interval", 300.0, _number(5, 86400),
-         "seconds between metadata polls (with jitter) for changes no local event announces"),
+    Spec("daemon", "poll_interval", 20.0, _number(5, 86400),
+         "seconds between metadata polls (±10 % jitter) for changes no local event announces"),
     Spec("daemon", "confirm_delay", 3.0, _number(0, 600),
          "a new address must be seen again after this many seconds before K3s is touched"),
     Spec("daemon", "min_restart_interval", 60.0, _number(0, 86400),

@@ -153,6 +153,7 @@ class Underlay:
         self._stale_reset: dict[str, float] = {}  # public key -> when a stale peer was last reset
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
         self._found = False  # the interface was found or made by a pass of this instance
+        self._derived: tuple[str, str] | None = None  # (private key, its public key): derived once
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -169,7 +170,10 @@ class Underlay:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        pub = keys.public_key(key)
+        # X25519 in pure Python costs milliseconds: derive once per key, not every pass
+        if self._derived is None or self._derived[0] != key.reveal():
+            self._derived = (key.reveal(), keys.public_key(key))
+        pub = self._derived[1]
         if created:
             log.info("underlay: created private key %s (public key %s)", path, pub)
         return key, pub
@@ -302,6 +306,7 @@ class Underlay:
             result.changes.append(f"listen port {dev.listen_port} -> {port}")
         updates = []
         wanted_keys = {p.public_key for p in peers}
+        current = {p.public_key: p for p in dev.peers}  # one lookup per wanted peer: O(n) pass
         for have in dev.peers:
             if have.public_key not in wanted_keys:
                 updates.append(PeerUpdate(have.public_key, remove=True))
@@ -309,7 +314,7 @@ class Underlay:
                 self._answers.pop(have.public_key, None)
                 self._applied.pop(have.public_key, None)
         for p in peers:
-            have = dev.peer(p.public_key)
+            have = current.get(p.public_key)
             stale = have is not None and wgh.is_stale(
                 dev.ifname, _with_keepalive(have, p.keepalive), now, self.stale_threshold
             )

@@ -26,7 +26,7 @@ RTM_GETROUTE = 26
 
 IFLA_IFNAME = 3
 IFA_ADDRESS, IFA_LOCAL, IFA_FLAGS = 1, 2, 8
-RTA_OIF, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 4, 6, 9, 15
+RTA_DST, RTA_OIF, RTA_PRIORITY, RTA_MULTIPATH, RTA_TABLE = 1, 4, 6, 9, 15
 
 _NLMSG = struct.Struct("=IHHII")  # len, type, flags, seq, pid
 _RTATTR = struct.Struct("=HH")  # len, type
@@ -42,6 +42,7 @@ _RTNH = struct.Struct("=HBBi")  # len, flags, hops, ifindex
 class Link:
     index: int
     name: str
+    flags: int = 0  # IFF_*: 1 = up
 
 
 @dataclass(frozen=True)
@@ -62,6 +63,8 @@ class Route:
     type: int
     priority: int
     oifs: tuple[int, ...] = field(default_factory=tuple)  # RTA_OIF, or every multipath hop
+    dst: str | None = None  # RTA_DST; None for a default route
+    proto: int = 0  # RTPROT_*: 4 = static (set by a tool such as k3snode)
 
 
 def _align(n: int) -> int:
@@ -117,9 +120,9 @@ def _dump(msg_type: int, body: bytes) -> Iterator[bytes]:
 def links() -> list[Link]:
     out = []
     for p in _dump(RTM_GETLINK, _IFINFO.pack(socket.AF_UNSPEC, 0, 0, 0, 0)):
-        _fam, _type, index, _flags, _change = _IFINFO.unpack_from(p)
+        _fam, _type, index, flags, _change = _IFINFO.unpack_from(p)
         name = _attrs(p, _IFINFO.size).get(IFLA_IFNAME, b"").split(b"\0", 1)[0]
-        out.append(Link(index, name.decode("utf-8", "replace")))
+        out.append(Link(index, name.decode("utf-8", "replace"), flags))
     return out
 
 
@@ -141,7 +144,7 @@ def addresses(family: int) -> list[Addr]:
 def routes(family: int) -> list[Route]:
     out = []
     for p in _dump(RTM_GETROUTE, _RTMSG.pack(family, 0, 0, 0, 0, 0, 0, 0, 0)):
-        fam, dst_len, _src, _tos, table, _proto, _scope, rtype, _flags = _RTMSG.unpack_from(p)
+        fam, dst_len, _src, _tos, table, proto, _scope, rtype, _flags = _RTMSG.unpack_from(p)
         if fam != family:
             continue
         attrs = _attrs(p, _RTMSG.size)
@@ -159,5 +162,7 @@ def routes(family: int) -> list[Route]:
                 break
             oifs.append(ifindex)
             offset += _align(length)
-        out.append(Route(fam, dst_len, table, rtype, priority, tuple(oifs)))
+        raw = attrs.get(RTA_DST)
+        dst = socket.inet_ntop(fam, raw) if raw and len(raw) in (4, 16) else None
+        out.append(Route(fam, dst_len, table, rtype, priority, tuple(oifs), dst, proto))
     return out

@@ -2,7 +2,8 @@
 exponential backoff and jitter, and a hold on K3s's restart until the update for the new address
 has landed (or failed) — so agents can follow the moment K3s comes back.
 
-While all is well the update is sent again every ``[daemon] poll_interval`` (±10 %): adding a
+While all is well the update is sent again every ``REFRESH`` seconds, or ``[daemon] poll_interval``
+when that is longer (±10 %): adding a
 record that is there changes nothing on the DNS server, and a zone restored from an old file, or a
 record deleted by hand, heals without an address change.
 
@@ -26,6 +27,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("k3snode")
 
+REFRESH = 300.0  # seconds between re-sends of a published record (the metadata poll is faster)
 FIRST_RETRY = 1.0  # seconds after the first failure; doubled after each further one
 
 
@@ -117,7 +119,7 @@ class Keeper:
             if out.added or out.removed or self._last_error or self.updates["ok"] == 1:
                 log.info("registration: %s", out.detail)
             self._last_error = ""
-            refresh = self.settings.daemon.poll_interval
+            refresh = max(self.settings.daemon.poll_interval, REFRESH)
             self._next_try = self._clock() + refresh * self._rng.uniform(0.9, 1.1)
             return
         self.failures += 1

@@ -1,5 +1,8 @@
 """The WireGuard interface itself: create it (kernel link or wireguard-go), its addresses and
-routes, through pyroute2's rtnetlink (a wireguard-go interface is a ``tun`` link to rtnetlink).
+routes. What is there is read with the stdlib rtnetlink reader (``discovery/rtnl.py``) and sysfs,
+so a pass that changes nothing — the daemon's every 30 s — never loads pyroute2 or opens its
+sockets; pyroute2's rtnetlink (a wireguard-go interface is a ``tun`` link to it) only makes
+changes.
 """
 
 from __future__ import annotations
@@ -10,6 +13,7 @@ import ipaddress
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import time
@@ -32,14 +36,14 @@ def _netlink(what: str):
     def wrap(fn):
         @functools.wraps(fn)
         def inner(ifname: str, *args, **kw):
-            from pyroute2.netlink.exceptions import NetlinkError
-
             try:
                 return fn(ifname, *args, **kw)
-            except NetlinkError as e:
-                raise WireGuardError(f"{what} {ifname}: {os.strerror(e.code)}") from None
             except OSError as e:
                 raise WireGuardError(f"{what} {ifname}: {e.strerror or e}") from None
+            except Exception as e:  # pyroute2's NetlinkError, without importing pyroute2 to see
+                if type(e).__name__ != "NetlinkError" or not isinstance(getattr(e, "code", 0), int):
+                    raise
+                raise WireGuardError(f"{what} {ifname}: {os.strerror(e.code)}") from None
 
         return inner
 
@@ -207,42 +211,57 @@ def _wait_for_socket(ifname: str, socket_dir: str, what: str) -> Backend:
             time.sleep(0.05)
 
 
-def _index(ipr, ifname: str) -> int:
-    idx = ipr.link_lookup(ifname=ifname)
-    if not idx:
-        raise NoSuchDevice(f"{ifname} does not exist")
-    return idx[0]
+def _link(ifname: str):
+    """The rtnetlink link named ``ifname`` in this network namespace (index, flags)."""
+    from k3snode.discovery import rtnl
+
+    for link in rtnl.links():
+        if link.name == ifname:
+            return link
+    raise NoSuchDevice(f"{ifname} does not exist")
+
+
+def _index(ifname: str) -> int:
+    return _link(ifname).index
+
+
+def _global_addresses(idx: int | None = None):
+    """(index, address, prefixlen) of every global (scope 0) address, IPv4 then IPv6."""
+    from k3snode.discovery import rtnl
+
+    for family in (socket.AF_INET, socket.AF_INET6):
+        for a in rtnl.addresses(family):
+            if a.scope == 0 and a.address and (idx is None or a.index == idx):
+                yield a.index, a.address, a.prefixlen
 
 
 @_netlink("bringing up")
 def ensure_up(ifname: str) -> bool:
     """Bring the link up; True when it was down."""
+    link = _link(ifname)
+    if link.flags & 1:  # IFF_UP
+        return False
     from pyroute2 import IPRoute
 
     with IPRoute() as ipr:
-        idx = _index(ipr, ifname)
-        (link,) = ipr.get_links(idx)
-        if link["flags"] & 1:  # IFF_UP
-            return False
-        ipr.link("set", index=idx, state="up")
-        return True
+        ipr.link("set", index=link.index, state="up")
+    return True
 
 
 @_netlink("setting the addresses of")
 def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
     """Make ``wanted`` (addresses with prefix) the interface's only global addresses.
     Returns what changed, as "+addr" / "-addr"."""
+    want = {ipaddress.ip_interface(a) for a in wanted}
+    changes: list[str] = []
+    idx = _index(ifname)
+    # link-local and host addresses are not ours to judge
+    have = {ipaddress.ip_interface(f"{a}/{n}") for _i, a, n in _global_addresses(idx)}
+    if have == want:
+        return changes
     from pyroute2 import IPRoute
 
-    want = {ipaddress.ip_interface(a) for a in wanted}
-    changes = []
     with IPRoute() as ipr:
-        idx = _index(ipr, ifname)
-        have = set()
-        for msg in ipr.get_addr(index=idx):
-            if msg["scope"] != 0:  # link-local and host addresses are not ours to judge
-                continue
-            have.add(ipaddress.ip_interface(f"{msg.get_attr('IFA_ADDRESS')}/{msg['prefixlen']}"))
         # add before removing: a device left without IPv4 address loses its IPv4 routes
         for a in sorted(want - have, key=str):
             kw = {"flags": 0x02} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
@@ -258,19 +277,22 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
 def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
     """Host routes (/32, /128) via ``ifname`` for exactly ``wanted`` (peer addresses outside the
     interface's own prefix). Returns "+dst" / "-dst"."""
-    from pyroute2 import IPRoute
+    from k3snode.discovery import rtnl
 
     want = {ipaddress.ip_network(w) for w in wanted}
-    changes = []
+    changes: list[str] = []
+    idx = _index(ifname)
+    have = set()
+    for family in (socket.AF_INET, socket.AF_INET6):
+        full = 32 if family == socket.AF_INET else 128
+        for r in rtnl.routes(family):
+            if idx in r.oifs and r.dst and r.dst_len == full and r.proto == 4:  # STATIC: ours
+                have.add(ipaddress.ip_network(f"{r.dst}/{full}"))
+    if have == want:
+        return changes
+    from pyroute2 import IPRoute
+
     with IPRoute() as ipr:
-        idx = _index(ipr, ifname)
-        have = set()
-        for family in (2, 10):
-            for r in ipr.get_routes(family=family, oif=idx):
-                full = 32 if family == 2 else 128
-                dst = r.get_attr("RTA_DST")
-                if dst and r["dst_len"] == full and r["proto"] == 4:  # RTPROT_STATIC: ours
-                    have.add(ipaddress.ip_network(f"{dst}/{full}"))
         for n in sorted(have - want, key=str):
             ipr.route("del", dst=str(n), oif=idx, proto=4, scope=253)
             changes.append(f"-{n}")
@@ -291,12 +313,8 @@ def existing_backend_quiet(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend
 @_netlink("reading the addresses besides")
 def local_addresses(exclude: str) -> frozenset[str]:
     """This namespace's global addresses, except those on ``exclude`` (the underlay itself)."""
-    from pyroute2 import IPRoute
-
-    out = set()
-    with IPRoute() as ipr:
-        skip = set(ipr.link_lookup(ifname=exclude))
-        for msg in ipr.get_addr():
-            if msg["scope"] == 0 and msg["index"] not in skip:
-                out.add(str(msg.get_attr("IFA_ADDRESS")))
-    return frozenset(out)
+    try:
+        skip = _index(exclude)
+    except NoSuchDevice:
+        skip = None
+    return frozenset(a for i, a, _n in _global_addresses() if i != skip)
