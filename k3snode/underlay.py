@@ -154,6 +154,10 @@ class Underlay:
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
         self._found = False  # the interface was found or made by a pass of this instance
         self._derived: tuple[str, str] | None = None  # (private key, its public key): derived once
+        self._peers: tuple[str, list[Wanted], list[str]] | None = None  # (own key, peers, routes)
+        self._literal: dict[str, bool] = {}  # endpoint host -> is an IP address (no DNS)
+        self._backend_kept: wg.Backend | None = None  # the interface's backend, while it lives
+        self.device: wg.Device | None = None  # what the last pass read, when it changed nothing
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -181,6 +185,19 @@ class Underlay:
     # -- the interface ---------------------------------------------------------------------
 
     def _backend(self, result: Result) -> wg.Backend:
+        kept = self._backend_kept
+        if kept is not None and self._alive(kept):  # the pass's own read is the full check
+            return kept
+        self._backend_kept = b = self._find_or_create(result)
+        return b
+
+    def _alive(self, backend: wg.Backend) -> bool:
+        ifname = self.settings.underlay.interface
+        if backend.kind == "userspace":
+            return os.path.exists(wg.userspace_socket(ifname, self.socket_dir))
+        return link.exists(ifname)
+
+    def _find_or_create(self, result: Result) -> wg.Backend:
         ul = self.settings.underlay
         ifname = ul.interface
         try:
@@ -220,7 +237,10 @@ class Underlay:
 
     def _endpoint(self, p: Wanted, stale: bool, result: Result) -> str | None:
         """The endpoint the settings mean now, resolving the name when due."""
-        if _is_ip(p.host):
+        literal = self._literal.get(p.host)
+        if literal is None:
+            literal = self._literal[p.host] = _is_ip(p.host)
+        if literal:
             return wg.join_endpoint(p.host, p.port)
         now = self.clock()
         ans = self._answers.get(p.public_key)
@@ -260,7 +280,10 @@ class Underlay:
             )
         result = Result()
         key, pub = self.private_key()
-        peers = wanted_peers(self.settings, pub)
+        if self._peers is None or self._peers[0] != pub:  # the settings are fixed per instance
+            wanted = wanted_peers(self.settings, pub)
+            self._peers = (pub, wanted, route_targets(self.settings, wanted))
+        _, peers, routes = self._peers
         backend = self._backend(result)
         ifname = ul.interface
         try:
@@ -271,13 +294,16 @@ class Underlay:
             local = link.local_addresses(ifname)
             moved = self._local is not None and local != self._local
             self._local = local
-            dev = backend.read()
+            dev = self.device = backend.read()
             update = self.plan(dev, pub, key, peers, result, moved)
             backend.configure(update)
-            for c in link.ensure_host_routes(ifname, route_targets(self.settings, peers)):
+            for c in link.ensure_host_routes(ifname, routes):
                 result.changes.append(f"route {c}")
         except wg.WireGuardError as e:
+            self._backend_kept = self.device = None  # look for the interface afresh next time
             raise UnderlayError(f"underlay: {e}") from None
+        if result.changes:
+            self.device = None  # what was read is no longer what is there
         for c in result.changes:
             log.info("underlay: %s", c)
         return result
@@ -365,11 +391,20 @@ class Underlay:
     def observe(self) -> Observation:
         return observe(self.settings, self.stale_threshold, self.socket_dir)
 
+    def observe_last(self) -> Observation:
+        """The peers' health as the last pass read them when it changed nothing (no second read
+        of the device), else as the device is now."""
+        if self.device is None:
+            return self.observe()
+        return _judge(self.settings, self.device, time.time(), self.stale_threshold)
+
 
 def _with_keepalive(peer: wg.Peer, keepalive: int) -> wg.Peer:
+    if peer.keepalive:
+        return peer
     from dataclasses import replace
 
-    return replace(peer, keepalive=peer.keepalive or keepalive)
+    return replace(peer, keepalive=keepalive)
 
 
 def names(settings: Settings) -> dict[str, str]:
@@ -387,6 +422,11 @@ def observe(
         return Observation("underlay", False, f"{ul.interface} does not exist (underlay down)")
     except wg.WireGuardError as e:
         return Observation("underlay", False, str(e))
+    return _judge(settings, dev, now, threshold)
+
+
+def _judge(settings: Settings, dev: wg.Device, now: float, threshold: float | None) -> Observation:
+    ul = settings.underlay
     peers = wgh.peer_health(dev, now, threshold, names(settings))
     obs = wgh.summarize("underlay", dev, peers, now)
     return Observation(
@@ -423,7 +463,9 @@ def observer(settings: Settings) -> list[Observation]:
     if not settings.underlay.enabled:
         return []
     failed = keep(settings)
-    return [failed] if failed is not None else [observe(settings)]
+    if failed is not None:
+        return [failed]
+    return [_keepers[settings.underlay.interface].observe_last()]
 
 
 # -- preflight ---------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ The socket path is global, not per network namespace.
 
 from __future__ import annotations
 
+import functools
 import os
 import socket
 
@@ -119,6 +120,13 @@ class Userspace:
         self._exchange("\n".join(lines) + "\n\n")
 
 
+@functools.lru_cache(maxsize=4)
+def _public_of(private_hex: str) -> str:
+    """The public key of a device's private key (hex, as UAPI gives it). X25519 in pure Python
+    costs milliseconds and the key rarely changes: derived once per key, not per read."""
+    return keys.encode(keys.x25519(bytes.fromhex(private_hex), keys.BASE))
+
+
 def _peer(d: dict) -> Peer:
     sec, nsec = d.get("last_handshake_time_sec", 0), d.get("last_handshake_time_nsec", 0)
     return Peer(
@@ -148,7 +156,7 @@ def parse_get(lines: list[str]) -> tuple[str | None, int, tuple[Peer, ...]]:
                 peers.append({"public_key": _b64(v), "allowed_ip": []})
             elif not peers:
                 if k == "private_key":
-                    public_key = keys.encode(keys.x25519(bytes.fromhex(v), keys.BASE))
+                    public_key = _public_of(v)
                 elif k == "listen_port":
                     port = int(v)
             elif k == "allowed_ip":
