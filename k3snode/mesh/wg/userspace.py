@@ -51,7 +51,7 @@ class Userspace:
                     f"{self.ifname}: no userspace WireGuard at {self.path}"
                 ) from None
             s.sendall(request.encode())
-            buf = b""
+            buf = bytearray()  # appended in place: bytes += would copy it all per chunk (O(n²))
             while not (buf.endswith(b"\n\n") or buf == b"\n"):
                 chunk = s.recv(65536)
                 if not chunk:
