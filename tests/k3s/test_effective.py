@@ -269,3 +269,39 @@ def test_shipped_unit_orders_before_the_standard_names():
     with open(f"{REPO}/systemd/k3snode.service") as f:
         before = [ln for ln in f.read().splitlines() if ln.startswith("Before=")]
     assert before == ["Before=" + " ".join(f"{u}.service" for u in ordering.SHIPPED_BEFORE)]
+
+
+def test_check_and_apply_report_a_dropin_override(root):
+    """As a user sees it: `k3snode check` and `apply` name the drop-in that replaces
+    node-external-ip after k3snode's config.yaml."""
+    (root / "etc/k3snode/config.toml").write_text('[node]\nrole = "server"\nmesh = "none"\n')
+    cfg = root / "etc/rancher/k3s/config.yaml"
+    (root / "etc/rancher/k3s/config.yaml.d").mkdir(parents=True, exist_ok=True)
+    user = root / "etc/rancher/k3s/config.yaml.d/50-user.yaml"
+    user.write_text("node-external-ip: 198.51.100.9\nnode-label+: [a=b]\n")
+    args = [
+        "--config",
+        str(root / "etc/k3snode/config.toml"),
+        "--state-dir",
+        str(root / "var/lib/k3snode"),
+        "--run-dir",
+        str(root / "run/k3snode"),
+        "--k3s-config",
+        str(cfg),
+        "--external-ip",
+        "203.0.113.5",
+        "--provider",
+        "none",
+    ]
+    r = run_k3snode("apply", "--no-restart", *args)
+    assert r.returncode == 0, r.stderr
+    want = f"{user}:1: node-external-ip replaces k3snode's value from {cfg}"
+    assert [ln for ln in r.stderr.splitlines() if want in ln] == [
+        f"k3snode: warning: {want} (K3s reads it later); K3s ends up with '198.51.100.9'"
+    ]
+    assert "node-label" not in r.stderr  # a user's key+ is no mistake
+    r = run_k3snode("check", *args)
+    assert [ln for ln in r.stdout.splitlines() if want in ln] == [
+        f"warning  k3s        {want} (K3s reads it later); K3s ends up with '198.51.100.9'"
+    ]
+    assert user.read_text() == "node-external-ip: 198.51.100.9\nnode-label+: [a=b]\n"
