@@ -16,7 +16,7 @@ k3snode writes one of these files. This module reads all of them — bounded: at
 ``MAX_FILE_BYTES`` per file and ``MAX_DROPINS`` drop-ins, never following anything but the files
 K3s would read, never writing — and says where another file overrides or extends a key k3snode
 manages, where K3s's environment points it at another config file, and what K3s's flannel will
-see (``ip_families``). ``k3snode apply``, ``k3snode check`` and the daemon's health report it.
+see (``families.py``). ``k3snode apply``, ``k3snode check`` and the daemon's health report it.
 
 K3s's environment files are the ones its installer's unit reads (``EnvironmentFile=``, in this
 order): ``/etc/default/<unit>``, ``/etc/sysconfig/<unit>``, ``/etc/systemd/system/<unit>.service.env``
@@ -26,7 +26,6 @@ order): ``/etc/default/<unit>``, ``/etc/sysconfig/<unit>``, ``/etc/systemd/syste
 
 from __future__ import annotations
 
-import ipaddress
 import os
 import stat
 from dataclasses import dataclass
@@ -89,7 +88,7 @@ class View:
         out: dict[str, Any] = {}
         for e in self.entries:
             if e.append and e.key in out:
-                out[e.key] = _as_list(out[e.key]) + _as_list(e.value)
+                out[e.key] = as_list(out[e.key]) + as_list(e.value)
             else:
                 out[e.key] = e.value
         return out
@@ -100,7 +99,7 @@ class View:
         )
 
 
-def _as_list(v: Any) -> list[Any]:
+def as_list(v: Any) -> list[Any]:
     if isinstance(v, list):
         return list(v)
     if v is None or (isinstance(v, str) and not v.strip()):
@@ -394,66 +393,6 @@ def managed_keys(settings: Settings) -> list[str]:
 def for_settings(settings: Settings, root: str = "/") -> tuple[View, Report]:
     view = load(settings.k3s.config, settings.k3s.unit, root)
     return view, report(view, settings.k3s.config, managed_keys(settings), settings.role)
-
-
-# --- flannel's IP families ----------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class Families:
-    """Which of flannel's WireGuard interfaces must exist (``required``) and which are watched
-    when present (``optional``); ``why`` names what decided it."""
-
-    required: frozenset[int]
-    optional: frozenset[int]
-    why: str
-
-
-def _families_of(values: Any, network: bool) -> list[int]:
-    out = []
-    for item in _as_list(values):
-        for part in str(item).split(","):
-            part = part.strip()
-            if not part:
-                continue
-            try:
-                fam = (
-                    ipaddress.ip_network(part, strict=False)
-                    if network
-                    else ipaddress.ip_address(part)
-                ).version
-            except ValueError:
-                continue
-            if fam not in out:
-                out.append(fam)
-    return out
-
-
-def ip_families(values: dict[str, Any], role: str) -> Families:
-    """The families K3s's flannel runs, as far as this node's config tells.
-
-    flannel takes them from the cluster CIDRs (K3s ``pkg/agent/flannel/setup.go`` ``findNetMode``:
-    IPv4, IPv6 or both) and creates ``flannel-wg`` only with IPv4 and ``flannel-wg-v6`` only with
-    IPv6 (flannel ``pkg/backend/wireguard/wireguard.go``). A server's ``cluster-cidr`` says it
-    exactly; without one K3s uses 10.42.0.0/16, or fd00:42::/56 when the node's addresses are all
-    IPv6 (``pkg/cli/server/server.go``). An agent gets the CIDRs from its server, so its own
-    ``node-ip`` (else ``node-external-ip``) tells the primary family for certain and the other one
-    is watched when present.
-    """
-    cidr = _families_of(values.get("cluster-cidr"), network=True) if role == "server" else []
-    if cidr:
-        return Families(frozenset(cidr), frozenset(), "cluster-cidr")
-    for key in ("node-ip", "node-external-ip"):
-        fams = _families_of(values.get(key), network=False)
-        if not fams:
-            continue
-        if role == "server":
-            if fams == [6]:
-                return Families(frozenset({6}), frozenset(), f"{key} is IPv6 only")
-            return Families(frozenset({4}), frozenset({6}), "K3s's default cluster-cidr")
-        rest = frozenset({4, 6} - {fams[0]})
-        return Families(frozenset({fams[0]}), rest, f"{key} (primary family)")
-    return Families(frozenset({4}), frozenset({6}), "K3s's default cluster-cidr")
 
 
 # --- the three places that report it -----------------------------------------------------------

@@ -14,7 +14,7 @@ import pytest
 from goyaml import build, decode
 from helpers import run_k3snode
 
-from k3snode.k3s import configfile, effective, ordering
+from k3snode.k3s import configfile, effective, families, ordering
 from k3snode.settings import load
 
 
@@ -242,7 +242,7 @@ FAMILY_CASES = [
 
 @pytest.mark.parametrize(("role", "values", "required", "optional"), FAMILY_CASES)
 def test_ip_families(role, values, required, optional):
-    fams = effective.ip_families(values, role)
+    fams = families.ip_families(values, role)
     assert (set(fams.required), set(fams.optional)) == (required, optional)
 
 

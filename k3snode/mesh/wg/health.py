@@ -147,17 +147,17 @@ def flannel(settings: Settings) -> list[Observation]:
     flannel creates ``flannel-wg`` only when the cluster has IPv4 and ``flannel-wg-v6`` only when
     it has IPv6 (flannel ``pkg/backend/wireguard/wireguard.go``, ``RegisterNetwork``, "separate"
     mode as K3s configures it), so an IPv6-only cluster has no ``flannel-wg`` at all. The families
-    come from the K3s config as K3s reads it (``k3s/effective.py``, ``ip_families``): an interface
+    come from the K3s config as K3s reads it (``k3s/effective.py``, ``k3s/families.py``): an interface
     of a family the node certainly runs is reported when missing (K3s not up yet: the health
     grace period covers a start); one of a family that may or may not run is reported only when
     present.
     """
     if settings.mesh != "wireguard-native":
         return []
-    from k3snode.k3s import effective
+    from k3snode.k3s import effective, families
 
     view = effective.load(settings.k3s.config, settings.k3s.unit)
-    fams = effective.ip_families(view.values(), settings.role)
+    fams = families.ip_families(view.values(), settings.role)
     out = []
     for family, ifname in FLANNEL_INTERFACES_BY_FAMILY:
         if family not in fams.required | fams.optional:
