@@ -47,8 +47,7 @@ def _yaml():
 
 
 def _loader():
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yamlv2.loader()  # read as K3s's yaml.v2 reads: `y` is true, `0o17` is 15
 
 
 def _parse(path: str, text: str) -> dict[str, Any]:

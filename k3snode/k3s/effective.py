@@ -31,7 +31,7 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from k3snode.k3s import flags
+from k3snode.k3s import flags, yamlv2
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -149,7 +149,7 @@ def read_entries(path: str, text: str) -> list[Entry]:
     document is not YAML or not a mapping with string keys (K3s refuses such a file)."""
     import yaml
 
-    loader = yaml.SafeLoader(text)
+    loader = yamlv2.loader()(text)  # plain scalars resolved as yaml.v2 resolves them
     try:
         node = loader.get_single_node()
         if node is None:

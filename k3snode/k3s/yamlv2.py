@@ -23,12 +23,11 @@ from __future__ import annotations
 import re
 from functools import cache
 
+_TRUE = ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON")
+_FALSE = ("n", "N", "no", "No", "NO", "false", "False", "FALSE", "off", "Off", "OFF")
+_BOOLS = {**dict.fromkeys(_TRUE, True), **dict.fromkeys(_FALSE, False)}
 _TABLE = {
-    **dict.fromkeys(
-        ("y", "Y", "yes", "Yes", "YES", "true", "True", "TRUE", "on", "On", "ON"), "bool"
-    ),
-    **dict.fromkeys(("n", "N", "no", "No", "NO", "false", "False", "FALSE"), "bool"),
-    **dict.fromkeys(("off", "Off", "OFF"), "bool"),
+    **dict.fromkeys(_BOOLS, "bool"),
     **dict.fromkeys(("", "~", "null", "Null", "NULL"), "null"),
     **dict.fromkeys(
         (f"{sign}{word}" for sign in ("", "+", "-") for word in (".inf", ".Inf", ".INF")), "float"
@@ -86,3 +85,67 @@ def dumper():
 
     K3sDumper.add_representer(str, represent_str)
     return K3sDumper
+
+
+_TAGS = {
+    "bool": "tag:yaml.org,2002:bool",
+    "null": "tag:yaml.org,2002:null",
+    "int": "tag:yaml.org,2002:int",
+    "float": "tag:yaml.org,2002:float",
+    "timestamp": "tag:yaml.org,2002:str",  # decoded into interface{}, yaml.v2 keeps the text
+    "str": "tag:yaml.org,2002:str",
+}
+
+
+def go_int(text: str) -> int:
+    """The integer yaml.v2 makes of ``text`` (``_`` removed, then Go's base-0 rules)."""
+    plain = text.replace("_", "")
+    sign = -1 if plain.startswith("-") else 1
+    body = plain.lstrip("+-")
+    if len(body) > 1 and body[0] == "0" and body[1] in "01234567":
+        return sign * int(body, 8)  # 017: octal, which Python's base 0 refuses
+    return sign * int(body, 0)
+
+
+def go_float(text: str) -> float:
+    plain = text.replace("_", "")
+    word = plain.lower().lstrip("+-")
+    if word == ".inf":
+        return float("-inf") if plain.startswith("-") else float("inf")
+    if word == ".nan":
+        return float("nan")
+    return float(plain)
+
+
+@cache
+def loader():
+    """A PyYAML SafeLoader that resolves plain scalars as yaml.v2 does (``y`` is true, ``0o17``
+    is 15, ``1:20`` and dates stay text), for reading files the way K3s reads them."""
+    import yaml
+
+    base = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml's parser calls resolve() too
+
+    class K3sLoader(base):  # type: ignore[misc, valid-type]
+        def resolve(self, kind, value, implicit):
+            if kind is yaml.ScalarNode and implicit[0] and value != "<<":
+                return _TAGS[plain_kind(value)]
+            return super().resolve(kind, value, implicit)
+
+    def scalar(convert):
+        def construct(loader, node):
+            value = loader.construct_scalar(node)
+            try:
+                return convert(value)
+            except (KeyError, ValueError):
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"cannot read {value!r} as {node.tag}", node.start_mark
+                ) from None
+
+        return construct
+
+    K3sLoader.add_constructor(_TAGS["bool"], scalar(lambda v: _BOOLS[v]))
+    K3sLoader.add_constructor(_TAGS["int"], scalar(go_int))
+    K3sLoader.add_constructor(_TAGS["float"], scalar(go_float))
+    # "<<" stays a merge key; as a value it is text to yaml.v2
+    K3sLoader.add_constructor("tag:yaml.org,2002:merge", lambda loader, node: node.value)
+    return K3sLoader

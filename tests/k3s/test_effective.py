@@ -33,14 +33,14 @@ def test_order_and_merge_rules(tmp_path):
     (d / "config.yaml.d" / "sub.yaml").mkdir(parents=True)  # a directory: skipped
     (d / "config.yaml").write_text("node-label: [a=1]\nnode-name: one\ntls-san: x\n")
     (d / "config.yaml.d/20-b.YML").write_text("node-label+: b=2\nnode-name: two\n")
-    (d / "config.yaml.d/10-a.yaml").write_text("node-label+: [c=3]\ntls-san+: y\n")
+    (d / "config.yaml.d/10-a.yaml").write_text("node-label+: [c=3]\ntls-san+: z\n")
     (d / "config.yaml.d/30-ignored.txt").write_text("node-name: never\n")
     view = effective.load(str(d / "config.yaml"), "k3s", root=str(tmp_path))
     assert [p.rsplit("/", 1)[1] for p in view.files] == ["config.yaml", "10-a.yaml", "20-b.YML"]
     assert view.values() == {
         "node-label": ["a=1", "c=3", "b=2"],
         "node-name": "two",
-        "tls-san": ["x", "y"],
+        "tls-san": ["x", "z"],
     }
 
 
@@ -199,11 +199,9 @@ def test_files_are_read_bounded(tmp_path):
     (d / "config.yaml.d/60-bad.yaml").write_text("node-name: [unclosed\n")
     view = effective.load(str(d / "config.yaml"), "k3s", str(tmp_path))
     assert view.values() == {"node-name": "a"}
-    assert view.errors == (
-        f"{d}/config.yaml.d/50-big.yaml: larger than 1024 KiB; not read",
-        f"{d}/config.yaml.d/60-bad.yaml: not valid YAML at line 2: "
-        "expected ',' or ']', but got '<stream end>'",
-    )
+    big, bad = view.errors
+    assert big == f"{d}/config.yaml.d/50-big.yaml: larger than 1024 KiB; not read"
+    assert bad.startswith(f"{d}/config.yaml.d/60-bad.yaml: not valid YAML at line 2: ")
     big_env = tmp_path / "etc/systemd/system/k3s.service.env"
     big_env.parent.mkdir(parents=True)
     big_env.write_text("X=" + "y" * (100 << 10) + "\n")

@@ -170,3 +170,29 @@ def test_property_never_under_quotes(text):
     scalar = node.value[0][1]
     if scalar.style is None:
         assert yamlv2.plain_kind(text) == "str", out
+
+
+def test_reading_side_matches_yaml_v2(oracle, tmp_path):
+    """k3snode reads existing files as K3s does: the loader gives what yaml.v2 gives (bool, nil,
+    int, float or the text) for every plain case of the table."""
+    import math
+
+    rows = [t for t, _k in CASES if _is_plain_scalar(t)]
+    path = tmp_path / "plain.yaml"
+    path.write_text("".join(f"k{i}: {t}\n" for i, t in enumerate(rows)))
+    ours = yaml.load(path.read_text(), Loader=yamlv2.loader())
+    for i, (text, (_key, gotype, shown)) in enumerate(zip(rows, decode(oracle, str(path)))):
+        value = ours[f"k{i}"]
+        if gotype == "bool":
+            assert value is (shown == "true"), text
+        elif gotype == "<nil>":
+            assert value is None, text
+        elif gotype in ("int", "uint64"):
+            assert type(value) is int and str(value) == shown, text
+        elif gotype == "float64":
+            assert isinstance(value, float), text
+            assert (math.isnan(value) and shown == "NaN") or value == float(shown), text
+        else:
+            assert (gotype, value) == ("string", text)
+    # a quoted scalar is always a string, and "y" as an unquoted key's value is true
+    assert yaml.load("a: 'y'\nb: y\n", Loader=yamlv2.loader()) == {"a": "y", "b": True}
