@@ -15,7 +15,8 @@ turns a plain scalar into a non-string when it is
 Sexagesimal ``1:20`` is a string to v2 (unlike PyYAML). PyYAML's own dumper quotes what *its*
 YAML 1.1 resolver would read otherwise, which misses ``y``/``n``, ``1e3``, ``0o17`` and more; so
 k3snode's dumper single-quotes every string this module says v2 would not read as a string.
-Over-quoting is harmless: a quoted scalar is always a string.
+Over-quoting is harmless: a quoted scalar is always a string. ``loader()`` reads files the same
+way, so k3snode judges an existing config as K3s will see it.
 """
 
 from __future__ import annotations

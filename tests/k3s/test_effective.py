@@ -303,3 +303,26 @@ def test_check_and_apply_report_a_dropin_override(root):
         f"warning  k3s        {want} (K3s reads it later); K3s ends up with '198.51.100.9'"
     ]
     assert user.read_text() == "node-external-ip: 198.51.100.9\nnode-label+: [a=b]\n"
+
+
+def test_health_observation(tmp_path):
+    """The daemon's `k3s-config` check: ok with notes as facts; not ok while a drop-in replaces
+    one of k3snode's keys."""
+    from k3snode.checks import OBSERVERS
+
+    assert "k3snode.k3s.effective:observe" in OBSERVERS
+    d = k3s_dir(tmp_path, "node-external-ip: [203.0.113.5]\nnode-name: a\nnode-name: b\n")
+    env = {
+        "K3SNODE_MESH": "none",
+        "K3SNODE_K3S_CONFIG": str(d / "config.yaml"),
+        "K3SNODE_PATHS_STATE_DIR": str(tmp_path / "state"),
+    }
+    (obs,) = effective.observe(load(None, env=env), root=str(tmp_path))
+    assert (obs.check, obs.ok) == ("k3s-config", True)
+    assert obs.detail.startswith(f"K3s reads 1 config file from {d}/config.yaml")
+    assert "node-name is set twice" in obs.facts["note 1"]
+    (d / "config.yaml.d/99-late.yml").write_text("node-external-ip: 198.51.100.1\n")
+    (obs,) = effective.observe(load(None, env=env), root=str(tmp_path))
+    assert not obs.ok
+    assert obs.detail.startswith(f"{d}/config.yaml.d/99-late.yml:1: node-external-ip replaces ")
+    assert obs.facts["files"] == f"{d}/config.yaml, {d}/config.yaml.d/99-late.yml"
