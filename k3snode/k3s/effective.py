@@ -40,6 +40,7 @@ DEFAULT_CONFIG = "/etc/rancher/k3s/config.yaml"
 MAX_FILE_BYTES = 1 << 20  # K3s config files are a few KiB; a bigger one is not read
 MAX_ENV_BYTES = 64 << 10
 MAX_DROPINS = 200
+MAX_DIR_ENTRIES = 10 * MAX_DROPINS
 UNIT_DIRS = (
     "/etc/systemd/system",
     "/run/systemd/system",
@@ -188,11 +189,13 @@ def dropins(base: str) -> tuple[list[str], str | None]:
     try:
         with os.scandir(d) as it:
             names = []
-            for entry in it:
-                if len(names) > MAX_DROPINS:
-                    return [], f"{d}: more than {MAX_DROPINS} files; not read"
+            for scanned, entry in enumerate(it, 1):
+                if scanned > MAX_DIR_ENTRIES:
+                    return [], f"{d}: more than {MAX_DIR_ENTRIES} entries; not read"
                 if entry.name.lower().endswith((".yaml", ".yml")) and not entry.is_dir():
                     names.append(entry.name)
+                if len(names) > MAX_DROPINS:
+                    return [], f"{d}: more than {MAX_DROPINS} config files; not read"
     except FileNotFoundError:
         return [], None
     except NotADirectoryError:

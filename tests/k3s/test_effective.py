@@ -202,6 +202,11 @@ def test_files_are_read_bounded(tmp_path):
     big, bad = view.errors
     assert big == f"{d}/config.yaml.d/50-big.yaml: larger than 1024 KiB; not read"
     assert bad.startswith(f"{d}/config.yaml.d/60-bad.yaml: not valid YAML at line 2: ")
+    for i in range(effective.MAX_DROPINS + 1):
+        (d / f"config.yaml.d/{i:03}-x.yaml").write_text("node-name: x\n")
+    view = effective.load(str(d / "config.yaml"), "k3s", str(tmp_path))
+    assert view.values() == {"node-name": "a"}  # the main file only
+    assert view.errors == (f"{d}/config.yaml.d: more than 200 config files; not read",)
     big_env = tmp_path / "etc/systemd/system/k3s.service.env"
     big_env.parent.mkdir(parents=True)
     big_env.write_text("X=" + "y" * (100 << 10) + "\n")
