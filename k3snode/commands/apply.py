@@ -78,9 +78,14 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed k3snode's keys from {path} (no longer written there)")
     from k3snode.k3s import ordering
 
-    dropin = ordering.ensure(settings)
-    if dropin:
-        print(f"written {dropin}: {settings.k3s.unit}.service starts after k3snode")
+    try:
+        dropin = ordering.ensure(settings)
+    except OSError as e:
+        path = ordering.dropin_path(settings.k3s.unit)
+        log.warning("warning: cannot write %s (%s): %s", path, e.strerror or e, ordering.WHY)
+    else:
+        if dropin:
+            print(f"written {dropin}: {settings.k3s.unit}.service starts after k3snode")
     rc = 0 if _effective_ok(settings) else 1
     if not done.changed or args.no_restart:
         return rc

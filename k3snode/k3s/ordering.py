@@ -30,6 +30,9 @@ After=k3snode.service
 """
 
 
+WHY = "K3s may start before k3snode has written its config"
+
+
 def _unit(settings: Settings) -> str:
     return (
         settings.k3s.unit[: -len(".service")]
@@ -39,6 +42,7 @@ def _unit(settings: Settings) -> str:
 
 
 def dropin_path(unit: str, root: str = "/") -> str:
+    unit = unit[: -len(".service")] if unit.endswith(".service") else unit
     return os.path.join(root, "etc/systemd/system", f"{unit}.service.d", DROPIN_NAME)
 
 

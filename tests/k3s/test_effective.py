@@ -331,3 +331,38 @@ def test_health_observation(tmp_path):
     assert not obs.ok
     assert obs.detail.startswith(f"{d}/config.yaml.d/99-late.yml:1: node-external-ip replaces ")
     assert obs.facts["files"] == f"{d}/config.yaml, {d}/config.yaml.d/99-late.yml"
+
+
+def test_apply_cannot_write_the_ordering_dropin_says_so_in_one_line(root):
+    """A read-only /etc/systemd/system (a private mount namespace with a read-only tmpfs over
+    it): one warning line, no traceback, the K3s config still written."""
+    import os
+    import shutil
+    import subprocess
+    import sys
+
+    from helpers import REPO, clean_env
+
+    if os.geteuid() != 0 or shutil.which("unshare") is None:
+        pytest.skip("needs root and unshare (a private mount namespace)")
+    (root / "etc/k3snode/config.toml").write_text(
+        '[k3s]\nunit = "k3s-edge"\n[node]\nmesh = "none"\n'
+    )
+    script = 'mount -t tmpfs -o ro k3snode-test /etc/systemd/system && exec "$@"'
+    r = subprocess.run(
+        ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh",
+         sys.executable, "-m", "k3snode", "apply", "--no-restart",
+         "--config", str(root / "etc/k3snode/config.toml"),
+         "--state-dir", str(root / "var/lib/k3snode"), "--run-dir", str(root / "run/k3snode"),
+         "--k3s-config", str(root / "etc/rancher/k3s/config.yaml"),
+         "--external-ip", "203.0.113.5"],
+        capture_output=True, text=True, env=clean_env(PYTHONPATH=REPO), timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert "Traceback" not in r.stderr
+    warn = "k3snode: warning: cannot write /etc/systemd/system/k3s-edge.service.d/10-k3snode.conf"
+    assert [ln for ln in r.stderr.splitlines() if "10-k3snode.conf" in ln] == [
+        f"{warn} (Read-only file system): K3s may start before k3snode has written its config"
+    ]
+    assert "203.0.113.5" in (root / "etc/rancher/k3s/config.yaml").read_text()
+    assert not os.path.exists("/etc/systemd/system/k3s-edge.service.d")  # the host untouched
