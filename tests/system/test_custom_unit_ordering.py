@@ -55,6 +55,11 @@ ExecStart=/usr/local/bin/k3snode run
 NotifyAccess=main
 """
 
+BOOT_TARGET = """[Unit]
+Description=what multi-user.target does at boot: pull in both at once
+Wants=k3s-edge.service k3snode.service
+"""
+
 WRAPPER = """#!/bin/sh
 PYTHONPATH=/opt/k3snode exec /usr/bin/python3 -m k3snode "$@"
 """
@@ -101,7 +106,11 @@ def test_apply_orders_a_custom_named_k3s_unit_after_k3snode(tmp_path):
 
             # A boot in one transaction: K3s starts only after k3snode wrote a fresh config.
             c.run("rm", "-f", "/etc/rancher/k3s/config.yaml")
-            c.run("systemctl", "start", "k3s-edge.service", "k3snode.service", timeout=60)
+            # one transaction, as multi-user.target's at boot (two `systemctl start` calls would
+            # be two transactions, and a job queued alone does not wait for one queued later)
+            c.write("/etc/systemd/system/boot-both.target", BOOT_TARGET)
+            c.run("systemctl", "daemon-reload")
+            c.run("systemctl", "start", "boot-both.target", timeout=60)
 
             def starts():
                 out = c.run("cat", "/var/log/fake-k3s.jsonl", check=False).stdout
@@ -109,4 +118,6 @@ def test_apply_orders_a_custom_named_k3s_unit_after_k3snode(tmp_path):
 
             wait_for(lambda: len(starts()) == 1, 30, what="K3s's start")
             seen = starts()[0]["config"]
-            assert seen is not None and "192.0.2.7" in seen
+            journal = c.run("journalctl", "--no-pager", "-o", "short-monotonic", "-u",
+                            "k3snode.service", "-u", "k3s-edge.service", check=False).stdout  # fmt: skip
+            assert seen is not None and "192.0.2.7" in seen, journal
