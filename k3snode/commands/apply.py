@@ -64,7 +64,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("warning: %s", w)
         summary = passes.plan_summary(plan)
         print(f"would write {plan.path}: {summary}" if plan.changed else f"unchanged: {plan.path}")
-        return 0
+        return 0 if _effective_ok(settings) else 1
     done = passes.write(settings, found)
     for w in done.warnings:
         log.warning("warning: %s", w)
@@ -76,17 +76,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"written {path} (0600)")
     for path in done.committed.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
+    from k3snode.k3s import ordering
+
+    try:
+        dropin = ordering.ensure(settings)
+    except OSError as e:
+        path = ordering.dropin_path(settings.k3s.unit)
+        log.warning("warning: cannot write %s (%s): %s", path, e.strerror or e, ordering.WHY)
+    else:
+        if dropin:
+            print(f"written {dropin}: {settings.k3s.unit}.service starts after k3snode")
+    rc = 0 if _effective_ok(settings) else 1
     if not done.changed or args.no_restart:
-        return 0
+        return rc
     result = passes.restart(settings)
     if result.outcome in ("not-running", "not-installed"):
         print(f"{result.detail}: K3s reads the new config when it starts")
-        return 0
+        return rc
     if result.restarted:
         print(f"restarted {result.unit} ({result.duration:.1f}s)")
-        return 0
+        return rc
     log.error("restart of %s: %s", result.unit, result.detail)
     return 1
+
+
+def _effective_ok(settings: Settings) -> bool:
+    """Say what the other files K3s reads do to k3snode's keys (``k3s/effective.py``); False when
+    K3s would not read k3snode's file or would refuse one of its files."""
+    from k3snode.k3s import effective
+
+    _view, report = effective.for_settings(settings)
+    for level, message in report.lines():
+        if level == "error":
+            log.error("error: %s", message)
+        else:
+            log.warning("warning: %s", message)
+    return not report.errors
 
 
 def _mesh_up(settings: Settings, dry_run: bool) -> bool:
