@@ -63,6 +63,8 @@ class Daemon:
         self.metrics: health.Metrics | None = None
         self._server: health.HealthServer | None = None
         self._rng = random.Random()
+        self._running = False  # run() was called: READY starts what the loop needs after it
+        self._boot_writes = 0  # config writes before the metrics existed
         self._wake_r, self._wake_w = os.pipe()
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
@@ -134,10 +136,10 @@ class Daemon:
 
     def run(self) -> int:
         self._install_signals()
-        self._start_health_server()
+        self._running = True
+        self._start_health_server()  # its port only: /metrics and the observers follow READY
         if self._use_netlink:
-            self._open_netlink()
-        self._start_long_poll()
+            self._open_netlink()  # before the first pass, so no change slips between the two
         try:
             while not self._stop:
                 try:
@@ -297,6 +299,8 @@ class Daemon:
             log.info("written %s: %s", written.path, written.summary)
             if self.metrics is not None:
                 self.metrics.config_writes.inc()
+            else:
+                self._boot_writes += 1  # counted once the metrics exist (after READY)
         for path in written.committed.secrets_changed:
             log.info("written %s (0600)", path)
         if self.registration is not None:
@@ -558,6 +562,9 @@ class Daemon:
         return self.registration.status() if self.registration is not None else None
 
     def _become_ready(self, degraded: bool) -> None:
+        """READY=1 as soon as the config is written (or the boot wait is over): the status file
+        first, then systemd. What K3s's start does not need — the observers, ``systemctl show``,
+        prometheus-client's metrics, the metadata long-poll — starts right after."""
         self._ready = True
         if degraded:
             check, why = self._boot_problem or ("discovery", "no pass finished")
@@ -568,9 +575,18 @@ class Daemon:
                 why,
             )
             self.health.observe(Observation(check, False, why), immediate=True)
-        line = self._report(notify=False)  # the status file first, then systemd
+        snap = self.health.snapshot()
+        line = self.status_line(snap)
+        try:
+            health.write_status(self.settings.status_file, self.status(snap, line))
+        except OSError as e:
+            log.warning("cannot write status file %s: %s", self.settings.status_file, e)
         self.notifier.ready(line)
         log.info("ready: %s", line)
+        if self._running:
+            self._start_metrics()
+            self._start_long_poll()
+        self._health_due = self._clock()  # the full report (observers, K3s's state) next
 
     # -- reload, signals, edges -----------------------------------------------------------
 
@@ -631,24 +647,43 @@ class Daemon:
         signal.set_wakeup_fd(self._wake_w, warn_on_full_buffer=False)
 
     def _start_health_server(self) -> None:
+        """Listen on the health port before READY (so a client that asks right after READY is
+        answered); /metrics is empty until ``_start_metrics`` after READY."""
         h = self.settings.health
         if h.port == 0:
             return
         try:
-            self.metrics = health.Metrics()
             self._server = health.HealthServer(
-                h.listen, h.port, self.health.snapshot, self.metrics.render
+                h.listen, h.port, self.health.snapshot, self._render_metrics
             )
         except OSError as e:
             log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
             self._server = None
             return
-        except ImportError as e:
-            log.error("health endpoint needs prometheus-client (%s); running without it", e)
-            self.metrics = None
-            return
         self._server.start()
         log.info("health endpoint on http://%s:%d/healthz", _host(h.listen), self._server.port)
+
+    def _render_metrics(self) -> bytes:
+        metrics = self.metrics
+        return metrics.render() if metrics is not None else b""
+
+    def _start_metrics(self) -> None:
+        """prometheus-client's registry (its import is the slowest part of a start), with what
+        the passes before READY did."""
+        if self._server is None:
+            return
+        try:
+            metrics = health.Metrics()
+        except ImportError as e:
+            log.error("/metrics needs prometheus-client (%s); serving /healthz only", e)
+            return
+        if self.found is not None and self.found.duration:
+            metrics.discovery_seconds.observe(self.found.duration)
+        if self._boot_writes:
+            metrics.config_writes.inc(self._boot_writes)
+        if self.last_change is not None:
+            metrics.last_change.set(self.last_change["time"])
+        self.metrics = metrics
 
     def _open_netlink(self) -> None:
         from k3snode.netwatch import Watch
