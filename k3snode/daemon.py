@@ -425,6 +425,10 @@ class Daemon:
         return max(0.5, min(30.0, self.settings.health.grace / 2))
 
     def _observe_all(self) -> None:
+        self._observe_k3s()
+        self._observe_rest()
+
+    def _observe_k3s(self) -> None:
         from k3snode.k3s.service import Service
 
         if not self.restarts.busy:
@@ -440,6 +444,8 @@ class Daemon:
                 self.health.observe(Observation("k3s", ok, st.describe()))
             if self.metrics is not None:
                 self.metrics.k3s_active.set(1 if ok else 0)
+
+    def _observe_rest(self) -> None:
         now = self._clock()
         stale_after = 2 * self.settings.daemon.poll_interval + self.settings.health.grace
         if self._last_discovery_ok is not None and now - self._last_discovery_ok > stale_after:
@@ -563,7 +569,7 @@ class Daemon:
 
     def _become_ready(self, degraded: bool) -> None:
         """READY=1 as soon as the config is written (or the boot wait is over): the status file
-        first, then systemd. What K3s's start does not need — the observers, ``systemctl show``,
+        first, then systemd. What K3s's start does not need — the observers, the config check,
         prometheus-client's metrics, the metadata long-poll — starts right after."""
         self._ready = True
         if degraded:
@@ -575,6 +581,7 @@ class Daemon:
                 why,
             )
             self.health.observe(Observation(check, False, why), immediate=True)
+        self._observe_k3s()  # the status K3s's start is judged by; the other checks follow
         snap = self.health.snapshot()
         line = self.status_line(snap)
         try:
