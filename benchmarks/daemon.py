@@ -51,7 +51,7 @@ STUB = """#!/bin/sh
 # systemctl stand-in: records when a restart was asked for, says the unit is active
 case "$1" in
   restart) date +%s.%N >> "$BENCH_RESTARTS" ;;
-  show) printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nInvocationID=1\\n' ;;
+  show) printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nInvocationID=%s\\n' "$(date +%s%N)" ;;
 esac
 """
 
@@ -218,27 +218,31 @@ def idle(seconds: float, strace_seconds: float) -> dict:
 
 
 def strace(pid: int, seconds: float) -> dict:
-    """Failed syscalls of the idle daemon (all threads) over ``seconds``."""
-    with tempfile.NamedTemporaryFile(mode="r", suffix=".strace") as f:
-        s = subprocess.Popen(["strace", "-f", "-c", "-o", f.name, "-p", str(pid)],
+    """Syscalls of the idle daemon's own threads over ``seconds`` that failed, by name and error
+    (processes it forks — ``systemctl`` — are traced too, to follow them, but not counted)."""
+    with tempfile.TemporaryDirectory() as d:
+        s = subprocess.Popen(["strace", "-f", "-ff", "-qq", "-o", f"{d}/t", "-p", str(pid)],
                              stderr=subprocess.DEVNULL)  # fmt: skip
         time.sleep(seconds)
         s.send_signal(signal.SIGINT)
         s.wait(10)
-        text = f.read()
-    failed: dict[str, int] = {}
-    calls = 0
-    binds = 0
-    for line in text.splitlines():
-        cols = line.split()
-        if len(cols) >= 5 and re.fullmatch(r"[\d.]+", cols[0]) and cols[-1] != "total":
-            n_calls = int(cols[3])
-            errors = int(cols[4]) if len(cols) == 6 else 0
-            calls += n_calls
-            if errors:
-                failed[cols[-1]] = errors
-            if cols[-1] == "bind":
-                binds = n_calls
+        failed: dict[str, int] = {}
+        calls = binds = 0
+        for name in os.listdir(d):
+            with open(os.path.join(d, name), errors="replace") as f:
+                lines = f.read().splitlines()
+            if any(ln.startswith(("execve(", "clone3(", "vfork(")) or "execve(" in ln
+                   for ln in lines[:50]):  # fmt: skip
+                continue  # a forked child (it execs systemctl), not one of the daemon's threads
+            for ln in lines:
+                m = re.match(r"(\w+)\(.*\) = (-1 (E\w+)|\S+)", ln)
+                if not m:
+                    continue
+                calls += 1
+                binds += m.group(1) == "bind"
+                if m.group(3):
+                    key = f"{m.group(1)} {m.group(3)}"
+                    failed[key] = failed.get(key, 0) + 1
     return {"syscalls": calls, "failed": failed, "binds": binds, "strace_s": seconds}
 
 

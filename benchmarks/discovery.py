@@ -155,11 +155,13 @@ def main() -> int:
         imports = {"k3snode detect (fake AWS)": "import (aws path)",
                    "k3snode detect (bare metal)": "import (bare-metal path)"}  # fmt: skip
         rows: list[tuple[str, float, float | None]] = []  # (name, median, median over import)
+        spread: dict[str, tuple[float, float]] = {}
         for name, times in samples.items():
             over = None
             if name in imports:  # paired: each run minus the import run just before it
                 over = statistics.median(t - i for t, i in zip(times, samples[imports[name]]))
             rows.append((name, statistics.median(times), over))
+            spread[name] = (min(times), max(times))
         rows.append(("discover() in-process, fake AWS",
                      in_process([f"dmi_dir={dmi_dir('aws')}", f"metadata_endpoint={url}"], a.n), None))  # fmt: skip
         rows.append(("discover() in-process, bare metal",
@@ -171,10 +173,12 @@ def main() -> int:
     print(
         f"discovery benchmark: medians of {a.n} runs, {sys.version.split()[0]}, baseline = first row"
     )
-    print(f"{'what':<36} {'median ms':>10} {'ratio':>7} {'over import ms':>15}")
+    print(f"{'what':<36} {'median ms':>10} {'min–max ms':>14} {'ratio':>7} {'over import ms':>15}")
     for name, t, over in rows:
         shown = f"{over * 1000:.1f}" if over is not None else ""
-        print(f"{name:<36} {t * 1000:>10.1f} {t / base:>7.2f} {shown:>15}")
+        lo, hi = spread.get(name, (t, t))
+        mm = f"{lo * 1000:.1f}–{hi * 1000:.1f}"
+        print(f"{name:<36} {t * 1000:>10.1f} {mm:>14} {t / base:>7.2f} {shown:>15}")
 
     def count(mods: list[str], prefix: str) -> int:
         return sum(m == prefix or m.startswith(prefix + ".") for m in mods)

@@ -42,7 +42,7 @@ IMDS = "169.254.169.254"
 PUBLIC = ("5.6.7.8/24", "5.6.7.1")
 STUB = """#!/bin/sh
 case "$1" in
-  show) printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nInvocationID=1\\n' ;;
+  show) printf 'LoadState=loaded\\nActiveState=active\\nSubState=running\\nInvocationID=%s\\n' "$(date +%s%N)" ;;
 esac
 """
 GOALS = {"ready-cloud": 0.100, "ready-bare": 0.060, "version": 0.030, "help": 0.030,
