@@ -97,3 +97,20 @@ def test_sighup_into_not_configured_writes_nothing_more(tmp_path):
         assert st["health"]["status"] == "not-configured" and st["configured"] is False
         assert node.read_config() == before
         assert node.stop() == 0
+
+
+def test_node_last_applied_as_agent_is_not_made_a_server(tmp_path):
+    """The daemon at boot on a node whose saved settings are gone: the role refusal, degraded."""
+    with make_node(tmp_path, role="", health_port=-1) as node:
+        with open(f"{node.root}/var/lib/k3snode/state.json", "w") as f:
+            json.dump({"version": 1, "managed": {}, "role": "agent"}, f)
+        with open(node.config, "w") as f:
+            f.write("server: https://10.0.0.1:6443\ntoken-file: /t\n")
+        node.start(wait_ready=False)
+        ready = node.notify.wait("READY=1")
+        assert _status(ready).startswith("degraded (settings: ")
+        assert "last applied as agent" in _status(ready) and "nothing written" in _status(ready)
+        code, body = node.http("/healthz")
+        assert code == 503 and json.loads(body)["status"] == "degraded"
+        assert node.read_config() == "server: https://10.0.0.1:6443\ntoken-file: /t\n"
+        assert node.stop() == 0
