@@ -193,3 +193,14 @@ def test_loose_secret_file_is_warned_about(node):
     os.chmod(token, 0o600)
     r = k3snode(node, "render", K3S_URL=URL, K3S_TOKEN_FILE=str(token))
     assert "chmod" not in r.stderr
+
+
+def test_check_says_not_configured_and_loose_secret_files(node):
+    token = node / "etc/k3snode/token"
+    token.write_text(TOKEN + "\n")
+    os.chmod(token, 0o640)
+    r = k3snode(node, "check")
+    assert "warning  settings   not configured: " in r.stdout, r.stdout + r.stderr
+    r = k3snode(node, "check", K3S_URL=URL, K3S_TOKEN_FILE=str(token))
+    assert "not configured" not in r.stdout
+    assert f"warning  secrets    {token} is readable by group or others (mode 0640)" in r.stdout
