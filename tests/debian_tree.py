@@ -193,7 +193,9 @@ def apt_repository(
         else:
             names.append(w)
     run_in(root, "apt-get", "update", "-qq")
-    run_in(root, "apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *names)
+    run_in(
+        root, "apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *names
+    )
     repo = os.path.join(work, "repo")
     os.makedirs(repo)
     archives = os.path.join(root, "var/cache/apt/archives")
