@@ -21,6 +21,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detect", "print the node's external addresses and where they came from"),
     "render": ("render", "print the K3s config that would be written (secrets redacted)"),
     "apply": ("apply", "discover, render and write the K3s config; restart K3s if it changed"),
+    "configure": ("configure", "check the settings and save what defines this node (k3snode.env)"),
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
     "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
     "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
