@@ -317,14 +317,18 @@ class Machine:
                 proc.kill()
                 proc.wait(timeout=10)
 
-    def sh(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run a command inside the booted machine (all its namespaces)."""
+    def sh(
+        self, *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a command inside the booted machine (all its namespaces); ``input``: its stdin
+        (e.g. a command line for ``sh``, which then appears in no process's argv)."""
         out = subprocess.run(
             ["nsenter", "-t", str(self.leader), "-a", "env", "PATH=" + DEBIAN_PATH, *cmd],
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
         )
         if check and out.returncode != 0:
             raise AssertionError(
