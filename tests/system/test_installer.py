@@ -31,6 +31,9 @@ SERVER_URL = "https://k3s-server.example.com:6443"
 TOKEN = f"K10{secrets.token_hex(24)}::server:{secrets.token_hex(16)}"
 ONE_LINER = f"curl -sfL {ONE_LINER_URL} | K3S_URL={SERVER_URL} K3S_TOKEN={TOKEN} INSTALL_K3SNODE_K3S=true sh -"
 BOOT_ARGS = ("--capability=CAP_NET_ADMIN",)
+# A root shell's environment on the node (nothing of the test runner's leaks in, e.g. PIP_*).
+ROOT_PATH = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"  # Debian's for root
+SHELL = ("env", "-i", f"PATH={ROOT_PATH}", "HOME=/root", "LANG=C.UTF-8", "sh")
 INSTALLED_PATHS = (
     "/etc/k3snode",
     "/var/lib/k3snode",
@@ -84,7 +87,7 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
         args = [f"--network-namespace-path=/run/netns/{node.name}", *BOOT_ARGS]
         with Machine.boot(root, args=args) as m:
             # The one-liner, typed into a shell (its stdin): the token is in no process's argv.
-            out = m.sh("sh", input=line + "\n", check=False, timeout=600)
+            out = m.sh(*SHELL, input=line + "\n", check=False, timeout=600)
             log = out.stdout + out.stderr
             assert out.returncode == 0, log
             assert TOKEN not in log
@@ -106,7 +109,7 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
                 assert any(".whl 200" in r and "github.com" in r for r in served), served
                 assert any(r.startswith("mirror.test /wheels/") for r in served), served
                 assert m.sh("dpkg-query", "-W", "k3snode", check=False).returncode != 0
-            assert m.sh("k3snode", "--version").returncode == 0  # on PATH
+            assert m.sh(*SHELL, input="k3snode --version\n").returncode == 0  # on PATH
             # Saved: role, server and the token's 0600 file; the secret itself only in that file.
             env = m.read("/etc/k3snode/k3snode.env")
             assert "K3SNODE_ROLE=agent\n" in env and f"K3S_URL={SERVER_URL}\n" in env
@@ -139,7 +142,7 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
             stamp = m.sh(
                 "stat", "-c", "%Y.%Z", "/etc/k3snode/k3snode.env", "/var/lib/k3snode/token"
             )
-            again = m.sh("sh", input=line + "\n", check=False, timeout=300)
+            again = m.sh(*SHELL, input=line + "\n", check=False, timeout=300)
             assert again.returncode == 0, again.stdout + again.stderr
             assert "unchanged" in again.stdout
             assert m.show("k3snode.service", "MainPID")["MainPID"] == pid
