@@ -236,12 +236,13 @@ package_installed() {
 }
 
 # --- downloads: everything fetched and verified before anything is installed ---
-download() {  # download FILE URL
+download() {  # download FILE URL: fails with one line saying why
     if have curl; then
-        curl -fsSL --retry 3 -o "$1" "$2"
+        why=$(curl -fsSL --retry 2 -o "$1" "$2" 2>&1) && return 0
     else
-        wget -q -O "$1" "$2"
+        why=$(wget -q -O "$1" "$2" 2>&1) && return 0
     fi
+    fail "download failed: $2 ($(echo "$why" | tail -n 1))"
 }
 
 fetch() {  # fetch NAME: the release file NAME into $TMP, from this directory or the release URL
@@ -250,7 +251,7 @@ fetch() {  # fetch NAME: the release file NAME into $TMP, from this directory or
         cp "$SRC/$1" "$TMP/$1"
     else
         info "Downloading $BASE/$1"
-        download "$TMP/$1" "$BASE/$1" || fail "download failed: $BASE/$1"
+        download "$TMP/$1" "$BASE/$1"
     fi
 }
 
@@ -295,7 +296,7 @@ gather() {
     fi
     if is_true "${INSTALL_K3SNODE_K3S:-}"; then
         info "Downloading K3s's installer $K3S_INSTALL_URL"
-        download "$TMP/k3s-install.sh" "$K3S_INSTALL_URL" || fail "download failed: $K3S_INSTALL_URL"
+        download "$TMP/k3s-install.sh" "$K3S_INSTALL_URL"
     fi
 }
 

@@ -44,6 +44,7 @@ def version() -> str:
 def release_set() -> str:
     """The release set of this checkout, built once per test run by ``scripts/release.sh``."""
     out = tempfile.mkdtemp(prefix="k3snode-release-")
+    os.chmod(out, 0o755)  # as a downloaded directory would be
     res = subprocess.run(
         [os.path.join(REPO, "scripts", "release.sh"), out],
         capture_output=True,
