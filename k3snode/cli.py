@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
     "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
     "run": ("run", "the daemon: keep the K3s config current, restart K3s calmly, report health"),
+    "reload": ("reload", "check the settings, then have the running daemon read them again"),
     "status": ("status", "what the running daemon reports; exit 1 when none runs"),
     "prepare-image": ("prepare_image", "remove per-node state before capturing an image"),
 }

@@ -645,7 +645,7 @@ _SECTION_TYPES = {
 # Loading
 
 
-def _read_toml(path: str) -> dict[str, Any]:
+def read_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.9/3.10
@@ -793,7 +793,7 @@ def load(
         if not os.path.exists(path):
             src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"
             raise SettingsError(f"{src}: settings file {path} does not exist")
-        _stack(layered, sources, _walk_file(path, _read_toml(path)), FROM_FILE)
+        _stack(layered, sources, _walk_file(path, read_toml(path)), FROM_FILE)
         file_used = path
     env_path = envfile.path_for(path)
     try:
