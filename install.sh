@@ -364,7 +364,7 @@ install_k3snode() {
             quietly "$VENV/bin/python" -m pip install --disable-pip-version-check --no-input \
                 --no-warn-script-location "$PAYLOAD" || fail "pip install failed"
             ln -sfn "$VENV/bin/k3snode" "$LINK"
-            sed "s|^ExecStart=/usr/bin/k3snode |ExecStart=$VENV/bin/k3snode |" \
+            sed "s|^\(Exec[A-Za-z]*=[-+!@:]*\)/usr/bin/k3snode |\1$VENV/bin/k3snode |" \
                 "$TMP/k3snode.service" >"$TMP/k3snode.service.venv"
             install_file "$TMP/k3snode.service.venv" "$VENV_UNIT" 0644
             BIN=$VENV/bin/k3snode

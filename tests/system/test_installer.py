@@ -9,13 +9,15 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
+import subprocess
 
 import pytest
 import yaml
 from debian_tree import CLOUD_PACKAGES, SUITES, Machine, have_tools, rootfs
-from helpers import wait_for
-from internet import ONE_LINER_URL, Internet, release_set
+from helpers import REPO, wait_for
+from internet import ONE_LINER_URL, Internet, release_set, version
 
 pytestmark = [
     pytest.mark.system,
@@ -106,6 +108,7 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
                 )
                 unit = m.read("/etc/systemd/system/k3snode.service")
                 assert "\nExecStart=/opt/k3snode/bin/k3snode run\n" in unit
+                assert "/usr/bin/k3snode" not in unit  # ExecReload too
                 assert any(".whl 200" in r and "github.com" in r for r in served), served
                 assert any(r.startswith("mirror.test /wheels/") for r in served), served
                 assert m.sh("dpkg-query", "-W", "k3snode", check=False).returncode != 0
@@ -137,6 +140,8 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
             assert first["server"] == SERVER_URL
             assert first["token-file"] == "/var/lib/k3snode/token"
             assert "flannel-backend" not in first  # a server-only key would stop an agent
+            # The unit's reload (k3snode reload: check, then SIGHUP) works where it was installed.
+            assert m.sh("systemctl", "reload", "k3snode.service", check=False).returncode == 0
             # The same line again: nothing changes, nothing restarts.
             pid = m.show("k3snode.service", "MainPID")["MainPID"]
             stamp = m.sh(
@@ -174,3 +179,41 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
             )
             assert m.show("k3s-agent.service", "ActiveState")["ActiveState"] == "active"
             assert exists(m, "/etc/rancher/k3s/config.yaml")
+
+
+def readme_checkout_command() -> str:
+    with open(os.path.join(REPO, "README.md"), encoding="utf-8") as f:
+        section = f.read().split("## Install and run\n", 1)[1].split("\n## ", 1)[0]
+    return next(b for b in re.findall(r"```sh\n(.*?)\n```", section, re.S) if "./install.sh" in b)
+
+
+@pytest.mark.parametrize("suite", SUITES)
+def test_readme_install_from_a_checkout(internet, tmp_path, suite):
+    """The README's from-checkout command, as root in a checkout on a fresh Debian 12 / 13: a
+    virtualenv (no PEP 668 refusal), k3snode on PATH, its unit running the virtualenv's program."""
+    command = readme_checkout_command()
+    assert command.endswith("./install.sh") and "K3S_URL=https://" in command
+    root = rootfs(str(tmp_path / "root"), "cloud", CLOUD_PACKAGES, suite=suite)
+    internet.prepare(root, suite)
+    subprocess.run(
+        [os.path.join(REPO, "packaging", "stage.sh"), os.path.join(root, "root", "k3snode")],
+        check=True,
+        timeout=120,
+    )
+    with internet.serve() as node:
+        args = [f"--network-namespace-path=/run/netns/{node.name}", *BOOT_ARGS]
+        with Machine.boot(root, args=args) as m:
+            out = m.sh(*SHELL, input=f"cd /root/k3snode && {command}\n", check=False, timeout=600)
+            log = out.stdout + out.stderr
+            assert out.returncode == 0, log
+            assert "externally-managed-environment" not in log
+            assert m.sh("readlink", "/usr/local/bin/k3snode").stdout.strip() == (
+                "/opt/k3snode/bin/k3snode"
+            )
+            shown = m.sh(*SHELL, input="k3snode --version\n").stdout
+            assert shown.strip().endswith(version())
+            assert m.show("k3snode.service", "ActiveState")["ActiveState"] == "active"
+            assert m.sh("systemctl", "is-enabled", "k3snode.service").stdout.strip() == "enabled"
+            env = m.read("/etc/k3snode/k3snode.env")
+            assert "K3SNODE_ROLE=agent\n" in env and "K3S_URL=https://my-server:6443\n" in env
+            assert m.sh("systemctl", "reload", "k3snode.service", check=False).returncode == 0
