@@ -23,6 +23,7 @@ import hashlib
 import os
 import shutil
 import subprocess
+import tempfile
 from collections.abc import Iterator, Sequence
 
 from helpers import REPO, wait_for
@@ -86,8 +87,10 @@ def mirror() -> str:
 @functools.cache
 def build_deb() -> str:
     """Path of k3snode_<version>_all.deb, built from this checkout (once per test run)."""
+    # A directory of this test run's own: .cache is shared by concurrent runs (worktrees), and
+    # build-deb.sh empties its output directory first.
     out = subprocess.run(
-        [os.path.join(REPO, "packaging", "build-deb.sh"), os.path.join(CACHE, "deb")],
+        [os.path.join(REPO, "packaging", "build-deb.sh"), tempfile.mkdtemp(prefix="k3snode-deb-")],
         capture_output=True,
         text=True,
         env=debian_env(),
@@ -377,7 +380,7 @@ def _tail(path: str, n: int = 3000) -> str:
 def build_rpm() -> tuple[str, str]:
     """Paths of the noarch .rpm and the .src.rpm, built from this checkout (once per test run)."""
     out = subprocess.run(
-        [os.path.join(REPO, "packaging", "build-rpm.sh"), os.path.join(CACHE, "rpm")],
+        [os.path.join(REPO, "packaging", "build-rpm.sh"), tempfile.mkdtemp(prefix="k3snode-rpm-")],
         capture_output=True,
         text=True,
         env=debian_env(),

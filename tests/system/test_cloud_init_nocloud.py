@@ -22,7 +22,6 @@ from debian_tree import (
     BOOT_PACKAGES,
     CLOUD_PACKAGES,
     Machine,
-    build_deb,
     have_tools,
     install_deb,
     rootfs,
@@ -77,7 +76,10 @@ def image(tmp_path_factory, internet) -> str:
     root = rootfs(
         str(tmp_path_factory.mktemp("ci") / "root"), "boot", BOOT_PACKAGES, extra=["cloud-init"]
     )
-    install_deb(root, build_deb())
+    release = release_set()  # its .deb: the one the release publishes (no second build)
+    install_deb(
+        root, os.path.join(release, next(f for f in os.listdir(release) if f.endswith(".deb")))
+    )
     internet.prepare(root, "bookworm")
     shutil.copy(os.path.join(STUBS, "k3s"), os.path.join(root, "usr/local/bin/k3s"))
     os.chmod(os.path.join(root, "usr/local/bin/k3s"), 0o755)
