@@ -240,7 +240,7 @@ download() {  # download FILE URL: fails with one line saying why
     if have curl; then
         why=$(curl -fsSL --retry 2 -o "$1" "$2" 2>&1) && return 0
     else
-        why=$(wget -q -O "$1" "$2" 2>&1) && return 0
+        why=$(wget -nv -O "$1" "$2" 2>&1) && return 0
     fi
     fail "download failed: $2 ($(echo "$why" | tail -n 1))"
 }
@@ -374,6 +374,7 @@ install_k3snode() {
 }
 
 # The node's settings, through k3snode itself; secrets only through its environment.
+# configure [--check]
 configure() {
     (
         if [ -n "$TOKEN" ]; then
@@ -388,12 +389,24 @@ configure() {
             K3SNODE_ROLE=$ROLE
             export K3SNODE_ROLE
         fi
-        exec "$BIN" configure
-    ) || {
-        status=$?
-        echo "[ERROR]  k3snode configure failed (above); k3snode is installed but was not started" >&2
-        exit "$status"
-    }
+        exec "$BIN" configure "$@"
+    )
+}
+
+# An installed k3snode checks the settings this run would save before anything is changed: a
+# settings mistake (exit 2, its one line) stops the installer here.
+precheck() {
+    for BIN in /usr/bin/k3snode "$VENV/bin/k3snode"; do
+        if [ -x "$BIN" ] && "$BIN" configure --help >/dev/null 2>&1; then
+            status=0
+            why=$(configure --check 2>&1) || status=$?
+            if [ "$status" -eq 2 ]; then
+                echo "$why" | grep -v '^k3snode: warning' >&2
+                exit 2
+            fi
+            return 0
+        fi
+    done
 }
 
 install_k3s() {
@@ -436,6 +449,7 @@ main() {
     # Secrets go to `k3snode configure` alone, never to the other programs this runs.
     unset K3S_TOKEN K3SNODE_TAILSCALE_AUTH_KEY
     validate "$@"
+    precheck
 
     TMP=$(mktemp -d "${TMPDIR:-/tmp}/k3snode-install.XXXXXXXX")
     trap 'rm -rf "$TMP"' EXIT
@@ -457,7 +471,11 @@ main() {
 
     if is_true "${INSTALL_K3SNODE_K3S:-}"; then install_k3s; fi
     install_k3snode
-    configure
+    configure || {
+        status=$?
+        echo "[ERROR]  k3snode configure failed (above); k3snode is installed but was not started" >&2
+        exit "$status"
+    }
     for p in $TRACKED; do
         case $existed in *" $p "*) continue ;; esac
         case $CREATED in *" $p "*) continue ;; esac

@@ -18,6 +18,7 @@ host), writes to ``/run`` only from inside, Debian's own tools with a Debian ``P
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import hashlib
 import os
@@ -215,7 +216,8 @@ def apt_repository(
         f.write(packages_file)
     digest = hashlib.sha256(packages_file).hexdigest()
     with open(os.path.join(repo, "Release"), "w") as f:
-        f.write(f"Suite: {suite}\nSHA256:\n {digest} {len(packages_file)} Packages\n")
+        f.write(f"Suite: {suite}\nDate: {email.utils.formatdate(usegmt=True)}\n")
+        f.write(f"SHA256:\n {digest} {len(packages_file)} Packages\n")
     shutil.rmtree(root)
     os.rename(repo, path) if not os.path.isdir(path) else None
     shutil.rmtree(work, ignore_errors=True)

@@ -67,6 +67,7 @@ def test_wheel_installs_into_a_fresh_virtualenv_and_runs(release, tmp_path):
     wheel = os.path.join(release, f"k3snode-{version()}-py3-none-any.whl")
     with zipfile.ZipFile(wheel) as z:
         assert "k3snode/data/k3s-flags.json" in z.namelist()
+    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}  # not the checkout
     venv = tmp_path / "venv"
     subprocess.run(["/usr/bin/python3", "-m", "venv", str(venv)], check=True, timeout=120)
     pip = [str(venv / "bin/python"), "-m", "pip", "install", "-q", "--no-index"]
@@ -74,9 +75,8 @@ def test_wheel_installs_into_a_fresh_virtualenv_and_runs(release, tmp_path):
         [*pip, "--find-links", wheels(), wheel],
         check=True,
         timeout=300,
-        env={**clean_env(), "PIP_CONFIG_FILE": os.devnull},
+        env={**env, "PIP_CONFIG_FILE": os.devnull},
     )
-    env = {k: v for k, v in clean_env().items() if k != "PYTHONPATH"}  # not the checkout
     out = subprocess.run(
         [str(venv / "bin/k3snode"), "--version"], capture_output=True, text=True, env=env
     )

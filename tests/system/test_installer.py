@@ -158,6 +158,20 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
                 == stamp.stdout
             )
             assert len(k3s_starts(m)) == 1
+            # A typo in the settings file: the rerun stops before changing anything, in one line.
+            original = m.read("/etc/k3snode/config.toml") if method == "deb" else None
+            m.write("/etc/k3snode/config.toml", '[node]\nrol = "agent"\n')
+            typo = m.sh(*SHELL, input=line + "\n", check=False, timeout=120)
+            assert typo.returncode == 2, typo.stdout + typo.stderr
+            assert typo.stderr.strip().splitlines() == [
+                "k3snode: error: /etc/k3snode/config.toml: unknown key [node] rol (did you mean role?)"
+            ]
+            assert "Downloading" not in typo.stdout
+            assert m.show("k3snode.service", "MainPID")["MainPID"] == pid
+            if original is None:
+                m.sh("rm", "/etc/k3snode/config.toml")
+            else:
+                m.write("/etc/k3snode/config.toml", original)
         # A reboot: the daemon reads what it was told; the node is still an agent.
         with Machine.boot(root, args=args) as m:
             starts = wait_for(lambda: k3s_starts(m)[1:], 90, what="K3s to start after the reboot")
