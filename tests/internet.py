@@ -27,10 +27,30 @@ from helpers import REPO, NetNS, veth, wait_for
 
 SERVER_IP = "16.16.16.1"
 NODE_IP = "16.16.16.16"  # public-looking (not a documentation range), as a cloud VM's
-HOSTS = ("github.com", "get.k3s.io", "mirror.test")
+HOSTS = ("github.com", "get.k3s.io", "tailscale.com", "mirror.test")
 RELEASES = "github.com/k3snode/k3snode/releases"
 ONE_LINER_URL = f"https://{RELEASES}/latest/download/install.sh"
 STUBS = os.path.join(REPO, "tests", "stubs")
+# A stand-in for https://tailscale.com/install.sh and the package it installs: the stub CLI and
+# daemon into /usr, a unit, enable --now (as the package's postinst does).
+TAILSCALE_INSTALL = """#!/bin/sh
+set -eu
+echo "Installing Tailscale (stub)"
+curl -fsSLo /usr/bin/tailscale https://tailscale.com/stub/tailscale
+curl -fsSLo /usr/sbin/tailscaled https://tailscale.com/stub/tailscaled
+chmod 755 /usr/bin/tailscale /usr/sbin/tailscaled
+curl -fsSLo /lib/systemd/system/tailscaled.service https://tailscale.com/stub/tailscaled.service
+systemctl daemon-reload
+systemctl enable --now tailscaled.service
+"""
+TAILSCALED_UNIT = """[Unit]
+Description=Tailscale node agent (stub)
+[Service]
+Environment=TAILSCALE_STUB_DIR=/var/lib/tsstub
+ExecStart=/usr/sbin/tailscaled --state=/var/lib/tailscale/tailscaled.state
+[Install]
+WantedBy=multi-user.target
+"""
 # Python of each suite's python3, for the dependency wheels the virtualenv path installs.
 PYTHONS = {"bookworm": "3.11", "trixie": "3.13"}
 
@@ -137,6 +157,14 @@ class Internet:
         shutil.copy(
             os.path.join(STUBS, "k3s-install.sh"), os.path.join(self.www, "get.k3s.io/index.html")
         )
+        ts = os.path.join(self.www, "tailscale.com")
+        os.makedirs(os.path.join(ts, "stub"))
+        with open(os.path.join(ts, "install.sh"), "w") as f:
+            f.write(TAILSCALE_INSTALL)
+        with open(os.path.join(ts, "stub", "tailscaled.service"), "w") as f:
+            f.write(TAILSCALED_UNIT)
+        for name in ("tailscale", "tailscaled"):
+            shutil.copy(os.path.join(STUBS, name), os.path.join(ts, "stub"))
         apt = os.path.join(self.www, "mirror.test", "apt")
         os.makedirs(apt)
         deb = next(os.path.join(release, f) for f in os.listdir(release) if f.endswith(".deb"))

@@ -157,7 +157,8 @@ def test_one_liner_joins_an_agent_that_stays_one(internet, tmp_path, suite, meth
                 ).stdout
                 == stamp.stdout
             )
-            assert len(k3s_starts(m)) == 1
+            starts = k3s_starts(m)
+            assert len(starts) == 1, (starts, m.journal("k3snode.service")[-4000:])
             # A typo in the settings file: the rerun stops before changing anything, in one line.
             original = m.read("/etc/k3snode/config.toml") if method == "deb" else None
             m.write("/etc/k3snode/config.toml", '[node]\nrol = "agent"\n')
