@@ -3,7 +3,9 @@
 #
 #   curl -sfL https://github.com/k3snode/k3snode/releases/latest/download/install.sh \
 #       | K3S_URL=https://server.example.com:6443 K3S_TOKEN=<cluster token> sh -
-#   sudo ./install.sh      # from a checkout, an unpacked source tarball or a downloaded release set
+#   K3S_URL=… K3S_TOKEN=… ./install.sh   # as root, in a checkout, an unpacked source tarball or a
+#                                         # downloaded release set (sudo drops the environment:
+#                                         # export the variables, then sudo -E ./install.sh)
 #
 # Installs k3snode the best way this machine allows — the .deb with apt, the .rpm with dnf, else a
 # virtualenv in /opt/k3snode — has `k3snode configure` save what defines the node
