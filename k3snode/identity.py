@@ -103,6 +103,10 @@ def plan(settings: Settings) -> Plan:
     return Plan(settings.env_file, ordered, given, tuple(secrets))
 
 
+class SaveError(Exception):
+    """A file could not be written (a runtime failure, exit 1); one line naming it."""
+
+
 def save(settings: Settings) -> Saved | None:
     """Write the secret files (0600), then k3snode.env; None when nothing came from the
     environment or flags and no k3snode.env exists (nothing to save, nothing written)."""
@@ -110,10 +114,16 @@ def save(settings: Settings) -> Saved | None:
     if not p.given and not os.path.exists(p.path):
         return None
     changed = False
-    if p.secrets:
-        os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
-    for s in p.secrets:
-        changed |= fileio.atomic_write(s.path, s.content, mode=0o600).changed
-    if p.given:
-        changed |= envfile.write(p.path, p.variables)
+    target = settings.paths.state_dir
+    try:
+        if p.secrets:
+            os.makedirs(target, mode=0o700, exist_ok=True)
+        for s in p.secrets:
+            target = s.path
+            changed |= fileio.atomic_write(s.path, s.content, mode=0o600).changed
+        if p.given:
+            target = p.path
+            changed |= envfile.write(p.path, p.variables)
+    except OSError as e:
+        raise SaveError(f"cannot write {target}: {e.strerror or e}") from None
     return Saved(p, changed)

@@ -104,7 +104,10 @@ def check_role(settings: Settings) -> None:
     change only when something states it — ``[node] role``, ``K3SNODE_ROLE`` or ``--role``, a
     server URL (an agent, as with K3s's installer) or ``cluster_init`` (a server), from the
     settings file, k3snode.env, the environment or flags (``Settings.configured``)."""
-    last = _last_role(state.load(settings.state_file))
+    try:
+        last = _last_role(state.load(settings.state_file))
+    except (OSError, state.StateError):
+        return  # unreadable: the write that needs it says so
     if not last or last == settings.role or settings.configured:
         return
     raise RoleChangeError(

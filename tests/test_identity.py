@@ -193,3 +193,24 @@ def test_loose_secret_file_is_warned_about(node):
     os.chmod(token, 0o600)
     r = k3snode(node, "render", K3S_URL=URL, K3S_TOKEN_FILE=str(token))
     assert "chmod" not in r.stderr
+
+
+def test_check_says_not_configured_and_loose_secret_files(node):
+    token = node / "etc/k3snode/token"
+    token.write_text(TOKEN + "\n")
+    os.chmod(token, 0o640)
+    r = k3snode(node, "check")
+    assert "warning  settings   not configured: " in r.stdout, r.stdout + r.stderr
+    r = k3snode(node, "check", K3S_URL=URL, K3S_TOKEN_FILE=str(token))
+    assert "not configured" not in r.stdout
+    assert f"warning  secrets    {token} is readable by group or others (mode 0640)" in r.stdout
+
+
+def test_an_unwritable_place_is_one_line_exit_1(node):
+    state = node / "var/lib/k3snode"
+    state.rmdir()
+    state.write_text("")  # a file where the state directory should be
+    r = k3snode(node, "configure", K3S_URL=URL, K3S_TOKEN=TOKEN)
+    assert r.returncode == 1 and r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert f"cannot write {state}" in r.stderr and TOKEN not in r.stderr
+    assert not (node / "etc/k3snode/k3snode.env").exists()

@@ -47,7 +47,11 @@ def run(args: argparse.Namespace) -> int:
     check_local(settings)
     check_role(settings)
     if not args.dry_run:  # keep what this node was told, before anything can fail
-        saved = identity.save(settings)
+        try:
+            saved = identity.save(settings)
+        except identity.SaveError as e:
+            log.error("error: %s; nothing written", e)
+            return 1
         if saved is not None and saved.changed:
             print(saved.describe())
     if not _mesh_up(settings, args.dry_run):

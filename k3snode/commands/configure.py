@@ -35,7 +35,11 @@ def run(args: argparse.Namespace) -> int:
             return 0
         print(settings.not_configured())
         return 1
-    saved = identity.save(settings)
+    try:
+        saved = identity.save(settings)
+    except identity.SaveError as e:
+        print(f"k3snode: error: {e}; nothing saved", file=sys.stderr)
+        return 1
     if saved is None:
         print(
             "nothing to save: no node-defining setting in the environment or flags "
