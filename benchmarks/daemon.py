@@ -77,10 +77,11 @@ MIN_POLLS = 10
 
 
 def write_settings(root: str, health_port: int, dmi: str) -> str:
-    """Defaults, except where files go, the fake DMI tree and a free health port."""
+    """Defaults, except where files go, the fake DMI tree and a free health port; the role
+    (the one choice k3snode needs from the user) a server."""
     path = os.path.join(root, "config.toml")
     with open(path, "w") as f:
-        f.write(f'[k3s]\nconfig = "{root}/k3s/config.yaml"\n'
+        f.write(f'[node]\nrole = "server"\n[k3s]\nconfig = "{root}/k3s/config.yaml"\n'
                 f'[discovery]\ndmi_dir = "{dmi_dir(dmi)}"\n'
                 f"[health]\nport = {health_port}\n"
                 f'[paths]\nstate_dir = "{root}/state"\nrun_dir = "{root}/run"\n')  # fmt: skip

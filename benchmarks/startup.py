@@ -12,7 +12,7 @@
   (cloud-guest-utils, also Python; its token URL is fixed, hence the namespace): ≤ 1.3×; on bare
   metal ≤ floor + 40 ms.
 
-Settings are the defaults except the paths (a temporary directory), ``--dmi-dir`` (a fake DMI
+Settings are the defaults except the role (server: the one choice a user must make), the paths (a temporary directory), ``--dmi-dir`` (a fake DMI
 tree: the namespace cannot fake /sys) and ``[health] port`` (a free port: the default 9181 may be
 taken by another daemon on this machine). ROUNDS interleaved runs, each row in CPU time (robust on a shared machine; the
 goals are judged on it) and in wall time (the user's wait); ``systemctl`` is a stub that says K3s is active.
@@ -62,7 +62,7 @@ def env(root: str) -> dict[str, str]:
 def settings(root: str, name: str, port: int) -> str:
     path = os.path.join(root, f"{name}.toml")
     with open(path, "w") as f:
-        f.write(f'[k3s]\nconfig = "{root}/{name}/config.yaml"\n'
+        f.write(f'[node]\nrole = "server"\n[k3s]\nconfig = "{root}/{name}/config.yaml"\n'
                 f'[paths]\nstate_dir = "{root}/{name}/state"\nrun_dir = "{root}/{name}/run"\n'
                 f"[health]\nport = {port}\n")  # fmt: skip
     return path

@@ -39,12 +39,21 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import passes
+    from k3snode import identity, passes
     from k3snode.cli import load_settings
-    from k3snode.reconcile import check_local, external_addresses
+    from k3snode.reconcile import check_local, check_role, external_addresses
 
     settings = load_settings(args)
     check_local(settings)
+    check_role(settings)
+    if not args.dry_run:  # keep what this node was told, before anything can fail
+        try:
+            saved = identity.save(settings)
+        except identity.SaveError as e:
+            log.error("error: %s; nothing written", e)
+            return 1
+        if saved is not None and saved.changed:
+            print(saved.describe())
     if not _mesh_up(settings, args.dry_run):
         return 1
     found = external_addresses(settings)
