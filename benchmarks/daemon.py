@@ -74,6 +74,9 @@ DEFAULTS = {s.key: s.default for s in settings_mod.SCHEMA if s.section == "daemo
 CPU_GOAL = 0.05  # % of one core
 REACTION_GOAL = 30.0
 MIN_POLLS = 10
+# Errors that are not failures: a non-blocking connect in progress, a non-blocking read with
+# nothing to read yet, a wait for a child already reaped by another thread.
+NOT_FAILURES = {"EINPROGRESS", "EAGAIN", "ECHILD"}
 
 
 def write_settings(root: str, health_port: int, dmi: str) -> str:
@@ -228,6 +231,7 @@ def strace(pid: int, seconds: float) -> dict:
         s.send_signal(signal.SIGINT)
         s.wait(10)
         failed: dict[str, int] = {}
+        examples: dict[str, list[str]] = {}
         calls = binds = 0
         for name in os.listdir(d):
             with open(os.path.join(d, name), errors="replace") as f:
@@ -241,10 +245,13 @@ def strace(pid: int, seconds: float) -> dict:
                     continue
                 calls += 1
                 binds += m.group(1) == "bind"
-                if m.group(3):
+                if m.group(3) and m.group(3) not in NOT_FAILURES:
                     key = f"{m.group(1)} {m.group(3)}"
                     failed[key] = failed.get(key, 0) + 1
-    return {"syscalls": calls, "failed": failed, "binds": binds, "strace_s": seconds}
+                    if len(examples.setdefault(key, [])) < 4 and ln[:120] not in examples[key]:
+                        examples[key].append(ln[:120])
+    return {"syscalls": calls, "failed": failed, "binds": binds, "strace_s": seconds,
+            "examples": examples}  # fmt: skip
 
 
 def main() -> int:
@@ -287,6 +294,8 @@ def main() -> int:
               f"{d['binds']} bind)", one(bad), "", ", ".join(f"{k} {v}" for k, v in d["failed"].items()),
               "0", bad == 0, unit="")  # fmt: skip
     t.print()
+    for key, lines in d.get("examples", {}).items():
+        print(f"  {key}: " + " | ".join(lines))
     return 0
 
 

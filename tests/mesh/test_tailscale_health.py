@@ -233,3 +233,27 @@ def test_check_not_installed(tmp_path):
     assert ("error", "tailscale is not installed and [tailscale] install = false") in findings(res)
     res = check(stub, tmp_path)
     assert any(lvl == "warning" and "apply will install it" in m for lvl, m in findings(res))
+
+
+def test_the_fast_peer_parse_builds_the_same_peer_as_the_dataclass():
+    """parse_status fills Peer instances without the dataclass's __init__ (speed at thousands of
+    peers): they must equal the ones Peer(...) builds, field for field."""
+    import dataclasses
+
+    from k3snode.mesh.tailscale import Peer, _peer
+
+    raw = {
+        "PublicKey": "nodekey:ab", "HostName": "h", "DNSName": "h.ts.net.", "Online": True,
+        "TailscaleIPs": ["100.64.0.9", "FD7A:115C:A1E0::9", 7, "not an address!"],
+        "LastSeen": "0001-01-01T00:00:00Z", "LastHandshake": "2026-11-26T16:59:30.25Z",
+        "CurAddr": "", "Relay": "fra", "RxBytes": 5, "TxBytes": True,
+    }  # fmt: skip
+    got = _peer(raw)
+    want = Peer(public_key="nodekey:ab", hostname="h", dns_name="h.ts.net.",
+                addresses=("100.64.0.9", "fd7a:115c:a1e0::9"), online=True, last_seen=None,
+                last_handshake=tailscale.parse_time("2026-11-26T16:59:30.25Z"),
+                endpoint="derp:fra", rx_bytes=5, tx_bytes=0, expired=False)  # fmt: skip
+    assert got == want and hash(got) == hash(want)
+    assert set(vars(got)) == {f.name for f in dataclasses.fields(Peer)}
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        got.hostname = "x"  # type: ignore[misc]
