@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import time
 from dataclasses import dataclass
+from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import addresses
@@ -277,7 +278,7 @@ def parse_status(data: Any) -> Status:
         peers=tuple(
             sorted(
                 (_peer(p, when) for p in peers.values() if isinstance(p, dict)),
-                key=lambda p: (p.hostname, p.public_key),
+                key=attrgetter("hostname", "public_key"),
             )
         ),
         auth_url=str(data.get("AuthURL") or ""),
