@@ -21,7 +21,7 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -64,10 +64,15 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         if v not in choices:
             hint = difflib.get_close_matches(v, choices, n=1)
             more = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(f"must be one of {', '.join(choices)}{more}")
+            raise ValueError(f"must be {_either(choices)}{more}")
         return v
 
     return check
+
+
+def _either(choices: Sequence[str]) -> str:
+    """ "a or b", "a, b or c"."""
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def _abs_path(v: Any) -> str:
@@ -136,16 +141,24 @@ def _url(v: Any) -> str:
     return v
 
 
+# Booleans: a TOML boolean in the settings file (true/false, no quotes); in the environment one
+# of these spellings, case-insensitive. Nothing else (no yes/no/on/off: a typo must not be true).
+ENV_TRUE = ("true", "1")
+ENV_FALSE = ("false", "0")
+
+
 def _bool(v: Any) -> bool:
+    """The environment's spellings (a flag or a variable); the file is held to TOML booleans by
+    ``load`` before this runs."""
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
         s = v.strip().lower()
-        if s in ("1", "true", "yes", "on"):
+        if s in ENV_TRUE:
             return True
-        if s in ("0", "false", "no", "off"):
+        if s in ENV_FALSE:
             return False
-    raise ValueError("must be true or false")
+    raise ValueError("must be true or false (in the environment also 1 or 0)")
 
 
 def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
@@ -721,6 +734,9 @@ def load(
         raw, origin = layered.get((spec.section, spec.key), (spec.default, ""))
         if (spec.section, spec.key) in layered:
             try:
+                from_file = file_used is not None and origin.startswith(f"{file_used}: [")
+                if spec.check is _bool and from_file and not isinstance(raw, bool):
+                    raise ValueError("must be true or false (a TOML boolean, without quotes)")
                 value = spec.check(raw)
             except ValueError as e:
                 shown = "********" if spec.secret else _show(raw)

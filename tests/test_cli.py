@@ -14,18 +14,15 @@ from helpers import clean_env, run_k3snode
 from k3snode import __version__
 
 
-def _args(root, *extra: str) -> list[str]:
-    return [
-        "--config",
-        str(root / "etc/k3snode/config.toml"),
+def _args(root, *extra: str, paths: bool = True) -> list[str]:
+    """Settings file and (``paths``: for commands that write) k3snode's paths under ``root``."""
+    where = [
         "--state-dir",
         str(root / "var/lib/k3snode"),
-        "--run-dir",
-        str(root / "run/k3snode"),
         "--k3s-config",
         str(root / "etc/rancher/k3s/config.yaml"),
-        *extra,
     ]
+    return ["--config", str(root / "etc/k3snode/config.toml"), *(where if paths else []), *extra]
 
 
 @pytest.fixture
@@ -51,7 +48,14 @@ def test_detect_json_static_shape(root, settings_file):
     r = run_k3snode(
         "detect",
         "--json",
-        *_args(root, "--external-ip", "2600:1F18:0000::0005", "--external-ip", "203.0.113.5"),
+        *_args(
+            root,
+            "--external-ip",
+            "2600:1F18:0000::0005",
+            "--external-ip",
+            "203.0.113.5",
+            paths=False,
+        ),
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -65,7 +69,7 @@ def test_detect_json_static_shape(root, settings_file):
 
 
 def test_detect_text_says_where_addresses_came_from(root, settings_file):
-    r = run_k3snode("detect", *_args(root, "--external-ip", "203.0.113.5"))
+    r = run_k3snode("detect", *_args(root, "--external-ip", "203.0.113.5", paths=False))
     assert r.returncode == 0
     assert "203.0.113.5 (static)" in r.stdout
 

@@ -13,6 +13,40 @@ if TYPE_CHECKING:
 log = logging.getLogger("k3snode")
 
 
+FLAGS = (
+    "role",
+    "mesh",
+    "server",
+    "token-file",
+    "node-name",
+    "cluster-init",
+    "k3s-config",
+    "k3s-unit",
+    "external-ip",
+    "provider",
+    "metadata-endpoint",
+    "dmi-dir",
+    "echo",
+    "state-dir",
+)
+EXAMPLES = (
+    (
+        "First server of a cluster (embedded etcd), addresses discovered:",
+        "k3snode apply --role server --cluster-init",
+    ),
+    (
+        "An agent, with K3s installer's variables; see what would change first:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode apply --dry-run",
+    ),
+    (
+        "An agent behind NAT on Tailscale, written as a drop-in:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN_FILE=/etc/k3snode/token "
+        "K3SNODE_TAILSCALE_AUTH_KEY_FILE=/etc/k3snode/tailscale.key k3snode apply --mesh tailscale "
+        "--k3s-config /etc/rancher/k3s/config.yaml.d/90-k3snode.yaml",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dry-run", action="store_true", help="say what would change; write nothing")
     p.add_argument("--no-restart", action="store_true", help="never restart K3s")

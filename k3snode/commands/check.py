@@ -19,6 +19,31 @@ PREFLIGHTS: list[str] = [
 ]
 
 
+FLAGS = (
+    "role",
+    "mesh",
+    "server",
+    "token-file",
+    "node-name",
+    "cluster-init",
+    "k3s-config",
+    "k3s-unit",
+    "external-ip",
+    "provider",
+    "metadata-endpoint",
+    "dmi-dir",
+    "echo",
+    "state-dir",
+)
+EXAMPLES = (
+    ("Before the first start of a server:", "k3snode check --role server --cluster-init"),
+    (
+        "An agent on Tailscale, as JSON:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode check --mesh tailscale --json",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")
 

@@ -5,6 +5,16 @@ from __future__ import annotations
 import argparse
 import json
 
+FLAGS = ("external-ip", "provider", "metadata-endpoint", "dmi-dir", "echo")
+EXAMPLES = (
+    ("Where this node's public addresses come from:", "k3snode detect"),
+    ("On AWS, as JSON, showing each metadata request:", "k3snode detect --provider aws --json -v"),
+    (
+        "A static address (nothing is discovered for IPv4):",
+        "k3snode detect --external-ip 203.0.113.7",
+    ),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")

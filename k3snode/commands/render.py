@@ -13,6 +13,30 @@ _SECRET_LINE = re.compile(
 )
 
 
+FLAGS = (
+    "role",
+    "mesh",
+    "server",
+    "token-file",
+    "node-name",
+    "cluster-init",
+    "k3s-config",
+    "external-ip",
+    "provider",
+    "metadata-endpoint",
+    "dmi-dir",
+    "echo",
+    "state-dir",
+)
+EXAMPLES = (
+    ("What a first server would write:", "k3snode render --role server --cluster-init"),
+    (
+        "What an agent would write (the token is never printed):",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode render",
+    ),
+)
+
+
 def redact(text: str) -> str:
     return "\n".join(
         _SECRET_LINE.sub(lambda m: f"{m.group('key')} '********'", line)

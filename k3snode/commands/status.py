@@ -9,6 +9,12 @@ import os
 import sys
 import time
 
+FLAGS = ("run-dir",)
+EXAMPLES = (
+    ("What the daemon reports:", "k3snode status"),
+    ("The same as JSON, for scripts:", "k3snode status --json"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--json", action="store_true", help="print JSON")

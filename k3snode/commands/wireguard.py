@@ -8,6 +8,19 @@ import json
 import logging
 import time
 
+FLAGS = ("role",)
+EXAMPLES = (
+    (
+        "This server's underlay public key, for the other servers' [[underlay.peers]]:",
+        "k3snode wireguard pubkey",
+    ),
+    ("The underlay's peers and their handshakes:", "k3snode wireguard show"),
+)
+ENVIRONMENT = (
+    ("K3SNODE_UNDERLAY_ENABLED", "turn the underlay on (true/false/1/0)"),
+    ("K3SNODE_UNDERLAY_ADDRESS", "this node's underlay address, e.g. 10.99.0.1/24"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("pubkey", "show", "up"),

@@ -168,7 +168,7 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
     for base in bases:
         client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic)
         try:
-            answer = module.fetch(client, ds)
+            answer = _fetch(provider, module, client, ds)
         except MetadataUnreachable as e:
             errors.append(f"{provider} metadata ({client.where}): {e}")
             continue
@@ -183,3 +183,35 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
             answer = replace(answer, notes=(*answer.notes, *errors))
         return answer, None
     return None, "; ".join(errors)
+
+
+def _fetch(provider: str, module, client, ds: DiscoverySettings):
+    """``module.fetch``, announced when it takes more than a second (and asked/answered at -v)."""
+    import logging
+
+    from k3snode.progress import Step
+
+    log = logging.getLogger("k3snode.discovery")
+    host = client.where.split("://", 1)[-1]
+    left = max(0.0, client.left())
+    text = f"asking {provider} metadata at {host} (up to {left:.0f} s)"
+    log.debug("%s", text)
+    from k3snode.discovery.errors import MetadataUnreachable
+
+    with Step(log, text) as step:
+        try:
+            answer = module.fetch(client, ds)
+        except MetadataUnreachable:
+            step.result("no answer")
+            raise
+        except Exception:
+            step.result("no usable answer")
+            raise
+        step.result("answered")
+    log.debug(
+        "%s metadata answered: public IPv4 %s, IPv6 %s",
+        provider,
+        answer.get("ipv4") or "none",
+        answer.get("ipv6") or "none",
+    )
+    return answer
