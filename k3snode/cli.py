@@ -358,20 +358,23 @@ def run_command(args: argparse.Namespace) -> int:
     try:
         return int(command_module(args.command).run(args) or 0)
     except (SettingsError, ConfigFileError, UsageError) as e:
-        print(f"k3snode: error: {e}", file=sys.stderr)
+        print(f"k3snode: error: {e}{_root_hint(str(e), args.command)}", file=sys.stderr)
         return 2
     except PermissionError as e:
-        return _permission_denied(e)
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"k3snode: error: {where}permission denied{_root_hint('permission denied', args.command)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
         return 0
 
 
-def _permission_denied(e: PermissionError) -> int:
+def _root_hint(message: str, command: str) -> str:
+    """Permission trouble as a non-root user: say what to do about it."""
     import os
 
-    where = f"{e.filename}: " if e.filename else ""
-    hint = "; run it as root (sudo k3snode ...)" if os.geteuid() != 0 else ""
-    print(f"k3snode: error: {where}permission denied{hint}", file=sys.stderr)
-    return 1
+    if "permission denied" in message.lower() and os.geteuid() != 0:
+        return f"; k3snode reads and writes root's files: run it as root (sudo k3snode {command})"
+    return ""

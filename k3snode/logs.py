@@ -78,6 +78,19 @@ def setup(verbose: int = 0, stream=None) -> None:
         logging.getLogger(lib).setLevel(logging.WARNING)
 
 
+_said: set[str] = set()
+
+
+def said(text: str) -> None:
+    """Record that a component has already explained ``text`` to the operator; a condition whose
+    text contains it is then opened at DEBUG instead of repeating the explanation."""
+    _said.add(text)
+
+
+def already_said(text: str) -> bool:
+    return any(s in text for s in _said)
+
+
 @dataclass
 class _Condition:
     text: str
@@ -106,7 +119,7 @@ class Conditions:
             self._log.debug("%s (still, seen %d times)", text, c.count)
             return False
         self._open[key] = _Condition(text, self._clock() if c is None else c.since)
-        self._log.log(level, "%s", text)
+        self._log.log(logging.DEBUG if already_said(text) else level, "%s", text)
         return True
 
     def good(self, key: str, text: str | None = None) -> bool:

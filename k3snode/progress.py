@@ -31,8 +31,10 @@ class Step:
         after: float = ANNOUNCE_AFTER,
         clock: Callable[[], float] = time.monotonic,
         stream=None,
+        report_end: bool = True,
     ) -> None:
         self._log = logger
+        self._report_end = report_end  # False: the caller logs the outcome itself
         self.text = text
         self._after = after
         self._clock = clock
@@ -72,7 +74,8 @@ class Step:
             if self._tty:
                 self._stream.write("\r\033[K")
                 self._stream.flush()
-            self._log.info("%s: %s after %s", self.text, outcome, took)
+            if self._report_end:
+                self._log.info("%s: %s after %s", self.text, outcome, took)
 
     def _watch(self) -> None:
         if self._done.wait(self._after):

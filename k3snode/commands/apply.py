@@ -75,6 +75,7 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 def run(args: argparse.Namespace) -> int:
     from k3snode import passes
     from k3snode.cli import load_settings
+    from k3snode.logs import duration
     from k3snode.reconcile import check_local, external_addresses
 
     settings = load_settings(args)
@@ -112,12 +113,17 @@ def run(args: argparse.Namespace) -> int:
         print(f"removed k3snode's keys from {path} (no longer written there)")
     if not done.changed or args.no_restart:
         return 0
-    result = passes.restart(settings)
+    from k3snode.k3s.service import unit_name
+    from k3snode.progress import Step
+
+    timeout = settings.daemon.restart_timeout
+    with Step(log, f"restarting {unit_name(settings)} (up to {timeout:g} s)", report_end=False):
+        result = passes.restart(settings)
     if result.outcome in ("not-running", "not-installed"):
         print(f"{result.detail}: K3s reads the new config when it starts")
         return 0
     if result.restarted:
-        print(f"restarted {result.unit} ({result.duration:.1f}s)")
+        print(f"restarted {result.unit} ({duration(result.duration)})")
         return 0
     log.error("restart of %s: %s", result.unit, result.detail)
     return 1

@@ -39,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from k3snode.cli import UsageError, load_settings
 
     settings = load_settings(args)
+    if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing
+        where = settings.where("underlay", "enabled")
+        raise UsageError(
+            f"the underlay is not enabled ({where} is false); set [underlay] enabled = true "
+            "and address to use it"
+        )
     u = underlay.Underlay(settings)
     try:
         if args.action == "pubkey":
