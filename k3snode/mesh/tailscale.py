@@ -368,8 +368,14 @@ def up(settings: Settings) -> None:
         ts.auth_key_file,
         f" (login server {ts.control_server_url})" if ts.control_server_url else "",
     )
+    from k3snode.mesh.tailscale_progress import Watch
+    from k3snode.progress import Step
+
     try:
-        out = _run(args, ts.timeout + 15)
+        with Step(log, f"tailscale up: waiting for Running (up to {ts.timeout:g} s)") as step:
+            with Watch(key, ts.control_server_url):
+                out = _run(args, ts.timeout + 15)
+            step.result("finished" if out.returncode == 0 else f"exit status {out.returncode}")
     except subprocess.TimeoutExpired:
         raise _timeout_error(settings, read_status_or_none(key)) from None
     except OSError as e:
