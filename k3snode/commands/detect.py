@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 
+JSON_HELP = "print JSON: provider, source, public_ipv4, public_ipv6, private_ipv4 (+ notes, error)"
 FLAGS = ("external-ip", "provider", "metadata-endpoint", "dmi-dir", "echo")
 EXAMPLES = (
     ("Where this node's public addresses come from:", "k3snode detect"),
@@ -17,7 +18,7 @@ EXAMPLES = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ import os
 import sys
 import time
 
+JSON_HELP = "print what the daemon reports as JSON (its status file, plus updated)"
 FLAGS = ("run-dir",)
 EXAMPLES = (
     ("What the daemon reports:", "k3snode status"),
@@ -17,7 +18,7 @@ EXAMPLES = (
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
