@@ -196,13 +196,16 @@ def _fetch(provider: str, module, client, ds: DiscoverySettings):
     left = max(0.0, client.left())
     text = f"asking {provider} metadata at {host} (up to {left:.0f} s)"
     log.debug("%s", text)
-    from k3snode.discovery.errors import MetadataUnreachable
+    from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
 
     with Step(log, text) as step:
         try:
             answer = module.fetch(client, ds)
-        except MetadataUnreachable:
+        except (MetadataTimeout, MetadataUnreachable):
             step.result("no answer")
+            raise
+        except MetadataError as e:
+            step.result("no answer" if "no answer" in str(e) else "gave up (see below)")
             raise
         except Exception:
             step.result("no usable answer")
