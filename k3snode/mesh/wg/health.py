@@ -10,6 +10,7 @@ stale once it has had that long since k3snode first saw it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -177,14 +178,17 @@ def kernel_problem(clock: Callable[[], float] = time.monotonic) -> str | None:
 
     ok, why = kernel_wireguard()
     problem = None
-    if ok is False and module_installed():
+    if ok is True or (ok is None and os.path.isdir("/sys/module/wireguard")):
+        pass  # it works, or the module is loaded (the probe could not say: no namespaces)
+    elif module_installed():
         # Normal before K3s's first start: k3snode's unit may not load modules
         # (ProtectKernelModules=yes); K3s loads it. Not an error, and not logged by default.
         problem = "the wireguard module is not loaded yet; K3s loads it when it starts"
         log.debug("%s (%s)", problem, why)
-    elif ok is False:
+    else:
+        release = os.uname().release
         problem = (
-            f"this kernel has no WireGuard module ({why}): K3s's wireguard-native backend "
+            f"this kernel has no WireGuard module (Linux {release}): K3s's wireguard-native backend "
             "cannot work on this node; install the module (modprobe wireguard must work) or "
             'set [node] mesh = "tailscale"'
         )
@@ -199,8 +203,6 @@ def kernel_problem(clock: Callable[[], float] = time.monotonic) -> str | None:
 
 def module_installed(release: str | None = None, root: str = "/") -> bool:
     """The wireguard module is built in or installed for the running kernel (may be unloaded)."""
-    import os
-
     release = release or os.uname().release
     base = os.path.join(root, "lib/modules", release)
     if os.path.isdir(os.path.join(root, "sys/module/wireguard")):
