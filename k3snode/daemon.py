@@ -99,19 +99,22 @@ class Daemon:
         # Edge-triggered log lines: a condition is logged when it starts and when it ends.
         self.conditions = Conditions(log, clock)
         self._check_states: dict[str, str] = {}  # check -> state last logged about
+        self._boot_restart = False
 
     # -- scheduling ------------------------------------------------------------------------
 
     def _jitter(self, interval: float) -> float:
         return interval * self._rng.uniform(0.9, 1.1)
 
-    def request_pass(self, why: str, debounce: float | None = None) -> None:
+    def request_pass(self, why: str, debounce: float | None = None, quiet: bool = False) -> None:
         """Ask for a pass after the debounce; more events push it back, up to a cap."""
         now = self._clock()
         wait = self.settings.daemon.debounce if debounce is None else debounce
         if self._first_event is None:
             self._first_event = now
-            quiet = why in ("poll", "confirm", "boot retry")
+            # Timers and netlink's many events are for -v (what they change is logged by the
+            # pass); a reload, the long-poll's news or someone else's edit get a line.
+            quiet = quiet or why in ("poll", "confirm", "boot retry")
             (log.debug if quiet else log.info)("pass requested: %s", why)
         cap = self._first_event + max(10 * self.settings.daemon.debounce, 5.0)
         due = min(now + wait, cap)
@@ -303,6 +306,7 @@ class Daemon:
         for path in written.committed.secrets_changed:
             log.info("written %s (0600)", path)
         if written.changed:
+            self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
             self._become_ready(degraded=False)
@@ -390,7 +394,9 @@ class Daemon:
                 logging.INFO,
             )
         elif result.outcome == "not-running":
-            log.info("K3s not restarted: %s; it reads the new config when it starts", result.detail)
+            (log.debug if self._boot_restart else log.info)(
+                "K3s not restarted: %s; it reads the new config when it starts", result.detail
+            )
         elif result.restarted:
             log.info("K3s restarted: %s after %s", result.detail, duration(result.duration))
             self.health.observe(Observation("k3s", True, result.detail))
@@ -655,7 +661,7 @@ class Daemon:
             self._nl = None
             return
         if reasons:
-            self.request_pass(reasons[-1])
+            self.request_pass(reasons[-1], quiet=True)
 
     def _start_long_poll(self) -> None:
         if self.settings.mesh == "tailscale":
