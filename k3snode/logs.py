@@ -118,7 +118,10 @@ class Conditions:
             c.count += 1
             self._log.debug("%s (still, seen %d times)", text, c.count)
             return False
-        self._open[key] = _Condition(text, self._clock() if c is None else c.since)
+        if c is None:
+            self._open[key] = _Condition(text, self._clock())
+        else:
+            self._open[key] = _Condition(text, c.since, c.count + 1)
         self._log.log(logging.DEBUG if already_said(text) else level, "%s", text)
         return True
 
