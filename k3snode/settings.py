@@ -706,6 +706,12 @@ def load(
     path = config_path or env.get("K3SNODE_CONFIG") or DEFAULT_CONFIG
     layered: dict[tuple[str, str], tuple[Any, str]] = {}
     file_used: str | None = None
+    try:
+        os.stat(path)
+    except PermissionError:  # a directory on the way is closed to this user: not "missing"
+        raise SettingsError(f"{path}: cannot read (permission denied)") from None
+    except OSError:
+        pass
     if os.path.exists(path) or explicit:
         if not os.path.exists(path):
             src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"

@@ -187,3 +187,32 @@ def test_broken_existing_k3s_config_is_left_untouched(root, settings_file):
 def test_unknown_option_is_usage_error():
     r = run_k3snode("render", "--no-such-flag")
     assert r.returncode == 2 and "--no-such-flag" in r.stderr
+
+
+def test_permission_denied_as_non_root_says_to_run_as_root(tmp_path):
+    """A root-only settings file read by an unprivileged user: one line, and what to do."""
+    import shutil
+    import subprocess
+
+    from helpers import REPO
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root, setpriv and /usr/bin/python3")
+    parts = os.path.abspath(REPO).split(os.sep)
+    dirs = [os.sep + os.path.join(*parts[1:i]) for i in range(2, len(parts) + 1)]
+    if not all(os.stat(d).st_mode & 0o005 == 0o005 for d in dirs):
+        pytest.skip(f"{REPO} is not readable by an unprivileged user")
+    secret = tmp_path / "private"
+    secret.mkdir(mode=0o700)
+    (secret / "config.toml").write_text('[node]\nrole = "server"\n')
+    os.chmod(tmp_path, 0o755)
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "env", f"PYTHONPATH={REPO}", "/usr/bin/python3", "-m", "k3snode",
+         "render", "--config", str(secret / "config.toml")],
+        capture_output=True, text=True, cwd="/", timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "permission denied" in r.stderr
+    assert r.stderr.rstrip().endswith("run it as root (sudo k3snode render)")

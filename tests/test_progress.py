@@ -149,3 +149,21 @@ def test_a_slow_k3s_restart_is_announced_and_its_outcome_and_duration_said(tmp_p
     assert r.returncode == 0, r.stderr
     assert "k3snode: restarting k3s.service (up to 120 s)…\n" in r.stderr
     assert re.search(r"^restarted k3s\.service \(\d\.\d s\)$", r.stdout, re.M), r.stdout
+
+
+def test_tailscale_up_waiting_for_approval_says_what_to_do_once(tmp_path):
+    stub = TailscaleStub.create(tmp_path)
+    stub.control(keys={KEY: "machine_auth"})
+    cfg = write_settings(tmp_path)  # [tailscale] timeout = 5
+    try:
+        r = run_k3snode("apply", "--config", str(cfg), env=stub.env(), timeout=60)
+    finally:
+        stub.stop_daemon()
+    assert r.returncode == 1, r.stderr
+    advice = [ln for ln in r.stderr.splitlines() if "waiting for this machine to be approved" in ln]
+    assert advice == [
+        "k3snode: tailscale: waiting for this machine to be approved in the admin console "
+        "(https://login.tailscale.com/admin/machines); or use an auth key that is pre-approved"
+    ], r.stderr
+    assert "k3snode: tailscale up: waiting for Running (up to 5 s)…" in r.stderr
+    assert r.stderr.index("waiting for Running") < r.stderr.index("to be approved")
