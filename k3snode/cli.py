@@ -32,18 +32,22 @@ from k3snode import __version__
 # command -> (module under k3snode.commands, one-line help). A command whose module is not
 # installed (yet) is left out of the parser.
 COMMANDS: dict[str, tuple[str, str]] = {
-    "configure": ("configure", "check the settings and save what defines this node (k3snode.env)"),
     "detect": ("detect", "print the node's external addresses and where they came from"),
     "render": ("render", "print the K3s config that would be written (secrets redacted)"),
     "apply": ("apply", "discover, render and write the K3s config; restart K3s if it changed"),
+    "configure": ("configure", "check the settings and save what defines this node (k3snode.env)"),
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
+    "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
+    "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
     "run": ("run", "the daemon: keep the K3s config current, restart K3s calmly, report health"),
     "reload": ("reload", "check the settings, then have the running daemon read them again"),
     "status": ("status", "what the running daemon reports; exit 1 when none runs"),
-    "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
-    "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
     "prepare-image": ("prepare_image", "remove per-node state before capturing an image"),
-}  # fmt: skip
+    "registration": (
+        "registration",
+        "this server's records in the registration DNS name: show, publish, withdraw",
+    ),
+}
 
 
 @dataclass(frozen=True)
@@ -147,7 +151,11 @@ FILES: tuple[tuple[str, str], ...] = (
     ("/etc/k3snode/config.toml", "settings"),
     ("/etc/k3snode/k3snode.env", "node identity saved by k3snode configure (environment file)"),
     ("/etc/rancher/k3s/config.yaml", "the K3s config file k3snode merges its keys into"),
-    ("/var/lib/k3snode", "state: the keys k3snode manages, token and vpn-auth copies, keys"),
+    (
+        "/var/lib/k3snode",
+        "state: the keys k3snode manages, token and vpn-auth copies, generated "
+        "keys, the registration records this server published (registration.json)",
+    ),
     ("/run/k3snode/status.json", "what the running daemon reports (k3snode status)"),
 )
 

@@ -100,6 +100,7 @@ class Daemon:
         self.conditions = Conditions(log, clock)
         self._check_states: dict[str, str] = {}  # check -> state last logged about
         self._boot_restart = False
+        self.registration = self._registration_keeper(settings)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -132,6 +133,8 @@ class Daemon:
         due = self.restarts.due(self.settings.daemon.min_restart_interval)
         if due is not None:
             out.append(due)
+        if self.registration is not None and self.registration.due() is not None:
+            out.append(self.registration.due())
         return out
 
     # -- the loop ----------------------------------------------------------------------------
@@ -178,6 +181,8 @@ class Daemon:
                 self._restart_done(value)
             elif kind == "long-poll":
                 self.request_pass(value, debounce=0)
+            elif kind == "registration":
+                self._registration_done(value)
         if now >= self._poll_due:
             self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
             self.request_pass("poll", debounce=0)
@@ -188,7 +193,10 @@ class Daemon:
             self._health_due = now  # report right after a pass
         if not self._ready and now >= self._started + self.settings.daemon.boot_wait:
             self._become_ready(degraded=True)
-        self.restarts.maybe_start(self.settings)
+        if self.registration is not None:
+            self.registration.maybe_start()
+        if self.registration is None or not self.registration.holds_restart():
+            self.restarts.maybe_start(self.settings)  # after DNS has the new address (bounded)
         if now >= self._health_due:
             self._report()
         if self._ready and self.notifier.watchdog_interval and now >= self._watchdog_due:
@@ -305,6 +313,10 @@ class Daemon:
                 self.metrics.config_writes.inc()
         for path in written.committed.secrets_changed:
             log.info("written %s (0600)", path)
+        if self.registration is not None:
+            from k3snode.registration import wanted
+
+            self.registration.want(wanted(self.settings, addrs))
         if written.changed:
             self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
@@ -408,6 +420,26 @@ class Daemon:
             )
         self._health_due = self._clock()
 
+    # -- the registration name -------------------------------------------------------------
+
+    def _registration_keeper(self, settings: Settings) -> Any:
+        from k3snode.registration import keeper
+
+        def deliver(outcome: Any) -> None:  # from the update's worker thread
+            self._results.put(("registration", outcome))
+            self._wake()
+
+        return keeper.for_settings(settings, self._clock, deliver)
+
+    def _registration_done(self, outcome: Any) -> None:
+        if self.registration is None:
+            return
+        self.registration.finished(outcome)
+        self.health.observe(self.registration.observation())
+        if self.metrics is not None:
+            self.metrics.registration_updates.labels("ok" if outcome.ok else "error").inc()
+        self._health_due = self._clock()
+
     # -- health ------------------------------------------------------------------------------
 
     def _health_interval(self) -> float:
@@ -462,6 +494,8 @@ class Daemon:
                 self.health.observe(obs)
                 observed.append(obs)
         self._observed = observed
+        if self.registration is not None:
+            self.health.observe(self.registration.observation())
 
     def _report(self, notify: bool = True) -> str:
         """Observe, then publish: metrics, STATUS=, the status file. Returns the status line."""
@@ -473,6 +507,7 @@ class Daemon:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
             self.metrics.set_peers(self._observed, self._wall())
+            self.metrics.set_registration(self._registration_status())
         line = self.status_line(snap)
         if self._ready and notify:
             self.notifier.status(line)
@@ -526,6 +561,10 @@ class Daemon:
             parts.append(
                 "last change " + time.strftime("%H:%M:%S", time.gmtime(self.last_change["time"]))
             )
+        if self.registration is not None:
+            last = self.registration.last
+            state = "pending" if last is None else "published" if last.ok else "update failing"
+            parts.append(f"{s.registration.name} {state}")
         if not snap.ok:
             bad = [f"{c.check}: {c.detail}" for c in snap.checks if c.state == "failing"]
             parts.insert(0, "degraded (" + "; ".join(bad) + ")")
@@ -555,7 +594,11 @@ class Daemon:
             "peers": health.peer_rows(self._observed, self._wall()),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,
+            "registration": self._registration_status(),
         }
+
+    def _registration_status(self) -> dict[str, Any] | None:
+        return self.registration.status() if self.registration is not None else None
 
     def _become_ready(self, degraded: bool) -> None:
         self._ready = True
@@ -588,6 +631,13 @@ class Daemon:
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
             else:
+                if (new.registers, new.registration) != (
+                    self.settings.registers,
+                    self.settings.registration,
+                ):
+                    self.registration = self._registration_keeper(new)
+                    if self.registration is None:
+                        self.health.observe(Observation("registration", True, "not publishing"))
                 self.settings = new
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"

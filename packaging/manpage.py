@@ -139,7 +139,10 @@ def render() -> str:
     out += [".SH EXAMPLES"]
     for what, cmd in cli.EXAMPLES:
         out += [".PP", esc(what), ".RS", f"\\fB{esc(cmd)}\\fR", ".RE"]
-    out += [".SH SEE ALSO", "\\fBk3s\\fR(1), \\fBsystemctl\\fR(1), \\fBwg\\fR(8)"]
+    out += [
+        ".SH SEE ALSO",
+        "\\fBk3s\\fR(1), \\fBsystemctl\\fR(1), \\fBwg\\fR(8), \\fBnsupdate\\fR(1)",
+    ]
     return "\n".join(out) + "\n"
 
 

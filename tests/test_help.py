@@ -14,7 +14,7 @@ import sys
 
 import pytest
 from fakes.imds import FakeIMDS
-from helpers import REPO, clean_env, k3snode_cmd, run_k3snode, wait_for
+from helpers import REPO, clean_env, free_port, k3snode_cmd, run_k3snode, wait_for
 from tailscale_stub import KEY, TailscaleStub
 
 from k3snode import cli
@@ -166,7 +166,9 @@ class Sandbox:
         for d in ("etc/k3snode", "etc/rancher/k3s/config.yaml.d", "var/lib/k3snode",
                   "run/k3snode", "mnt"):  # fmt: skip
             os.makedirs(os.path.join(self.root, d), exist_ok=True)
-        for name, text in (("token", "K10example::server:secret"), ("tailscale.key", KEY)):
+        tsig = "hmac-sha256:k3snode-test:" + "c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0c2VjcmV0MTI="
+        for name, text in (("token", "K10example::server:secret"), ("tailscale.key", KEY),
+                           ("tsig.key", tsig)):  # fmt: skip
             path = os.path.join(self.root, "etc/k3snode", name)
             with open(path, "w") as f:
                 f.write(text + "\n")
@@ -215,6 +217,11 @@ class Sandbox:
         if words[1] == "wireguard":  # the underlay's commands are for nodes that have one
             env.update(K3SNODE_UNDERLAY_ENABLED="true", K3SNODE_UNDERLAY_ADDRESS="10.99.0.1/24",
                        K3SNODE_UNDERLAY_PRIVATE_KEY_FILE=f"{self.root}/var/lib/k3snode/ul.key")  # fmt: skip
+        if words[1] == "registration":  # a name, and a DNS server that is not there
+            env.update(K3SNODE_REGISTRATION_NAME="k3s.example.com",
+                       K3SNODE_REGISTRATION_SERVER=f"127.0.0.1:{free_port()}",
+                       K3SNODE_REGISTRATION_TIMEOUT="1",
+                       K3SNODE_REGISTRATION_KEY_FILE=f"{self.root}/etc/k3snode/tsig.key")  # fmt: skip
         return env, [_rebase(w, self.root) for w in words[1:]]
 
 

@@ -70,7 +70,9 @@ def describe(d: dict, now: float | None = None) -> str:
     now = time.time() if now is None else now
     h = d.get("health") or {}
     checks = h.get("checks") or []
-    if not d.get("ready"):
+    if d.get("configured") is False:  # nothing says what the node is yet (k3snode configure)
+        state = "not configured"
+    elif not d.get("ready"):
         state = "starting"
     elif h.get("status") == "ok":
         state = "ok"
@@ -79,7 +81,9 @@ def describe(d: dict, now: float | None = None) -> str:
         state = "degraded (" + ", ".join(str(b) for b in bad) + ")"
     rows = [
         ("state", f"{state}; running for {_ago(d.get('started'), now)} (pid {d.get('pid')})"),
-        ("node", f"{d.get('role')}, mesh {d.get('mesh')}"),
+        ("node", f"{d.get('role')}, mesh {d.get('mesh')}")
+        if d.get("configured") is not False
+        else ("settings", str(d.get("summary"))),
     ]
     addrs = d.get("addresses") or []
     shown = ", ".join(f"{a['address']} ({_source(a, d.get('provider'))})" for a in addrs)
@@ -108,6 +112,17 @@ def describe(d: dict, now: float | None = None) -> str:
         rows.append(("last restart", "pending"))
     else:
         rows.append(("last restart", "none since start"))
+    reg = d.get("registration")
+    if reg:
+        shown = ", ".join(reg.get("published") or []) or "nothing"
+        text = f"{reg.get('name')} at {reg.get('server')}: {shown}"
+        last = reg.get("last_update")
+        if last:
+            outcome = "ok" if last.get("ok") else "failed"
+            text += (
+                f"; last update {_ago(last.get('time'), now)} ago: {outcome}: {last.get('detail')}"
+            )
+        rows.append(("registration", text))
     width = max(len(k) for k, _ in rows) + 2
     lines = [f"{k + ':':{width}}{v}" for k, v in rows]
     if checks:
