@@ -149,7 +149,12 @@ EXAMPLES: tuple[tuple[str, str], ...] = (
 
 FILES: tuple[tuple[str, str], ...] = (
     ("/etc/k3snode/config.toml", "settings"),
-    ("/etc/k3snode/k3snode.env", "node identity saved by k3snode configure (environment file)"),
+    (
+        "/etc/k3snode/k3snode.env",
+        "what k3snode configure and k3snode apply saved from the "
+        "environment or flags (NAME=value, 0600, no secrets); read before the settings file, after "
+        "the environment",
+    ),
     ("/etc/rancher/k3s/config.yaml", "the K3s config file k3snode merges its keys into"),
     (
         "/var/lib/k3snode",

@@ -27,7 +27,9 @@ pytestmark = [
 
 # mesh wireguard-native (the default): the flannel observer runs from the start and finds no
 # flannel-wg and no module; no K3s unit: its check fails and a restart finds nothing to restart.
-SETTINGS = """[discovery]
+SETTINGS = """[node]
+role = "server"
+[discovery]
 external_ips = ["16.16.16.16"]
 provider = "none"
 [health]
