@@ -167,3 +167,58 @@ def test_tailscale_up_waiting_for_approval_says_what_to_do_once(tmp_path):
     ], r.stderr
     assert "k3snode: tailscale up: waiting for Running (up to 5 s)…" in r.stderr
     assert r.stderr.index("waiting for Running") < r.stderr.index("to be approved")
+
+
+class _Terminal:
+    """A stream that says it is a terminal (as stderr is when an operator runs a command)."""
+
+    def __init__(self):
+        self.text = ""
+
+    def write(self, s):
+        self.text += s
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return True
+
+
+def test_on_a_terminal_the_waiting_line_updates_in_place_and_the_journal_gets_one_line():
+    import io
+    import logging
+
+    from k3snode import logs
+    from k3snode.progress import Step
+
+    journal = io.StringIO()
+    logs.setup(0, stream=journal)
+    log = logging.getLogger("k3snode.test")
+    term = _Terminal()
+    try:
+        with Step(
+            log, "asking aws metadata at 169.254.169.254 (up to 10 s)", after=0, stream=term
+        ) as s:
+            # wait until the line has been redrawn twice: the waiting line updates in place
+            for _ in range(200):
+                if term.text.count("\r\033[Kk3snode: asking aws") >= 2:
+                    break
+                threading.Event().wait(0.05)
+            s.result("answered")
+        with Step(log, "restarting k3s.service (up to 120 s)", after=0, stream=io.StringIO()) as s:
+            threading.Event().wait(0.2)
+            s.result("restarted")
+    finally:
+        logs.setup(0)
+    assert (
+        term.text.count("\r\033[Kk3snode: asking aws metadata at 169.254.169.254 (up to 10 s)… ")
+        >= 2
+    )
+    assert term.text.endswith("\r\033[K")  # the waiting line is cleared before the outcome
+    lines = journal.getvalue().splitlines()
+    assert lines[0].startswith(
+        "k3snode: asking aws metadata at 169.254.169.254 (up to 10 s): answered after "
+    )
+    assert lines[1:] == ["k3snode: restarting k3s.service (up to 120 s)…", lines[2]]
+    assert lines[2].startswith("k3snode: restarting k3s.service (up to 120 s): restarted after ")
