@@ -199,6 +199,13 @@ class Parser(argparse.ArgumentParser):
             return f"unexpected argument {bad!r}; see {parser.prog} --help"
         if "required" in message and "COMMAND" in message:
             return f"a command is needed ({', '.join(available())}); see k3snode --help"
+        if message.startswith("the following arguments are required: "):
+            missing = message.split(": ", 1)[1]
+            choices = [
+                str(c) for a in self._actions if a.dest == missing for c in (a.choices or ())
+            ]
+            what = f"{missing} ({', '.join(choices)})" if choices else missing
+            return f"{self.prog}: needs {what}; see {self.prog} --help"
         return message
 
 

@@ -132,6 +132,15 @@ def test_usage_errors_are_one_line_exit_2(argv, line):
     assert r.stderr.replace("'pubkey', 'show', 'up'", "pubkey, show, up") == line + "\n"
 
 
+def test_a_missing_action_is_one_line():
+    r = run_k3snode("wireguard")
+    assert r.returncode == 2
+    assert r.stderr == (
+        "k3snode: error: k3snode wireguard: needs action (pubkey, show, up); "
+        "see k3snode wireguard --help\n"
+    )
+
+
 def test_no_command_is_one_line():
     r = run_k3snode()
     assert r.returncode == 2 and r.stderr.count("\n") == 1
