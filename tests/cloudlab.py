@@ -140,9 +140,9 @@ class Cloud:
 class Lab:
     tmp: Path
     n: int = 3
-    keepalive: int = 1
-    resolve_interval: float = 2.0
-    grace: float = 4.0  # health interval = grace / 2: the daemon's underlay pass cadence
+    keepalive: int = 25  # [underlay] and [health] as k3snode's defaults unless told
+    resolve_interval: float = 60.0
+    grace: float = 120.0
     underlay: bool = True  # False: the baseline, etcd on a plain bridge of the nodes
     clouds: list[Cloud] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -425,7 +425,8 @@ address = "{o.underlay}"
 
     def start_etcd(self, cl: Cloud, new: bool = False) -> None:
         """etcd as K3s runs it from ``node-ip``: peer URL :2380, client URLs :2379 on node-ip and
-        127.0.0.1 (plain HTTP here; K3s uses TLS), heartbeat 500 ms, election 5000 ms."""
+        127.0.0.1 (plain HTTP here; K3s uses TLS), heartbeat 500 ms, election 5000 ms, pre-vote
+        on (etcd 3.5's default)."""
         ip = self.member_ip(cl)
         cluster = ",".join(f"{o.name}=http://{self.member_ip(o)}:2380" for o in self.clouds)
         log = open(cl.root / "etcd.log", "ab")  # noqa: SIM115 - the child keeps it
@@ -438,6 +439,7 @@ address = "{o.underlay}"
              "--initial-cluster", cluster, "--initial-cluster-state", "new",
              "--initial-cluster-token", "k3snode-lab",
              "--heartbeat-interval", str(HEARTBEAT_MS), "--election-timeout", str(ELECTION_MS),
+             "--pre-vote",  # etcd 3.5 (K3s's) has it on by default; 3.4 off
              "--log-level", "warn"],
             stdout=log, stderr=subprocess.STDOUT,
         )  # fmt: skip
@@ -452,6 +454,9 @@ address = "{o.underlay}"
         """The server "reboots": etcd and k3snode killed, the interface gone with the kernel
         state; then both started fresh with the same data dir and key."""
         self.stop_etcd(cl, signal.SIGKILL)
+        if not self.underlay:
+            self.start_etcd(cl)
+            return
         if cl.k3snode is not None:
             _stop(cl.k3snode, signal.SIGKILL)
             cl.k3snode = None
@@ -515,6 +520,32 @@ address = "{o.underlay}"
             return 0.0
 
         return in_netns(cl.node.name, get)
+
+    def etcdctl(self, *args: str) -> str:
+        eps = ",".join(f"http://{self.member_ip(cl)}:2379" for cl in self.clouds)
+        r = self.observer().node.exec("env", "ETCDCTL_API=3", "etcdctl", "--endpoints", eps,
+                                      "--command-timeout=5s", *args, check=False)  # fmt: skip
+        assert r.returncode == 0, f"etcdctl {' '.join(args)}: {r.stderr}"
+        return r.stdout
+
+    def leader(self) -> Cloud | None:
+        """The member that leads now (by etcd's own status), or None."""
+        got = json.loads(self.etcdctl("endpoint", "status", "-w", "json"))
+        ids = {st["Status"]["header"]["member_id"]: st["Endpoint"] for st in got}
+        lead = {st["Status"]["leader"] for st in got}
+        if len(lead) != 1:
+            return None
+        ep = ids.get(lead.pop())
+        return next((cl for cl in self.clouds if ep and f"//{self.member_ip(cl)}:" in ep), None)
+
+    def make_leader(self, cl: Cloud) -> None:
+        """Hand leadership to ``cl`` (``etcdctl move-leader``) so a fault hits the leader."""
+        if self.leader() is cl:
+            return
+        got = json.loads(self.etcdctl("member", "list", "-w", "json"))
+        (mid,) = [m["ID"] for m in got["members"] if m["name"] == cl.name]
+        self.etcdctl("move-leader", f"{mid:x}")
+        wait_for(lambda: self.leader() is cl, timeout=20, what=f"{cl.name} leads")
 
     def leader_changes(self) -> int:
         return int(self.metric("etcd_server_leader_changes_seen_total"))
@@ -620,11 +651,22 @@ class Outcome:
     acked: int
 
 
-def measure(lab: Lab, fault: str, inject, heal=None, timeout: float = 120, settle: float = 1.0):
+def measure(
+    lab: Lab,
+    fault: str,
+    inject,
+    heal=None,
+    timeout: float = 120,
+    settle: float = 1.0,
+    leader: Cloud | None = None,
+) -> Outcome:
     """Run the writer, ``inject()`` the fault (then ``heal()`` if given: the clock for recovery
     starts when the fault is over, e.g. a partition healed), wait for health, keep writing
-    ``settle`` s more, then check every acknowledged write. Returns an Outcome."""
+    ``settle`` s more, then check every acknowledged write. ``leader``: make that member the
+    leader first (the fault then hits the leader). Returns an Outcome."""
     lab.wait_healthy(timeout=60)
+    if leader is not None:
+        lab.make_leader(leader)
     leaders = lab.leader_changes()
     with Writer(lab) as w:
         time.sleep(settle)
