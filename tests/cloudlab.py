@@ -144,6 +144,7 @@ class Lab:
     resolve_interval: float = 60.0
     grace: float = 120.0
     underlay: bool = True  # False: the baseline, etcd on a plain bridge of the nodes
+    userspace: str = "always"  # [underlay] userspace: "never" in the qemu guest (kernel WireGuard)
     clouds: list[Cloud] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
@@ -163,7 +164,7 @@ class Lab:
     def _build(self) -> None:
         s = self._stack
         self.internet = s.enter_context(NetNS.create("k3si"))
-        self.internet.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+        _forward(self.internet)
         if not self.underlay:
             self.internet.ip("link", "add", "br0", "type", "bridge")
             self.internet.ip("link", "set", "br0", "up")
@@ -181,7 +182,7 @@ class Lab:
                 self.internet.ip("link", "set", port, "master", "br0")
                 cl.uplink = port  # its bridge port, in the internet namespace
                 continue
-            router.exec("sysctl", "-qw", "net.ipv4.ip_forward=1")
+            _forward(router)
             up, _ = veth(router, self.internet, [f"100.64.{c}.2/24"], [f"100.64.{c}.1/24"])
             cl.uplink = up
             router.ip("route", "add", "default", "via", f"100.64.{c}.1")
@@ -325,7 +326,7 @@ interface = "{cl.ifname}"
 address = "{cl.underlay}/24"
 listen_port = {PORT}
 private_key_file = "{root}/var/lib/k3snode/underlay.key"
-userspace = "always"
+userspace = "{self.userspace}"
 keepalive = {self.keepalive}
 resolve_interval = {self.resolve_interval}
 """
@@ -450,12 +451,11 @@ address = "{o.underlay}"
             _stop(cl.etcd, sig)
             cl.etcd = None
 
-    def reboot(self, cl: Cloud) -> None:
-        """The server "reboots": etcd and k3snode killed, the interface gone with the kernel
-        state; then both started fresh with the same data dir and key."""
+    def crash(self, cl: Cloud) -> None:
+        """The server goes down hard: etcd and k3snode killed, the interface (kernel state) gone
+        with wireguard-go."""
         self.stop_etcd(cl, signal.SIGKILL)
         if not self.underlay:
-            self.start_etcd(cl)
             return
         if cl.k3snode is not None:
             _stop(cl.k3snode, signal.SIGKILL)
@@ -465,13 +465,20 @@ address = "{o.underlay}"
         if pid is not None:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-        sock = f"/var/run/wireguard/{cl.ifname}.sock"
         with contextlib.suppress(FileNotFoundError):
-            os.unlink(sock)
-        self.start_k3snode(cl)
-        wait_for(lambda: os.path.exists(sock), timeout=60, what=f"{cl.name} underlay back")
-        wait_for(lambda: _has_addr(cl), timeout=30, what=f"{cl.name} underlay address")
+            os.unlink(f"/var/run/wireguard/{cl.ifname}.sock")
+
+    def boot(self, cl: Cloud) -> None:
+        """The server boots: k3snode brings the underlay up (the same key), then etcd starts on
+        node-ip with its old data dir (as K3s, ordered after k3snode, would)."""
+        if self.underlay:
+            self.start_k3snode(cl)
+            wait_for(lambda: _has_addr(cl), timeout=60, what=f"{cl.name} underlay back")
         self.start_etcd(cl)
+
+    def reboot(self, cl: Cloud) -> None:
+        self.crash(cl)
+        self.boot(cl)
 
     # -- observing ---------------------------------------------------------------------------
 
@@ -660,8 +667,8 @@ def measure(
     settle: float = 1.0,
     leader: Cloud | None = None,
 ) -> Outcome:
-    """Run the writer, ``inject()`` the fault (then ``heal()`` if given: the clock for recovery
-    starts when the fault is over, e.g. a partition healed), wait for health, keep writing
+    """Run the writer, ``inject()`` the fault, then ``heal()`` if given (a partition healed, a
+    crashed server booted: the clock for recovery starts when inject returns), wait for health, keep writing
     ``settle`` s more, then check every acknowledged write. ``leader``: make that member the
     leader first (the fault then hits the leader). Returns an Outcome."""
     lab.wait_healthy(timeout=60)
@@ -672,15 +679,20 @@ def measure(
         time.sleep(settle)
         t_fault = time.monotonic()
         inject()
+        t0 = time.monotonic()
         if heal is not None:
             heal()
-        t0 = time.monotonic()
         wait_for(lab.healthy, timeout=timeout, interval=0.2, what=f"healthy after {fault}")
         recovery = time.monotonic() - t0
         time.sleep(settle)
     lab.check_writes(w.acked)
     return Outcome(fault, recovery, lab.leader_changes() - leaders, w.unavailable(t_fault),
                    len(w.failures), len(w.acked))  # fmt: skip
+
+
+def _forward(ns: NetNS) -> None:
+    """IPv4 forwarding on in ``ns`` (no sysctl binary needed: the qemu guest has none)."""
+    ns.exec("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
 
 
 def _reach_all(targets: list[str], port: int, timeout: float) -> bool:

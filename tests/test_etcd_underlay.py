@@ -124,7 +124,7 @@ def test_e_cloud_partitioned_30s(lab):
 def test_f_server_reboots(lab):
     s1 = lab.clouds[0]
     key = (s1.root / "var/lib/k3snode/underlay.key").read_bytes()
-    out = measure(lab, "reboot", lambda: lab.reboot(s1))
+    out = measure(lab, "reboot", lambda: lab.crash(s1), lambda: lab.boot(s1))
     assert (s1.root / "var/lib/k3snode/underlay.key").read_bytes() == key
     assert Userspace(s1.ifname).read().public_key == s1.pubkey
     assert out.acked > 0, out
