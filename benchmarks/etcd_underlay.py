@@ -27,12 +27,12 @@ sys.path.insert(0, REPO)
 
 from cloudlab import Lab, Outcome, have_lab_tools, measure  # noqa: E402
 
-# keepalive (s), resolve_interval (s), [health] grace (s); the daemon passes the underlay every
-# min(grace / 2, 5 s). "defaults": k3snode's own.
+# [underlay] keepalive (s), resolve_interval (s), [health] grace (s), [daemon] overrides; the
+# daemon passes the underlay every min(grace / 2, 5 s). "defaults": k3snode's own throughout.
 PROFILES = {
-    "defaults": dict(keepalive=25, resolve_interval=60.0, grace=120.0),
-    "recommended": dict(keepalive=5, resolve_interval=15.0, grace=120.0),
-    "lab-fast": dict(keepalive=1, resolve_interval=2.0, grace=4.0),
+    "defaults": dict(keepalive=25, resolve_interval=60.0, grace=120.0, daemon={}),
+    "recommended": dict(keepalive=5, resolve_interval=60.0, grace=120.0, daemon={}),
+    "lab-fast": dict(keepalive=1, resolve_interval=2.0, grace=4.0, daemon={"debounce": 0.2}),
 }
 
 

@@ -144,6 +144,9 @@ class Lab:
     resolve_interval: float = 60.0
     grace: float = 120.0
     underlay: bool = True  # False: the baseline, etcd on a plain bridge of the nodes
+    # [daemon]: None = quick values for tests (a metadata poll every 5 s, so node-external-ip
+    # follows a re-association); {} = k3snode's defaults (poll 300 s, debounce 1 s, ...)
+    daemon: dict | None = None
     userspace: str = "always"  # [underlay] userspace: "never" in the qemu guest (kernel WireGuard)
     clouds: list[Cloud] = field(default_factory=list)
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
@@ -299,6 +302,10 @@ table ip cloudnat {{
             if cl.index == 1
             else f'server = "https://10.99.0.1:6443"\ntoken_file = "{root}/etc/token"\n'
         )
+        quick = {"debounce": 0.2, "confirm_delay": 1, "min_restart_interval": 1, "poll_interval": 5}
+        daemon = "\n".join(
+            f"{k} = {v}" for k, v in (quick if self.daemon is None else self.daemon).items()
+        )
         text = f"""\
 [node]
 role = "server"
@@ -310,10 +317,7 @@ config = "{root}/etc/k3s.yaml"
 dmi_dir = "{root}/dmi"
 timeout = 5
 [daemon]
-debounce = 0.2
-confirm_delay = 1
-min_restart_interval = 1
-poll_interval = 5
+{daemon}
 [health]
 port = 0
 grace = {self.grace}
