@@ -39,8 +39,11 @@ with tempfile.TemporaryDirectory() as d:
             result("kernel_links", kinds)
             result("logs_created", [lab.k3snode_log(cl).count("(kernel WireGuard)")
                                     for cl in lab.clouds])  # fmt: skip
+            # the guest's noise floor: the same measurement with no fault (TCG is slow)
+            control = measure(lab, "none", lambda: time.sleep(5), leader=s1, timeout=180)
+            result("control", asdict(control))
             runs = []
-            for i in range(2):
+            for i in range(3):
                 out = measure(lab, "reassociate", lambda i=i: lab.reassociate(
                     s1, f"3.120.45.{70 + i}"), leader=s1, timeout=180)  # fmt: skip
                 runs.append(asdict(out))
