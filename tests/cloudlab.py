@@ -149,6 +149,7 @@ class Lab:
     daemon: dict | None = None
     userspace: str = "always"  # [underlay] userspace: "never" in the qemu guest (kernel WireGuard)
     clouds: list[Cloud] = field(default_factory=list)
+    last_problem: str = ""  # what `problem` last found wrong
     _stack: contextlib.ExitStack = field(default_factory=contextlib.ExitStack)
 
     # -- building ----------------------------------------------------------------------------
@@ -491,33 +492,42 @@ address = "{o.underlay}"
         return self.clouds[-1]
 
     def healthy(self, timeout: float = 1.5) -> bool:
-        """Every member answers /health (asked over the network from the observer's node) and
-        every member reaches every other member's peer port."""
+        return self.problem(timeout) is None
+
+    def problem(self, timeout: float = 1.5) -> str | None:
+        """None when every member answers /health (asked over the network from the observer's
+        node) and every member reaches every other member's peer port; else what is wrong."""
         obs = self.observer()
 
-        def health() -> bool:
+        def health() -> str | None:
             for cl in self.clouds:
                 try:
-                    if http_json(f"http://{self.member_ip(cl)}:2379/health", timeout=timeout)[
-                        "health"
-                    ] not in (True, "true"):
-                        return False
-                except (OSError, ValueError, KeyError):
-                    return False
-            return True
+                    url = f"http://{self.member_ip(cl)}:2379/health"
+                    got = http_json(url, timeout=timeout)["health"]
+                except (OSError, ValueError, KeyError) as e:
+                    return f"{cl.name} /health: {e}"
+                if got not in (True, "true"):
+                    return f"{cl.name} /health: {got}"
+            return None
 
-        if not in_netns(obs.node.name, health):
-            return False
+        bad = in_netns(obs.node.name, health)
+        if bad:
+            self.last_problem = bad
+            return bad
         for cl in self.clouds:
-            targets = [self.member_ip(o) for o in self.clouds if o is not cl]
-            if not in_netns(cl.node.name, _reach_all, targets, 2380, timeout):
-                return False
-        return True
+            for o in self.clouds:
+                if o is not cl and not in_netns(cl.node.name, _reach, self.member_ip(o), timeout):
+                    self.last_problem = f"{cl.name} cannot reach {o.name}:2380"
+                    return self.last_problem
+        return None
 
     def wait_healthy(self, timeout: float = 60) -> float:
         """Seconds until ``healthy``; AssertionError after ``timeout``."""
         t0 = time.monotonic()
-        wait_for(self.healthy, timeout=timeout, interval=0.2, what="all etcd members healthy")
+        try:
+            wait_for(self.healthy, timeout=timeout, interval=0.2, what="all etcd members healthy")
+        except AssertionError as e:
+            raise AssertionError(f"{e}; last problem: {self.last_problem}") from None
         return time.monotonic() - t0
 
     def metric(self, name: str, cl: Cloud | None = None) -> float:
@@ -660,6 +670,7 @@ class Outcome:
     unavailable: float
     failed_puts: int
     acked: int
+    problem: str = ""  # the last thing seen wrong before the cluster was healthy again
 
 
 def measure(
@@ -681,17 +692,18 @@ def measure(
     leaders = lab.leader_changes()
     with Writer(lab) as w:
         time.sleep(settle)
+        lab.last_problem = ""
         t_fault = time.monotonic()
         inject()
         t0 = time.monotonic()
         if heal is not None:
             heal()
-        wait_for(lab.healthy, timeout=timeout, interval=0.2, what=f"healthy after {fault}")
+        lab.wait_healthy(timeout)
         recovery = time.monotonic() - t0
         time.sleep(settle)
     lab.check_writes(w.acked)
     return Outcome(fault, recovery, lab.leader_changes() - leaders, w.unavailable(t_fault),
-                   len(w.failures), len(w.acked))  # fmt: skip
+                   len(w.failures), len(w.acked), lab.last_problem)  # fmt: skip
 
 
 def _forward(ns: NetNS) -> None:
@@ -699,14 +711,12 @@ def _forward(ns: NetNS) -> None:
     ns.exec("sh", "-c", "echo 1 > /proc/sys/net/ipv4/ip_forward")
 
 
-def _reach_all(targets: list[str], port: int, timeout: float) -> bool:
-    for t in targets:
-        try:
-            with socket.create_connection((t, port), timeout=timeout):
-                pass
-        except OSError:
-            return False
-    return True
+def _reach(target: str, timeout: float, port: int = 2380) -> bool:
+    try:
+        with socket.create_connection((target, port), timeout=timeout):
+            return True
+    except OSError:
+        return False
 
 
 def _has_addr(cl: Cloud) -> bool:

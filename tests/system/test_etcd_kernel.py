@@ -50,9 +50,8 @@ def guest(tmp_path_factory):
 
 
 def test_etcd_over_kernel_wireguard_survives_a_reassociated_address(guest):
-    print(
-        "kernel WireGuard, fault (a):", json.dumps(guest["reassociate"]), "setup", guest["setup_s"]
-    )
+    print("kernel WireGuard: control", json.dumps(guest["control"]), "fault (a):",
+          json.dumps(guest["reassociate"]), "setup", guest["setup_s"])  # fmt: skip
     assert guest["kernel_links"] == {"s1": True, "s2": True, "s3": True}  # not wireguard-go
     assert all(n >= 1 for n in guest["logs_created"]), guest["logs_created"]
     runs = guest["reassociate"]
