@@ -469,7 +469,12 @@ class Daemon:
     # -- health ------------------------------------------------------------------------------
 
     def _health_interval(self) -> float:
-        return max(0.5, min(30.0, self.settings.health.grace / 2))
+        interval = max(0.5, min(30.0, self.settings.health.grace / 2))
+        if self.settings.underlay.enabled:  # its observer is its keeper (killed wireguard-go…)
+            from k3snode.underlay import PASS_INTERVAL
+
+            interval = min(interval, PASS_INTERVAL)
+        return interval
 
     def _observe_all(self) -> None:
         from k3snode.k3s.service import Service
