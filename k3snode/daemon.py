@@ -87,6 +87,8 @@ class Daemon:
         self._last_refusal: str | None = None
         self._boot_problem: tuple[str, str] | None = None
         self._mesh_ok = settings.mesh != "tailscale"
+        self._mesh_gen = 0  # bumped by a reload: a bring-up for older settings does not count
+        self._mesh_busy = False  # a bring-up runs in its worker thread
         self._last_crash = ""
         self._last_discovery_ok: float | None = None
         self.restarts = Restarts(clock, self._restart_result)
@@ -171,6 +173,8 @@ class Daemon:
                 self._restart_done(value)
             elif kind == "long-poll":
                 self.request_pass(value, debounce=0)
+            elif kind == "mesh":
+                self._mesh_done(*value)
         if now >= self._poll_due:
             self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
             self.request_pass("poll", debounce=0)
@@ -311,19 +315,43 @@ class Daemon:
 
     def _bring_mesh_up(self) -> bool:
         """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
-        again after a reload; the passes after that only read its addresses."""
+        again after a reload; the passes after that only read its addresses.
+
+        The bring-up (install, ``tailscale up``, waiting for Running: up to minutes) runs in a
+        worker thread, so the loop keeps its boot-wait and watchdog promises; its result comes
+        back through the results queue and asks for the pass that then writes the config."""
+        if self._mesh_busy:
+            return False
         from k3snode.reconcile import mesh_up
 
-        try:
-            mesh_up(self.settings)
-        except Exception as e:  # TailscaleError, or anything unexpected from the mesh
-            if str(e) != self._last_refusal:
-                log.error("mesh: %s", e)
-                self._last_refusal = str(e)
-            self._failed_pass(self.settings.mesh, str(e))
-            return False
+        settings, gen = self.settings, self._mesh_gen
+
+        def work() -> None:
+            try:
+                mesh_up(settings)
+            except Exception as e:  # TailscaleError, or anything unexpected from the mesh
+                self._results.put(("mesh", (gen, str(e))))
+            else:
+                self._results.put(("mesh", (gen, None)))
+            self._wake()
+
+        self._mesh_busy = True
+        threading.Thread(target=work, name="k3snode-mesh-up", daemon=True).start()
+        return False
+
+    def _mesh_done(self, gen: int, error: str | None) -> None:
+        self._mesh_busy = False
+        if gen != self._mesh_gen:  # settings changed meanwhile: bring up with the new ones
+            self.request_pass("mesh settings changed", debounce=0)
+            return
+        if error is not None:
+            if error != self._last_refusal:
+                log.error("mesh: %s", error)
+                self._last_refusal = error
+            self._failed_pass(self.settings.mesh, error)
+            return
         self._mesh_ok = True
-        return True
+        self.request_pass("mesh up", debounce=0)
 
     def _failed_pass(self, check: str, reason: str) -> None:
         self.health.observe(Observation(check, False, reason))
@@ -548,6 +576,7 @@ class Daemon:
                 self.settings = new
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"
+                self._mesh_gen += 1
                 log.info("reload: settings re-read (%s)", new.file or "no settings file")
         self.request_pass("reload", debounce=0)
         self._tick_pass_now()
