@@ -2,7 +2,9 @@
 finds nothing new does nothing.
 
 - **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
-  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
+  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched. Mesh
+  "tailscale" is brought up first, in a worker thread (minutes at worst), so ``boot_wait`` and
+  ``WATCHDOG=1`` hold; its result asks for the pass.
 - **Events**: netlink address and default-route changes (``netwatch.py``), debounced by
   ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); GCP's
   metadata long-poll (``longpoll.py``) so a change there arrives within seconds.
