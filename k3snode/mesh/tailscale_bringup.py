@@ -332,15 +332,18 @@ def resume(
             alive=lambda: proc.poll() is None,
         )
     finally:
-        if proc.poll() is None:
+        ended_by_us = proc.poll() is None  # then its exit status says only that it was stopped
+        if ended_by_us:
             proc.terminate()
         try:
             _, err = proc.communicate(timeout=5)
         except subprocess.TimeoutExpired:
             proc.kill()
             _, err = proc.communicate()
-    if proc.returncode not in (0, -15) and (st is None or st.backend_state != "Running"):
+    if not ended_by_us and proc.returncode != 0:
         raise _up_failure(settings, proc.returncode, err or "", key)
+    if not ended_by_us and (st is None or st.backend_state != "Running"):
+        st = _status_or_none(key) or st  # `up` ended on its own: Running, maybe after the last read
     if st is None or st.backend_state in ("Stopped", *UNSETTLED):
         raise timeout_error(settings, st)
     return st
