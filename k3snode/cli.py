@@ -27,6 +27,10 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "run": ("run", "the daemon: keep the K3s config current, restart K3s calmly, report health"),
     "status": ("status", "what the running daemon reports; exit 1 when none runs"),
     "prepare-image": ("prepare_image", "remove per-node state before capturing an image"),
+    "registration": (
+        "registration",
+        "this server's records in the registration DNS name: show, publish, withdraw",
+    ),
 }
 
 # Flags that override settings: dest -> (section, key)

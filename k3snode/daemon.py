@@ -99,6 +99,7 @@ class Daemon:
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
         self.passes = 0
+        self.registration = self._registration_keeper(settings)
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -129,6 +130,8 @@ class Daemon:
         due = self.restarts.due(self.settings.daemon.min_restart_interval)
         if due is not None:
             out.append(due)
+        if self.registration is not None and self.registration.due() is not None:
+            out.append(self.registration.due())
         return out
 
     # -- the loop ----------------------------------------------------------------------------
@@ -177,6 +180,8 @@ class Daemon:
                 self.request_pass(value, debounce=0)
             elif kind == "mesh":
                 self._mesh_done(*value)
+            elif kind == "registration":
+                self._registration_done(value)
         if now >= self._poll_due:
             self._poll_due = now + self._jitter(self.settings.daemon.poll_interval)
             self.request_pass("poll", debounce=0)
@@ -187,7 +192,10 @@ class Daemon:
             self._health_due = now  # report right after a pass
         if not self._ready and now >= self._started + self.settings.daemon.boot_wait:
             self._become_ready(degraded=True)
-        self.restarts.maybe_start(self.settings)
+        if self.registration is not None:
+            self.registration.maybe_start()
+        if self.registration is None or not self.registration.holds_restart():
+            self.restarts.maybe_start(self.settings)  # after DNS has the new address (bounded)
         if now >= self._health_due:
             self._report()
         if self._ready and self.notifier.watchdog_interval and now >= self._watchdog_due:
@@ -297,6 +305,10 @@ class Daemon:
                 self.metrics.config_writes.inc()
         for path in written.committed.secrets_changed:
             log.info("written %s (0600)", path)
+        if self.registration is not None:
+            from k3snode.registration import wanted
+
+            self.registration.want(wanted(self.settings, addrs))
         if written.changed:
             self.restarts.request()
         if not self._ready:
@@ -413,6 +425,26 @@ class Daemon:
             )
         self._health_due = self._clock()
 
+    # -- the registration name -------------------------------------------------------------
+
+    def _registration_keeper(self, settings: Settings) -> Any:
+        from k3snode.registration import keeper
+
+        def deliver(outcome: Any) -> None:  # from the update's worker thread
+            self._results.put(("registration", outcome))
+            self._wake()
+
+        return keeper.for_settings(settings, self._clock, deliver)
+
+    def _registration_done(self, outcome: Any) -> None:
+        if self.registration is None:
+            return
+        self.registration.finished(outcome)
+        self.health.observe(self.registration.observation())
+        if self.metrics is not None:
+            self.metrics.registration_updates.labels("ok" if outcome.ok else "error").inc()
+        self._health_due = self._clock()
+
     # -- health ------------------------------------------------------------------------------
 
     def _health_interval(self) -> float:
@@ -467,6 +499,8 @@ class Daemon:
                 self.health.observe(obs)
                 observed.append(obs)
         self._observed = observed
+        if self.registration is not None:
+            self.health.observe(self.registration.observation())
 
     def _report(self, notify: bool = True) -> str:
         """Observe, then publish: metrics, STATUS=, the status file. Returns the status line."""
@@ -477,6 +511,7 @@ class Daemon:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
             self.metrics.set_peers(self._observed, self._wall())
+            self.metrics.set_registration(self._registration_status())
         line = self.status_line(snap)
         if self._ready and notify:
             self.notifier.status(line)
@@ -513,6 +548,10 @@ class Daemon:
             parts.append(
                 "last change " + time.strftime("%H:%M:%S", time.gmtime(self.last_change["time"]))
             )
+        if self.registration is not None:
+            last = self.registration.last
+            state = "pending" if last is None else "published" if last.ok else "update failing"
+            parts.append(f"{s.registration.name} {state}")
         if not snap.ok:
             bad = [f"{c.check}: {c.detail}" for c in snap.checks if c.state == "failing"]
             parts.insert(0, "degraded (" + "; ".join(bad) + ")")
@@ -542,7 +581,11 @@ class Daemon:
             "peers": health.peer_rows(self._observed, self._wall()),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,
+            "registration": self._registration_status(),
         }
+
+    def _registration_status(self) -> dict[str, Any] | None:
+        return self.registration.status() if self.registration is not None else None
 
     def _become_ready(self, degraded: bool) -> None:
         self._ready = True
@@ -575,6 +618,13 @@ class Daemon:
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
             else:
+                if (new.registers, new.registration) != (
+                    self.settings.registers,
+                    self.settings.registration,
+                ):
+                    self.registration = self._registration_keeper(new)
+                    if self.registration is None:
+                        self.health.observe(Observation("registration", True, "not publishing"))
                 self.settings = new
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"

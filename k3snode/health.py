@@ -216,6 +216,41 @@ class Metrics:
             registry=r,
         )
 
+        self.registration_published = Gauge(
+            "k3snode_registration_published_info",
+            "Addresses this server publishes in the registration DNS name",
+            ["name", "address"],
+            registry=r,
+        )
+        self.registration_last_update = Gauge(
+            "k3snode_registration_last_update_timestamp_seconds",
+            "Unix time of the last registration update (either outcome)",
+            registry=r,
+        )
+        self.registration_last_ok = Gauge(
+            "k3snode_registration_last_update_ok",
+            "1 when the last registration update succeeded",
+            registry=r,
+        )
+        self.registration_updates = Counter(
+            "k3snode_registration_updates_total",
+            "Registration updates, by outcome",
+            ["outcome"],
+            registry=r,
+        )
+
+    def set_registration(self, status: dict[str, Any] | None) -> None:
+        """The registration gauges from the keeper's status (None: this node publishes nothing)."""
+        self.registration_published.clear()
+        if not status:
+            return
+        for address in status["published"]:
+            self.registration_published.labels(status["name"], address).set(1)
+        last = status.get("last_update")
+        if last:
+            self.registration_last_update.set(last["time"])
+            self.registration_last_ok.set(1 if last["ok"] else 0)
+
     def set_addresses(self, addrs: list[tuple[str, str, str]]) -> None:
         self.address.clear()
         for address, family, source in addrs:

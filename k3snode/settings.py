@@ -27,13 +27,11 @@ from typing import Any, Callable
 from urllib.parse import urlsplit
 
 from k3snode import addresses
+from k3snode.discovery.providers import IDS
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
-PROVIDERS = (
-    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
-    "linode", "vultr", "scaleway", "exoscale", "upcloud",
-)  # fmt: skip
+PROVIDERS = IDS  # one list, in k3snode/discovery/providers/__init__.py
 MESHES = ("wireguard-native", "tailscale", "none")
 ROLES = ("server", "agent")
 DEFAULT_ECHO_SERVICES = (
@@ -281,6 +279,56 @@ def _ifname(v: Any) -> str:
     return v
 
 
+_DNS_LABEL = re.compile(r"^(?!-)[A-Za-z0-9_-]{1,63}(?<!-)$")
+
+
+def _dns_name(v: Any) -> str:
+    """A fully qualified DNS name, stored without the trailing dot and in lower case."""
+    v = _str(v).strip().rstrip(".").lower()
+    if v and (len(v) > 253 or "." not in v or not all(_DNS_LABEL.match(p) for p in v.split("."))):
+        raise ValueError("must be a fully qualified DNS name such as k3s.example.com")
+    return v
+
+
+def _dns_server(v: Any) -> str:
+    """``host``, ``host:port``, ``[v6]:port`` or a bare IPv6 address; stored as host:port."""
+    import ipaddress
+
+    v = _str(v).strip()
+    if v == "":
+        return ""
+    host, port = v, "53"
+    if v.startswith("["):
+        host, sep, rest = v[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ValueError("must be host:port, such as ns1.example.com:53 or [2001:db8::53]:53")
+        port = rest[1:] or "53"
+    elif v.count(":") == 1:
+        host, _, port = v.partition(":")
+    if not port.isdigit() or not 1 <= int(port) <= 65535:
+        raise ValueError("port must be 1-65535")
+    try:
+        ip = ipaddress.ip_address(host)
+    except ValueError:
+        if not host or not all(_DNS_LABEL.match(p) for p in host.rstrip(".").split(".")):
+            raise ValueError("must be host:port, such as ns1.example.com:53") from None
+        return f"{host}:{int(port)}"
+    return f"[{ip}]:{int(port)}" if ip.version == 6 else f"{ip}:{int(port)}"
+
+
+TSIG_ALGORITHMS = (
+    "hmac-sha256", "hmac-sha384", "hmac-sha512", "hmac-sha224", "hmac-sha1", "hmac-md5",
+)  # fmt: skip
+REGISTRATION_PUBLISH = ("external", "ipv4", "ipv6", "underlay")
+
+
+def _backend(v: Any) -> str:
+    v = _str(v).strip()
+    if v != "rfc2136" and not re.match(r"^[A-Za-z_][\w.]*:[A-Za-z_]\w*$", v):
+        raise ValueError("must be rfc2136 or a plugin as module:factory")
+    return v
+
+
 # ---------------------------------------------------------------------------------------------
 # The schema
 
@@ -344,7 +392,7 @@ SCHEMA: tuple[Spec, ...] = (
          "static external addresses (one IPv4 and/or one IPv6); a family set here is not discovered",
          env=("K3SNODE_EXTERNAL_IPS",)),
     Spec("discovery", "provider", "auto", _provider,
-         "cloud provider: auto (recognised from DMI), none (no metadata service), or a provider id"),
+         "cloud provider: auto (cloud-init's answer, else DMI), none (no metadata service), or a provider id"),
     Spec("discovery", "metadata_endpoint", "", _http_base_url,
          "replaces scheme, host and port of the provider's metadata service (tests, odd networks)"),
     Spec("discovery", "dmi_dir", "/sys/class/dmi/id", _abs_path,
@@ -414,6 +462,29 @@ SCHEMA: tuple[Spec, ...] = (
     Spec("underlay", "resolve_interval", 60.0, _number(1, 86400),
          "seconds between re-resolving peers' DNS endpoints"),
     Spec("underlay", "peers", (), _peers, "the underlay's peers ([[underlay.peers]])"),
+    # [registration]
+    Spec("registration", "name", "", _dns_name,
+         "the cluster's registration DNS name: servers keep their addresses in it, agents join "
+         "by it"),
+    Spec("registration", "server", "", _dns_server,
+         "the authoritative DNS server that takes RFC 2136 updates, host[:port] (port 53)"),
+    Spec("registration", "zone", "", _dns_name,
+         "the zone holding the name; unset: the server is asked (SOA)"),
+    Spec("registration", "key_file", "", _opt_abs_path,
+         "TSIG key file (mode 0600): a BIND key clause, as tsig-keygen writes, or "
+         "[algorithm:]name:secret"),
+    Spec("registration", "algorithm", "hmac-sha256", _choice(*TSIG_ALGORITHMS),
+         "TSIG algorithm when the key file does not name one"),
+    Spec("registration", "ttl", 60, _number(1, 86400, integer=True),
+         "TTL in seconds of the published A/AAAA records"),
+    Spec("registration", "publish", "external", _choice(*REGISTRATION_PUBLISH),
+         "what to publish: external (IPv4 and IPv6), ipv4, ipv6, or underlay (its address)"),
+    Spec("registration", "timeout", 5.0, _number(0.5, 60),
+         "upper bound in seconds for one update (all its queries)"),
+    Spec("registration", "retry_max", 300.0, _number(1, 86400),
+         "longest wait between retries of a failed update (exponential backoff with jitter)"),
+    Spec("registration", "backend", "rfc2136", _backend,
+         "rfc2136, or module:factory of a plugin for a DNS API (docs/registration.md)"),
 )  # fmt: skip
 
 SECTIONS = tuple(dict.fromkeys(s.section for s in SCHEMA))
@@ -565,6 +636,20 @@ class UnderlaySettings:
 
 
 @dataclass(frozen=True)
+class RegistrationSettings:
+    name: str
+    server: str  # host:port, IPv6 in brackets
+    zone: str
+    key_file: str
+    algorithm: str
+    ttl: int
+    publish: str
+    timeout: float
+    retry_max: float
+    backend: str
+
+
+@dataclass(frozen=True)
 class Settings:
     """Everything k3snode was told. ``origins`` maps ``"section.key"`` to where the value came from."""
 
@@ -577,6 +662,7 @@ class Settings:
     health: HealthSettings
     paths: PathsSettings
     underlay: UnderlaySettings
+    registration: RegistrationSettings
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
 
     @property
@@ -601,6 +687,11 @@ class Settings:
         return os.path.join(self.paths.state_dir, "vpn-auth")
 
     @property
+    def registers(self) -> bool:
+        """This node keeps the registration name current (a server with a name set)."""
+        return self.role == "server" and bool(self.registration.name)
+
+    @property
     def state_file(self) -> str:
         return os.path.join(self.paths.state_dir, "state.json")
 
@@ -617,6 +708,7 @@ _SECTION_TYPES = {
     "node": NodeSettings, "k3s": K3sSettings, "discovery": DiscoverySettings,
     "tailscale": TailscaleSettings, "daemon": DaemonSettings, "health": HealthSettings,
     "paths": PathsSettings, "underlay": UnderlaySettings,
+    "registration": RegistrationSettings,
 }  # fmt: skip
 
 
@@ -821,6 +913,8 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
             "underlay off (got mesh 'tailscale' and underlay enabled on a server)"
         )
 
+    _check_registration(v, role, where)
+
     from k3snode.k3s import options as k3s_options
 
     checked = {}
@@ -836,6 +930,25 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
 
     sections = {name: cls(**v[name]) for name, cls in _SECTION_TYPES.items()}
     return Settings(file=path, origins=origins, **sections)
+
+
+def _check_registration(v: dict[str, dict[str, Any]], role: str, where: Callable) -> None:
+    """A server with a registration name needs what its backend needs; agents only read the name."""
+    reg = v["registration"]
+    if role != "server" or not reg["name"]:
+        return
+    if reg["backend"] == "rfc2136":
+        for key in ("server", "key_file"):
+            if not reg[key]:
+                raise SettingsError(
+                    f"{where('registration', 'name')}: publishing {reg['name']} needs "
+                    f"[registration] {key} (got name {reg['name']!r} with no {key})"
+                )
+    if reg["publish"] == "underlay" and not v["underlay"]["enabled"]:
+        raise SettingsError(
+            f'{where("registration", "publish")}: publish = "underlay" needs the underlay '
+            "([underlay] enabled = true)"
+        )
 
 
 def schema_rows() -> list[tuple[str, str, str, str]]:

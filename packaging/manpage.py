@@ -131,12 +131,15 @@ def render() -> str:
         esc("the K3s config file k3snode merges its keys into"),
         ".TP",
         esc("/var/lib/k3snode"),
-        esc("state: the keys k3snode manages, token and vpn-auth copies, generated keys"),
+        esc(
+            "state: the keys k3snode manages, token and vpn-auth copies, generated keys, "
+            "the registration records this server published (registration.json)"
+        ),
         ".TP",
         esc("/run/k3snode"),
         "status of the running daemon",
         ".SH SEE ALSO",
-        "\\fBk3s\\fR(1), \\fBsystemctl\\fR(1), \\fBwg\\fR(8)",
+        "\\fBk3s\\fR(1), \\fBsystemctl\\fR(1), \\fBwg\\fR(8), \\fBnsupdate\\fR(1)",
     ]
     return "\n".join(out) + "\n"
 

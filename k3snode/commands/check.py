@@ -16,6 +16,7 @@ PREFLIGHTS: list[str] = [
     "k3snode.mesh.wg.preflight:wireguard_native",
     "k3snode.underlay:preflight",
     "k3snode.discovery.preflight:findings",
+    "k3snode.registration.preflight:findings",
 ]
 
 

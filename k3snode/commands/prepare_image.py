@@ -4,7 +4,8 @@ Removes what belongs to this one node and would be wrong on every clone: k3snode
 keys it manages, the last good discovery, its token and vpn-auth copies), the keys it generated
 (the underlay's private key), the daemon's status file, and k3snode's keys in K3s's config file
 (the builder's external address). Settings stay, including the token and auth-key files they
-name. K3s's own per-node data is removed only with ``--k3s``. What else a clone usually needs
+name. A server's records in the registration DNS name are withdrawn first (docs/registration.md).
+K3s's own per-node data is removed only with ``--k3s``. What else a clone usually needs
 (a new machine-id, no Tailscale identity, ...) is printed, never touched.
 
 ``--root DIR`` works on an image mounted at DIR: every path, the settings file's included, is
@@ -52,6 +53,7 @@ class Busy(Exception):
 class Report:
     removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)  # files k3snode's keys were taken out of
+    withdrawn: list[str] = field(default_factory=list)  # registration records taken out of DNS
     kept: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
@@ -150,7 +152,9 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
     report = Report()
     state_dir = _in(root, settings.paths.state_dir)
     run_dir = _in(root, settings.paths.run_dir)
-    # 1. k3snode's keys out of K3s's config files (they hold this machine's addresses).
+    # 1. This server's records in the registration name, first: a failure changes nothing.
+    _withdraw_registration(settings, root, dry_run, report)
+    # 2. k3snode's keys out of K3s's config files (they hold this machine's addresses).
     try:
         st = state_mod.load(_in(root, settings.state_file))
     except state_mod.StateError as e:
@@ -159,16 +163,16 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
     for path, keys in st.managed.items():
         if keys and _strip_keys(_in(root, path), set(keys), settings.role, dry_run, report):
             report.cleaned.append(_in(root, path))
-    # 2. k3snode's own state and status: the whole directory content when it is k3snode's own
+    # 3. k3snode's own state and status: the whole directory content when it is k3snode's own
     #    directory, else only the files k3snode makes there.
     own = {
         os.path.basename(p)
         for p in (settings.state_file, settings.vpn_auth_path, settings.status_file)
     }
-    own.add("token")
+    own.update(("token", "registration.json"))
     for directory in (state_dir, run_dir):
         _clear(directory, own, dry_run, report)
-    # 3. Generated keys kept elsewhere (the underlay's private key).
+    # 4. Generated keys kept elsewhere (the underlay's private key).
     key = _in(root, settings.underlay.private_key_file)
     if os.path.lexists(key):
         if _inside(key, state_dir):
@@ -180,14 +184,42 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
                 f"{key}: the underlay's private key is outside k3snode's state directory; "
                 "remove it if it was generated on this machine"
             )
-    # 4. Settings stay.
+    # 5. Settings stay.
     kept = [settings.file or ""]
     kept += [_in(root, p) for p in (settings.k3s.token_file, settings.tailscale.auth_key_file) if p]
     report.kept.extend(p for p in kept if p and p != os.devnull and os.path.exists(p))
-    # 5. K3s's per-node data, only when asked.
+    # 6. K3s's per-node data, only when asked.
     if k3s:
         _k3s_data(settings, root, dry_run, report)
     return report
+
+
+def _withdraw_registration(settings, root: str, dry_run: bool, report: Report) -> None:
+    """Withdraw what this machine published (``/`` only: an image's node is not running). A
+    failure stops everything: the record would point agents at a machine that is gone."""
+    from k3snode.registration import record, withdraw
+
+    file = _in(root, record.path(settings.paths.state_dir))
+    rec = record.load(file)
+    if rec is None or not rec.addresses:
+        return
+    what = f"{', '.join(rec.addresses)} from {rec.name}"
+    if root != "/":
+        report.notes.append(
+            f"the image's node published {what}: withdraw it where the DNS server is reachable "
+            "(k3snode registration withdraw on that node, or nsupdate)"
+        )
+        return
+    if dry_run:
+        report.withdrawn.append(what)
+        return
+    out = withdraw(settings)
+    if not out.ok:
+        raise Busy(
+            f"cannot withdraw {what}: {out.detail} (fix and retry, or remove {file} to leave "
+            "the record in DNS)"
+        )
+    report.withdrawn.append(what)
 
 
 def _inside(path: str, directory: str) -> bool:
@@ -271,11 +303,13 @@ def _print(report: Report, root: str, dry_run: bool, k3s: bool) -> None:
         print(f"{verb} {path}")
     for path in report.cleaned:
         print(f"{'would take' if dry_run else 'took'} k3snode's keys out of {path}")
+    for what in report.withdrawn:
+        print(f"{'would withdraw' if dry_run else 'withdrew'} {what} (registration)")
     for path in report.kept:
         print(f"kept {path} (settings)")
     for note in report.notes:
         print(f"note: {note}")
-    if not report.removed and not report.cleaned:
+    if not report.removed and not report.cleaned and not report.withdrawn:
         print("no per-node k3snode state found")
     todo = [
         (path, cmd, why)

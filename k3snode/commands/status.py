@@ -70,6 +70,16 @@ def describe(d: dict) -> str:
         )
     elif d.get("restart_pending"):
         lines.append("last restart: pending")
+    reg = d.get("registration")
+    if reg:
+        shown = ", ".join(reg.get("published") or []) or "nothing"
+        lines.append(f"registration: {reg.get('name')} at {reg.get('server')}: {shown}")
+        last = reg.get("last_update")
+        if last:
+            outcome = "ok" if last.get("ok") else "failed"
+            lines.append(
+                f"  last update {_when(last.get('time'))}: {outcome}: {last.get('detail')}"
+            )
     for c in h.get("checks") or []:
         lines.append(f"  {c.get('state', '?'):8} {c.get('check')}: {c.get('detail')}")
     peers = d.get("peers") or []

@@ -10,6 +10,7 @@ server        ``cluster-init`` for the first server; ``server`` + ``token-file``
 agent         ``server``, ``token-file`` — and never a server-only key (K3s's agent dies on it)
 tailscale     ``vpn-auth-file`` on every node, ``node-external-ip`` = the node's Tailscale address
 underlay      ``node-ip`` = the underlay address (etcd advertises it), external IP unchanged
+registration  servers: the registration name in ``tls-san`` (after the user's own SANs)
 ============  ===================================================================================
 
 Every key — ours and the user's ``[k3s.options]`` — is checked against K3s's flag list for the
@@ -99,7 +100,16 @@ def render(
         out["vpn-auth-file"] = settings.vpn_auth_path
     for key, value in k3s.options.items():
         out[key] = value
+    if role == "server" and settings.registration.name:
+        out["tls-san"] = _with_san(out.get("tls-san"), settings.registration.name)
     return {key: flags.check(role, key, value) for key, value in out.items()}
+
+
+def _with_san(sans: Any, name: str) -> list[str]:
+    """The user's ``tls-san`` (one string or a list) with the registration name appended once:
+    agents that join by the name refuse a serving certificate without it."""
+    items = [] if sans is None else [sans] if isinstance(sans, str) else list(sans)
+    return [*items, name] if name not in items else items
 
 
 def redacted(options: dict[str, Any]) -> dict[str, Any]:

@@ -154,3 +154,34 @@ def test_node_name_underlay_and_passthrough(tmp_path):
 def test_user_options_checked(role, mesh, key, value, message):
     with pytest.raises(ValueError, match=message):
         options.check_user_option(role, mesh, key, value)
+
+
+REG = {
+    ("registration", "name"): "k3s.example.com",
+    ("registration", "server"): "192.0.2.53",
+    ("registration", "key_file"): "/etc/k3snode/tsig.key",
+}
+
+
+def test_a_server_with_a_registration_name_has_it_in_tls_san(tmp_path):
+    s = make(tmp_path, role="server", mesh="wireguard-native", over=REG)
+    out = options.render(s, [V4])
+    assert out["tls-san"] == ["k3s.example.com"]
+    assert flags.check("server", "tls-san", out["tls-san"]) == ["k3s.example.com"]
+
+
+def test_the_users_own_sans_stay_and_the_name_comes_once(tmp_path):
+    over = {**REG, ("k3s", "options"): {"tls-san": ["api.example.com", "k3s.example.com"]}}
+    s = make(tmp_path, role="server", mesh="none", over=over)
+    assert options.render(s, [V4])["tls-san"] == ["api.example.com", "k3s.example.com"]
+    over = {**REG, ("k3s", "options"): {"tls-san": "api.example.com"}}
+    s = make(tmp_path, role="server", mesh="none", over=over)
+    assert options.render(s, [V4])["tls-san"] == ["api.example.com", "k3s.example.com"]
+
+
+def test_an_agent_never_gets_tls_san_from_the_registration_name(tmp_path):
+    # tls-san is server-only: K3s's agent dies on it (k3s.md §2).
+    s = make(tmp_path, role="agent", mesh="wireguard-native", over=dict(REG))
+    assert "tls-san" not in options.render(s, [V4])
+    s = make(tmp_path, role="server", mesh="none")
+    assert "tls-san" not in options.render(s, [V4])

@@ -45,6 +45,9 @@ def test_version_and_dependencies_are_debians(deb):
         "python3:any",
     ):
         assert pkg in depends, depends
+    # [registration] imports dnspython lazily: recommended, not required.
+    assert "python3-dnspython" in dpkg_deb("-f", deb, "Recommends")
+    assert "dnspython" not in depends
 
 
 def test_payload_unit_conffile_man_page_tmpfiles(deb, tmp_path):

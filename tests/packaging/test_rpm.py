@@ -81,6 +81,8 @@ def test_requires_are_the_projects_dependencies(rpms):
     assert set(re.findall(r"python3dist\(([^)]+)\)", requires)) == wanted, requires
     assert "(python3dist(tomli) if python3 < 3.11)" in requires
     assert "python3 >= 3.9" in requires and "systemd" in requires
+    # [registration] imports dnspython lazily: recommended (python3-dns), not required.
+    assert "python3dist(dnspython)" in rpmq(rpms[0], "--recommends")
 
 
 def test_payload_config_noreplace_unit_modes(rpms):
