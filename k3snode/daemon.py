@@ -265,6 +265,8 @@ class Daemon:
                 self._last_refusal = refused
             if self.metrics is not None:
                 self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+            if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
+                self._mesh_ok = False
             self._failed_pass("discovery", refused)
             return False
         if self._last_refusal is not None:

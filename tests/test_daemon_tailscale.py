@@ -80,3 +80,37 @@ def test_slow_tailscale_up_delays_neither_ready_nor_the_watchdog(tmp_path):
         for pid in _up_processes(str(keyfile)):  # outlives k3snode outside a cgroup
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+def test_tailscale_down_while_k3s_runs_is_brought_back_by_the_next_pass(tmp_path):
+    """Someone runs ``tailscale down`` on a node whose K3s set its routes: the next pass finds no
+    Tailscale address and the one after brings the node back with a bare ``tailscale up`` — the
+    settings, K3s's routes among them, untouched (no reload needed)."""
+    (tmp_path / "ts").mkdir()
+    ts = TailscaleStub.create(tmp_path / "ts")
+    ts.control(daemon="running", keys={KEY: "ok"})
+    keyfile = tmp_path / "ts.key"
+    keyfile.write_text(KEY + "\n")
+    keyfile.chmod(0o600)
+    extra = f'[tailscale]\nauth_key_file = "{keyfile}"\ntimeout = 20\n'
+    with make_node(
+        tmp_path,
+        mesh="tailscale",
+        extra_toml=extra,
+        daemon={"poll_interval": 5.0},
+        env_extra={"TAILSCALE_STUB_DIR": str(ts.dir)},
+    ) as node:
+        node.env_extra["PATH"] = f"{ts.bin}{os.pathsep}{node.root}/bin{os.pathsep}/usr/bin:/bin"
+        node.start(wait_ready=False)
+        try:
+            node.notify.wait("READY=1", timeout=30)
+        except AssertionError:
+            raise AssertionError(node.output()[-3000:]) from None
+        assert ts.cli("set", "--accept-routes", "--advertise-routes=10.42.0.0/24").returncode == 0
+        before = ts.prefs()
+        assert ts.cli("down").returncode == 0
+        wait_for(lambda: ts.status()["BackendState"] == "Running", 30, what="Tailscale back up")
+        ups = [c["argv"] for c in ts.calls("tailscale") if c["argv"][:1] == ["up"]]
+        assert ups[-1] == ["up"]
+        assert ts.prefs() == before
+        assert node.stop() == 0
