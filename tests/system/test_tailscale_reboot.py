@@ -19,11 +19,10 @@ from __future__ import annotations
 import json
 import os
 import shutil
-import subprocess
 
 import pytest
 import yaml
-from debian_tree import BOOT_PACKAGES, Machine, debian_env, have_tools, install_deb, rootfs
+from debian_tree import BOOT_PACKAGES, Machine, build_deb, have_tools, install_deb, rootfs
 from helpers import REPO, wait_for
 
 pytestmark = [
@@ -75,15 +74,8 @@ def enable(root: str, unit: str, source: str) -> None:
 
 
 @pytest.fixture(scope="module")
-def deb(tmp_path_factory) -> str:
-    """This checkout's .deb, built into a directory of this test's own (the shared cache's
-    ``deb/`` is rebuilt by whichever checkout runs the system tier)."""
-    out = subprocess.run(
-        [os.path.join(REPO, "packaging", "build-deb.sh"), str(tmp_path_factory.mktemp("deb"))],
-        capture_output=True, text=True, env=debian_env(), timeout=600,
-    )  # fmt: skip
-    assert out.returncode == 0, out.stderr[-3000:]
-    return out.stdout.strip().splitlines()[-1]
+def deb() -> str:
+    return build_deb()
 
 
 def tree(work, role: str, deb: str) -> str:
