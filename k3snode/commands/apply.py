@@ -6,6 +6,8 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 if TYPE_CHECKING:
     from k3snode.reconcile import Prepared
     from k3snode.settings import Settings
@@ -13,22 +15,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("k3snode")
 
 
-FLAGS = (
-    "role",
-    "mesh",
-    "server",
-    "token-file",
-    "node-name",
-    "cluster-init",
-    "k3s-config",
-    "k3s-unit",
-    "external-ip",
-    "provider",
-    "metadata-endpoint",
-    "dmi-dir",
-    "echo",
-    "state-dir",
-)
+FLAGS = (*NODE_FLAGS, "k3s-unit", *DISCOVERY_FLAGS, "state-dir")
 EXAMPLES = (
     (
         "First server of a cluster (embedded etcd), addresses discovered:",

@@ -10,6 +10,8 @@ import argparse
 import importlib
 import json
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 PREFLIGHTS: list[str] = [
     "k3snode.preflight:settings_and_config",
     "k3snode.k3s.effective:preflight",
@@ -23,22 +25,7 @@ PREFLIGHTS: list[str] = [
 
 
 JSON_HELP = "print the findings as JSON: a list of {level, topic, message}"
-FLAGS = (
-    "role",
-    "mesh",
-    "server",
-    "token-file",
-    "node-name",
-    "cluster-init",
-    "k3s-config",
-    "k3s-unit",
-    "external-ip",
-    "provider",
-    "metadata-endpoint",
-    "dmi-dir",
-    "echo",
-    "state-dir",
-)
+FLAGS = (*NODE_FLAGS, "k3s-unit", *DISCOVERY_FLAGS, "state-dir")
 EXAMPLES = (
     ("Before the first start of a server:", "k3snode check --role server --cluster-init"),
     (

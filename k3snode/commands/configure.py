@@ -12,9 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode.commands import NODE_FLAGS
+
 # Everything configure may save (identity.SAVED), plus what the checks it runs read.
-FLAGS = ("role", "mesh", "server", "token-file", "node-name", "cluster-init", "k3s-config",
-         "state-dir")  # fmt: skip
+FLAGS = (*NODE_FLAGS, "state-dir")
 ENVIRONMENT = (
     ("K3SNODE_TAILSCALE_AUTH_KEY_FILE", "mesh tailscale: file holding the auth key (saved)"),
 )

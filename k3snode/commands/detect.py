@@ -5,8 +5,10 @@ from __future__ import annotations
 import argparse
 import json
 
+from k3snode.commands import DISCOVERY_FLAGS
+
 JSON_HELP = "print JSON: provider, source, public_ipv4, public_ipv6, private_ipv4 (+ notes, error)"
-FLAGS = ("external-ip", "provider", "metadata-endpoint", "dmi-dir", "echo")
+FLAGS = DISCOVERY_FLAGS
 EXAMPLES = (
     ("Where this node's public addresses come from:", "k3snode detect"),
     ("On AWS, as JSON, showing each metadata request:", "k3snode detect --provider aws --json -v"),

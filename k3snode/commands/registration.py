@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode.commands import DISCOVERY_FLAGS
+
 ACTIONS = ("show", "publish", "withdraw")
-FLAGS = ("role", "external-ip", "provider", "metadata-endpoint", "dmi-dir", "echo", "state-dir")
+FLAGS = ("role", *DISCOVERY_FLAGS, "state-dir")
 ENVIRONMENT = (
     ("K3SNODE_REGISTRATION_NAME", "the cluster's registration DNS name ([registration] name)"),
     ("K3SNODE_REGISTRATION_SERVER", "the DNS server taking RFC 2136 updates, host[:port]"),

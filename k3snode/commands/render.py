@@ -6,6 +6,8 @@ import argparse
 import re
 import sys
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 # Inline secrets a user may have written into their own config.yaml: never printed.
 _SECRET_LINE = re.compile(
     r"^(?P<key>(token|agent-token|vpn-auth|etcd-s3-secret-key|etcd-s3-access-key|datastore-endpoint)"
@@ -13,21 +15,7 @@ _SECRET_LINE = re.compile(
 )
 
 
-FLAGS = (
-    "role",
-    "mesh",
-    "server",
-    "token-file",
-    "node-name",
-    "cluster-init",
-    "k3s-config",
-    "external-ip",
-    "provider",
-    "metadata-endpoint",
-    "dmi-dir",
-    "echo",
-    "state-dir",
-)
+FLAGS = (*NODE_FLAGS, *DISCOVERY_FLAGS, "state-dir")
 EXAMPLES = (
     ("What a first server would write:", "k3snode render --role server --cluster-init"),
     (
