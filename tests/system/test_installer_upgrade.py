@@ -1,11 +1,11 @@
-"""install.sh over an installed k3snode, in one booted Debian 12 tree (the .deb path) against the
-stand-in internet of ``tests/internet.py``, serving two releases: this checkout's and the same
+"""install.sh over an installed k3snode, in one booted tree — Debian 12 through the .deb, Debian 13
+through the virtualenv — against the stand-in internet of ``tests/internet.py``, serving two releases: this checkout's and the same
 tree built as a later version (``internet.bumped_release_set``).
 
 - ``INSTALL_K3SNODE_SKIP_ENABLE=true``: installed and configured, the unit neither enabled nor
   started; ``INSTALL_K3SNODE_SKIP_START=true``: enabled, not started; a plain run then starts it.
 - The one-liner against the later release upgrades in place: the package is the new version, the
-  unit restarted exactly once onto it, the saved settings, k3snode.env and token untouched (content
+  unit restarted exactly once onto it (for the .deb, by its postinst's try-restart alone), the saved settings, k3snode.env and token untouched (content
   and mode), and K3s not restarted (its config did not change).
 """
 
@@ -15,7 +15,7 @@ import json
 import os
 
 import pytest
-from debian_tree import CLOUD_PACKAGES, Machine, have_tools, rootfs
+from debian_tree import CLOUD_PACKAGES, SUITES, Machine, have_tools, rootfs
 from helpers import wait_for
 from internet import ONE_LINER_URL, RELEASES, Internet, bumped_release_set, release_set, version
 
@@ -61,10 +61,14 @@ def k3s_starts(m: Machine) -> list[dict]:
     return [json.loads(line) for line in out.splitlines()]
 
 
-def files(m: Machine) -> dict[str, tuple[str, str, str]]:
-    """Each kept file's mode, mtime.ctime and content."""
-    out = {}
+def files(m: Machine) -> dict[str, tuple[str, str, str] | None]:
+    """Each kept file's mode, mtime.ctime and content (None: absent, as config.toml where no
+    package shipped it)."""
+    out: dict[str, tuple[str, str, str] | None] = {}
     for path in KEPT:
+        if not exists(m, path):
+            out[path] = None
+            continue
         mode, stamp = m.sh("stat", "-c", "%a %Y.%Z", path).stdout.split()
         out[path] = (mode, stamp, m.read(path))
     return out
@@ -82,13 +86,23 @@ def stat(m: Machine, path: str) -> str:
     return m.sh("stat", "-c", "%a %Y.%Z", path).stdout
 
 
-def deb_version(m: Machine) -> str:
-    return m.sh("dpkg-query", "-W", "-f", "${Version} ${Status}", "k3snode").stdout
+def installed(m: Machine, method: str) -> str:
+    """The version of k3snode the package manager (or the virtualenv's pip) has installed."""
+    if method == "deb":
+        out = m.sh("dpkg-query", "-W", "-f", "${Version} ${Status}", "k3snode").stdout
+        assert out.endswith(" install ok installed"), out
+        return out.split()[0]
+    code = "import importlib.metadata as m; print(m.version('k3snode'))"
+    return m.sh("/opt/k3snode/bin/python", "-c", code).stdout.strip()
+
+
+def payload(method: str, v: str) -> str:
+    return f"k3snode_{v}_all.deb" if method == "deb" else f"k3snode-{v}-py3-none-any.whl"
 
 
 @pytest.fixture(scope="module")
 def internet(tmp_path_factory) -> Internet:
-    net = Internet(str(tmp_path_factory.mktemp("net")), release_set(), ("bookworm",))
+    net = Internet(str(tmp_path_factory.mktemp("net")), release_set(), SUITES)
     os.symlink(bumped_release_set(NEW), os.path.join(net.www, RELEASES, "download", f"v{NEW}"))
     return net
 
@@ -100,20 +114,23 @@ def release_latest(internet: Internet, v: str) -> None:
     os.symlink(f"../download/v{v}", link)
 
 
-def test_skip_enable_skip_start_then_an_upgrade(internet, tmp_path):
+@pytest.mark.parametrize(("suite", "method"), [("bookworm", "deb"), ("trixie", "venv")])
+def test_skip_enable_skip_start_then_an_upgrade(internet, tmp_path, suite, method):
     old = version()
     assert old != NEW
-    root = rootfs(str(tmp_path / "root"), "cloud", CLOUD_PACKAGES, suite="bookworm")
-    internet.prepare(root, "bookworm")
+    root = rootfs(str(tmp_path / "root"), "cloud", CLOUD_PACKAGES, suite=suite)
+    internet.prepare(root, suite)
     release_latest(internet, old)
     with internet.serve() as node:
         args = [f"--network-namespace-path=/run/netns/{node.name}", "--capability=CAP_NET_ADMIN"]
         with Machine.boot(root, args=args) as m:
             # Skip enable: installed (the .deb enables its unit; the installer undoes that) and
-            # configured, neither enabled nor started.
-            out = install(m, f"{NODE} INSTALL_K3SNODE_SKIP_ENABLE=true")
+            # configured, neither enabled nor started. (The method is given once: later runs keep
+            # the one the installer used.)
+            first = f"INSTALL_K3SNODE_METHOD={method} INSTALL_K3SNODE_SKIP_ENABLE=true"
+            out = install(m, f"{NODE} {first}")
             assert "not enabled" in out and "not started" in out
-            assert deb_version(m) == f"{old} install ok installed"
+            assert installed(m, method) == old
             assert enabled(m) == "disabled"
             assert m.show("k3snode.service", "ActiveState")["ActiveState"] == "inactive"
             assert k3snode_starts(m) == 0
@@ -121,11 +138,14 @@ def test_skip_enable_skip_start_then_an_upgrade(internet, tmp_path):
             assert "K3SNODE_ROLE=agent\n" in env and f"K3S_URL={SERVER_URL}\n" in env
             assert m.read("/var/lib/k3snode/token").strip() == TOKEN
             assert exists(m, "/usr/local/bin/k3snode-uninstall.sh")
-            assert "method=deb" in m.read("/usr/local/lib/k3snode/install.manifest")
+            assert f"method={method}" in m.read("/usr/local/lib/k3snode/install.manifest")
             assert not exists(m, "/etc/rancher/k3s/config.yaml")
 
             # Skip start: enabled now, still not started; nothing else rewritten.
             kept = files(m)
+            assert None not in (kept[p] for p in KEPT[:2]), kept
+            assert (kept["/etc/k3snode/config.toml"] is None) == (method == "venv"), kept
+            assert kept["/var/lib/k3snode/token"][0] == "600", kept
             out = install(m, f"{NODE} INSTALL_K3SNODE_SKIP_START=true")
             assert "k3snode.service enabled" in out and "not started" in out
             assert enabled(m) == "enabled"
@@ -136,9 +156,8 @@ def test_skip_enable_skip_start_then_an_upgrade(internet, tmp_path):
             # The plain line, this time with K3s: started, K3s joined as an agent.
             install(m, f"{NODE} INSTALL_K3SNODE_VERSION=v{old} INSTALL_K3SNODE_K3S=true")
             assert m.show("k3snode.service", "ActiveState")["ActiveState"] == "active"
-            assert any(
-                f"/download/v{old}/k3snode_{old}_all.deb 200" in r for r in internet.requests()
-            )
+            wanted = f"/download/v{old}/{payload(method, old)} 200"
+            assert any(wanted in r for r in internet.requests())
             wait_for(lambda: k3s_starts(m), 60, what="K3s to start")
             assert k3snode_starts(m) == 1
             assert files(m) == kept
@@ -150,8 +169,8 @@ def test_skip_enable_skip_start_then_an_upgrade(internet, tmp_path):
             config_before = m.read("/etc/rancher/k3s/config.yaml")
             config_stamp = stat(m, "/etc/rancher/k3s/config.yaml")
             out = install(m, f"{NODE} INSTALL_K3SNODE_K3S=true")
-            assert f"k3snode_{NEW}_all.deb" in out
-            assert deb_version(m) == f"{NEW} install ok installed"
+            assert payload(method, NEW) in out
+            assert installed(m, method) == NEW
             assert m.sh(*SHELL, input="k3snode --version\n").stdout.strip().endswith(NEW)
             # Restarted exactly once, onto the new program (every start after the upgrade's
             # unpacking runs it).
