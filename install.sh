@@ -434,6 +434,12 @@ fingerprint() {  # what k3snode runs with: program, unit, settings, secrets
     } | cksum
 }
 
+invocation() {  # the running k3snode.service's invocation ID (empty when it does not run)
+    if systemctl is-active --quiet k3snode.service 2>/dev/null; then
+        systemctl show -p InvocationID --value k3snode.service 2>/dev/null || true
+    fi
+}
+
 write_manifest() {
     mkdir -p "$LIB"
     {
@@ -470,9 +476,13 @@ main() {
     fi
     before=$(fingerprint)
     was_enabled=$(systemctl is-enabled k3snode.service 2>/dev/null || true)
+    invocation=$(invocation)
 
     if is_true "${INSTALL_K3SNODE_K3S:-}"; then install_k3s; fi
     install_k3snode
+    # The .deb's postinst and the .rpm's %postun try-restart a running k3snode on an upgrade: it
+    # then already runs the new program, with the settings as they were before configure.
+    installed=$(fingerprint)
     configure || {
         status=$?
         echo "[ERROR]  k3snode configure failed (above); k3snode is installed but was not started" >&2
@@ -506,11 +516,14 @@ main() {
     elif [ -z "$booted" ]; then
         info "$version installed ($METHOD); systemd is not running here, so nothing was started"
     else
-        if [ "$(fingerprint)" != "$before" ] && systemctl is-active --quiet k3snode.service; then
+        after=$(fingerprint)
+        if [ "$after" = "$before" ] || ! systemctl is-active --quiet k3snode.service; then
+            systemctl start k3snode.service
+        elif [ -n "$invocation" ] && [ "$(invocation)" != "$invocation" ] && [ "$after" = "$installed" ]; then
+            info "k3snode.service was restarted by its package's upgrade"
+        else
             info "Restarting k3snode.service (it changed)"
             systemctl restart k3snode.service
-        else
-            systemctl start k3snode.service
         fi
         info "$version running ($METHOD): $(systemctl show -p StatusText --value k3snode.service)"
         if is_true "${INSTALL_K3SNODE_K3S:-}" && ! is_true "${INSTALL_K3S_SKIP_ENABLE:-}" \

@@ -2,7 +2,9 @@
 finds nothing new does nothing.
 
 - **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
-  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
+  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched. Mesh
+  "tailscale" is brought up first, in a worker thread (minutes at worst), so ``boot_wait`` and
+  ``WATCHDOG=1`` hold; its result asks for the pass.
 - **Events**: netlink address and default-route changes (``netwatch.py``), debounced by
   ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); GCP's
   metadata long-poll (``longpoll.py``) so a change there arrives within seconds.
@@ -38,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import __version__, health, passes
 from k3snode.checks import Observation
+from k3snode.logs import Conditions, duration
 from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
 
@@ -95,6 +98,8 @@ class Daemon:
         self._last_refusal: str | None = None
         self._boot_problem: tuple[str, str] | None = None
         self._mesh_ok = settings.mesh != "tailscale"
+        self._mesh_gen = 0  # bumped by a reload: a bring-up for older settings does not count
+        self._mesh_busy = False  # a bring-up runs in its worker thread
         self._last_crash = ""
         self._long_poll_started = False
         self._settings_error: str | None = None  # the last reload's one-line error, until one works
@@ -107,6 +112,10 @@ class Daemon:
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
         self.passes = 0
+        # Edge-triggered log lines: a condition is logged when it starts and when it ends.
+        self.conditions = Conditions(log, clock)
+        self._check_states: dict[str, str] = {}  # check -> state last logged about
+        self._boot_restart = False
         self.registration = self._registration_keeper(settings)
 
     # -- scheduling ------------------------------------------------------------------------
@@ -114,13 +123,15 @@ class Daemon:
     def _jitter(self, interval: float) -> float:
         return interval * self._rng.uniform(0.9, 1.1)
 
-    def request_pass(self, why: str, debounce: float | None = None) -> None:
+    def request_pass(self, why: str, debounce: float | None = None, quiet: bool = False) -> None:
         """Ask for a pass after the debounce; more events push it back, up to a cap."""
         now = self._clock()
         wait = self.settings.daemon.debounce if debounce is None else debounce
         if self._first_event is None:
             self._first_event = now
-            quiet = why in ("poll", "confirm", "boot retry")
+            # Timers and netlink's many events are for -v (what they change is logged by the
+            # pass); a reload, the long-poll's news or someone else's edit get a line.
+            quiet = quiet or why in ("poll", "confirm", "boot retry")
             (log.debug if quiet else log.info)("pass requested: %s", why)
         cap = self._first_event + max(10 * self.settings.daemon.debounce, 5.0)
         due = min(now + wait, cap)
@@ -186,6 +197,8 @@ class Daemon:
                 self._restart_done(value)
             elif kind == "long-poll":
                 self.request_pass(value, debounce=0)
+            elif kind == "mesh":
+                self._mesh_done(*value)
             elif kind == "registration":
                 self._registration_done(value)
         if now >= self._poll_due:
@@ -274,14 +287,20 @@ class Daemon:
         if refused:
             if refused != self._last_refusal:
                 kept = ", ".join(self.current) if self.current else "nothing written yet"
-                log.warning("discovery: %s; keeping last good state (%s)", refused, kept)
+                self.conditions.bad(
+                    "discovery", f"discovery: {refused}; keeping last good state ({kept})"
+                )
                 self._last_refusal = refused
+            else:
+                self.conditions.bad("discovery", self.conditions.active("discovery") or refused)
             if self.metrics is not None:
                 self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+            if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
+                self._mesh_ok = False
             self._failed_pass("discovery", refused)
             return False
         if self._last_refusal is not None:
-            log.info("discovery: working again (%s)", found.summary())
+            self.conditions.good("discovery", f"discovery: working again ({found.summary()})")
             self._last_refusal = None
         self._last_discovery_ok = now
         self.health.observe(
@@ -295,9 +314,12 @@ class Daemon:
         try:
             written = passes.write(self.settings, found)
         except (SettingsError, ConfigFileError, OSError) as e:
-            log.error("write failed: %s; K3s config left as it was", e)
+            self.conditions.bad(
+                "write", f"write failed: {e}; K3s config left as it was", logging.ERROR
+            )
             self._failed_pass("config", f"cannot write: {e}")
             return False
+        self.conditions.good("write", f"{written.path}: writing works again")
         if addrs != self.current:
             before = ", ".join(self.current) if self.current else "none"
             after = ", ".join(addrs) or "none"
@@ -325,6 +347,7 @@ class Daemon:
 
             self.registration.want(wanted(self.settings, addrs))
         if written.changed:
+            self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
             self._become_ready(degraded=False)
@@ -377,19 +400,44 @@ class Daemon:
 
     def _bring_mesh_up(self) -> bool:
         """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
-        again after a reload; the passes after that only read its addresses."""
+        again after a reload; the passes after that only read its addresses.
+
+        The bring-up (install, ``tailscale up``, waiting for Running: up to minutes) runs in a
+        worker thread, so the loop keeps its boot-wait and watchdog promises; its result comes
+        back through the results queue and asks for the pass that then writes the config."""
+        if self._mesh_busy:
+            return False
         from k3snode.reconcile import mesh_up
 
-        try:
-            mesh_up(self.settings)
-        except Exception as e:  # TailscaleError, or anything unexpected from the mesh
-            if str(e) != self._last_refusal:
-                log.error("mesh: %s", e)
-                self._last_refusal = str(e)
-            self._failed_pass(self.settings.mesh, str(e))
-            return False
+        settings, gen = self.settings, self._mesh_gen
+
+        def work() -> None:
+            try:
+                mesh_up(settings)
+            except Exception as e:  # TailscaleError, or anything unexpected from the mesh
+                self._results.put(("mesh", (gen, str(e))))
+            else:
+                self._results.put(("mesh", (gen, None)))
+            self._wake()
+
+        self._mesh_busy = True
+        threading.Thread(target=work, name="k3snode-mesh-up", daemon=True).start()
+        return False
+
+    def _mesh_done(self, gen: int, error: str | None) -> None:
+        self._mesh_busy = False
+        if gen != self._mesh_gen:  # settings changed meanwhile: bring up with the new ones
+            self.request_pass("mesh settings changed", debounce=0)
+            return
+        if error is not None:
+            self.conditions.bad("mesh", f"mesh: {error}", logging.ERROR)
+            self._last_refusal = error
+            self._failed_pass(self.settings.mesh, error)
+            return
+        if self.conditions.good("mesh", f"mesh: {self.settings.mesh} is up"):
+            self._last_refusal = None
         self._mesh_ok = True
-        return True
+        self.request_pass("mesh up", debounce=0, quiet=True)
 
     def _failed_pass(self, check: str, reason: str) -> None:
         self.health.observe(Observation(check, False, reason))
@@ -436,10 +484,19 @@ class Daemon:
         }
         if self.metrics is not None:
             self.metrics.restarts.labels(result.outcome).inc()
-        if result.outcome in ("not-running", "not-installed"):
-            log.info("K3s not restarted: %s (config written only)", result.detail)
+        if result.outcome == "not-installed":
+            # Said once (the k3s check's condition), not after every config change.
+            self.conditions.bad(
+                "check:k3s",
+                f"k3s: {result.detail}; its config is written and read when K3s starts",
+                logging.INFO,
+            )
+        elif result.outcome == "not-running":
+            (log.debug if self._boot_restart else log.info)(
+                "K3s not restarted: %s; it reads the new config when it starts", result.detail
+            )
         elif result.restarted:
-            log.info("K3s restarted: %s after %.1fs", result.detail, result.duration)
+            log.info("K3s restarted: %s after %s", result.detail, duration(result.duration))
             self.health.observe(Observation("k3s", True, result.detail))
         else:
             log.error("K3s restart %s: %s (not retried)", result.outcome, result.detail)
@@ -472,7 +529,12 @@ class Daemon:
     # -- health ------------------------------------------------------------------------------
 
     def _health_interval(self) -> float:
-        return max(0.5, min(30.0, self.settings.health.grace / 2))
+        interval = max(0.5, min(30.0, self.settings.health.grace / 2))
+        if self.settings.underlay.enabled:  # its observer is its keeper (killed wireguard-go…)
+            from k3snode.underlay import PASS_INTERVAL
+
+            interval = min(interval, PASS_INTERVAL)
+        return interval
 
     def _observe_all(self) -> None:
         self._observe_k3s()
@@ -539,6 +601,7 @@ class Daemon:
         now = self._clock()
         self._observe_all()
         snap = self.snapshot()
+        self._log_check_edges(snap)
         if self.metrics is not None:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
@@ -555,6 +618,23 @@ class Daemon:
         interval = self._health_interval()
         self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
         return line
+
+    def _log_check_edges(self, snap: health.Health) -> None:
+        """One line when a check turns failing (after its grace period) and one when it is ok
+        again; nothing while it stays as it is. -v shows every change of state or detail."""
+        for c in snap.checks:
+            before = self._check_states.get(c.check)
+            key = f"check:{c.check}"
+            if c.state == "failing":
+                if self.conditions.active(key) is None:
+                    self.conditions.bad(key, f"{c.check}: {c.detail}")
+                else:
+                    self.conditions.bad(key, self.conditions.active(key) or "")
+            elif c.state == "ok":
+                self.conditions.good(key, f"{c.check}: ok again ({c.detail})")
+            if before != c.state:
+                log.debug("check %s: %s (%s)", c.check, c.state, c.detail)
+            self._check_states[c.check] = c.state
 
     def _address_rows(self) -> list[tuple[str, str, str]]:
         rows = []
@@ -685,6 +765,7 @@ class Daemon:
                 self._judge_settings()
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"
+                self._mesh_gen += 1
                 log.info("reload: settings re-read (%s)", new.file or "no settings file")
                 if new.configured:
                     self.health.observe(Observation("settings", True, _settings_read(new)))
@@ -779,7 +860,7 @@ class Daemon:
             self._nl = None
             return
         if reasons:
-            self.request_pass(reasons[-1])
+            self.request_pass(reasons[-1], quiet=True)
 
     def _start_long_poll(self) -> None:
         if self.settings.mesh == "tailscale":
@@ -809,7 +890,34 @@ class Daemon:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        _close_event_loops()
         log.info("stopped")
+
+
+def _close_event_loops() -> None:
+    """pyroute2 (0.9) runs its sockets on an asyncio loop it may leave open in this thread; one
+    left to the garbage collector at exit prints a traceback (``BaseEventLoop.__del__``)."""
+    import sys
+
+    if "asyncio" not in sys.modules:
+        return
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        policy = asyncio.get_event_loop_policy()
+        loop = getattr(getattr(policy, "_local", None), "_loop", None)
+        if loop is not None and not loop.is_running() and not loop.is_closed():
+            loop.close()
+    import gc
+
+    for obj in gc.get_objects():
+        with contextlib.suppress(Exception):
+            if (
+                isinstance(obj, asyncio.AbstractEventLoop)
+                and not obj.is_running()
+                and not obj.is_closed()
+            ):
+                obj.close()
 
 
 def _settings_read(settings: Settings) -> str:

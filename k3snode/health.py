@@ -33,6 +33,7 @@ class CheckState:
     detail: str
     since: float | None = None  # unix time the check started failing
     facts: dict[str, str] = field(default_factory=dict)
+    changed: float | None = None  # unix time the check last turned ok or not ok (first seen)
 
     @property
     def ok(self) -> bool:
@@ -69,6 +70,7 @@ class HealthModel:
         self._obs: dict[str, Observation] = {}
         self._failing_since: dict[str, float] = {}
         self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
+        self._changed: dict[str, float] = {}  # check -> when it last turned ok / not ok
         self._lock = threading.Lock()  # the HTTP thread reads while the loop writes
 
     def observe(self, obs: Observation, immediate: bool = False) -> None:
@@ -77,6 +79,9 @@ class HealthModel:
             self._observe(obs, immediate)
 
     def _observe(self, obs: Observation, immediate: bool) -> None:
+        before = self._obs.get(obs.check)
+        if before is None or before.ok != obs.ok:
+            self._changed[obs.check] = self._wall()
         self._obs[obs.check] = obs
         if obs.ok:
             self._failing_since.pop(obs.check, None)
@@ -92,6 +97,7 @@ class HealthModel:
             obs_all = dict(self._obs)
             failing_since = dict(self._failing_since)
             forced = set(self._forced)
+            changed = dict(self._changed)
         states = []
         for name in sorted(obs_all):
             obs = obs_all[name]
@@ -102,7 +108,9 @@ class HealthModel:
                 state = "failing"
             else:
                 state = "grace"
-            states.append(CheckState(name, state, obs.detail, since, dict(obs.facts)))
+            states.append(
+                CheckState(name, state, obs.detail, since, dict(obs.facts), changed.get(name))
+            )
         status = "degraded" if any(s.state == "failing" for s in states) else "ok"
         return Health(status, tuple(states))
 

@@ -25,7 +25,7 @@ import difflib
 import os
 import re
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -71,10 +71,15 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         if v not in choices:
             hint = difflib.get_close_matches(v, choices, n=1)
             more = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(f"must be one of {', '.join(choices)}{more}")
+            raise ValueError(f"must be {_either(choices)}{more}")
         return v
 
     return check
+
+
+def _either(choices: Sequence[str]) -> str:
+    """ "a or b", "a, b or c"."""
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def _abs_path(v: Any) -> str:
@@ -143,16 +148,24 @@ def _url(v: Any) -> str:
     return v
 
 
+# Booleans: a TOML boolean in the settings file (true/false, no quotes); in the environment one
+# of these spellings, case-insensitive. Nothing else (no yes/no/on/off: a typo must not be true).
+ENV_TRUE = ("true", "1")
+ENV_FALSE = ("false", "0")
+
+
 def _bool(v: Any) -> bool:
+    """The environment's spellings (a flag or a variable); the file is held to TOML booleans by
+    ``load`` before this runs."""
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
         s = v.strip().lower()
-        if s in ("1", "true", "yes", "on"):
+        if s in ENV_TRUE:
             return True
-        if s in ("0", "false", "no", "off"):
+        if s in ENV_FALSE:
             return False
-    raise ValueError("must be true or false")
+    raise ValueError("must be true or false (in the environment also 1 or 0)")
 
 
 def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
@@ -234,6 +247,26 @@ def _cidr_list(v: Any) -> tuple[str, ...]:
         except ValueError:
             raise ValueError(f"not a network in CIDR form: {item!r}") from None
     return tuple(out)
+
+
+def _tailscale_args(v: Any) -> tuple[str, ...]:
+    """``tailscale up`` flags; they also travel in K3s's vpn-auth ``extraArgs``, which K3s splits
+    on whitespace (so text from the environment is split on whitespace, not commas)."""
+    if isinstance(v, str):
+        v = v.split()
+    if not isinstance(v, (list, tuple)) or not all(isinstance(i, str) for i in v):
+        raise ValueError("must be a list of strings")
+    for a in v:
+        if not a.startswith("-") or any(c.isspace() for c in a):
+            raise ValueError(
+                f"each item must be one flag without whitespace (K3s splits vpn-auth extraArgs "
+                f"on whitespace), got {a!r}"
+            )
+        if ",extraArgs=" in a:
+            raise ValueError(f"must not contain ',extraArgs=' (got {a!r})")
+        if a.lstrip("-").split("=", 1)[0] in ("auth-key", "authkey"):
+            raise ValueError("must not carry an auth key; use auth_key_file")
+    return tuple(v)
 
 
 def _tailscale_tag(v: Any) -> str:
@@ -403,7 +436,8 @@ SCHEMA: tuple[Spec, ...] = (
     Spec("tailscale", "control_server_url", "", _url,
          "control server (e.g. headscale); unset: Tailscale's own"),
     Spec("tailscale", "hostname", "", _node_name, "hostname to register in the tailnet"),
-    Spec("tailscale", "extra_args", (), _str_list, "extra arguments for `tailscale up`"),
+    Spec("tailscale", "extra_args", (), _tailscale_args,
+         "extra `tailscale up` flags (also handed to K3s in vpn-auth extraArgs)"),
     Spec("tailscale", "install", True, _bool, "install Tailscale when it is missing"),
     Spec("tailscale", "install_url", "https://tailscale.com/install.sh", _url,
          "where Tailscale's install script is fetched from"),
@@ -881,6 +915,12 @@ def load(
     layered: dict[tuple[str, str], tuple[Any, str]] = {}
     sources: dict[str, str] = {}
     file_used: str | None = None
+    try:
+        os.stat(path)
+    except PermissionError:  # a directory on the way is closed to this user: not "missing"
+        raise SettingsError(f"{path}: cannot read (permission denied)") from None
+    except OSError:
+        pass
     if os.path.exists(path) or explicit:
         if not os.path.exists(path):
             src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"
@@ -907,6 +947,9 @@ def load(
         raw, origin = layered.get((spec.section, spec.key), (spec.default, ""))
         if (spec.section, spec.key) in layered:
             try:
+                from_file = file_used is not None and origin.startswith(f"{file_used}: [")
+                if spec.check is _bool and from_file and not isinstance(raw, bool):
+                    raise ValueError("must be true or false (a TOML boolean, without quotes)")
                 value = spec.check(raw)
             except ValueError as e:
                 shown = "********" if spec.secret else _show(raw)
@@ -978,6 +1021,16 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
         raise SettingsError(
             f"{where('underlay', 'enabled')}: the underlay needs [underlay] address "
             "(got enabled = true with no address)"
+        )
+    if ul["enabled"] and node["mesh"] == "tailscale" and role == "server":
+        # K3s's VPN integration replaces node-ip with the Tailscale addresses before the server
+        # reads it (pkg/executor/embed/embed.go New, since k3s-io/k3s f891548e): etcd would
+        # advertise and peer on Tailscale, never on the underlay.
+        raise SettingsError(
+            f"{where('underlay', 'enabled')}: a server cannot use the underlay with mesh "
+            "'tailscale': K3s then replaces node-ip with the Tailscale address, so etcd would "
+            "peer over Tailscale, not the underlay; use mesh 'wireguard-native' or turn the "
+            "underlay off (got mesh 'tailscale' and underlay enabled on a server)"
         )
 
     _check_registration(v, role, where)

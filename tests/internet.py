@@ -76,6 +76,48 @@ def release_set() -> str:
     return out
 
 
+@functools.cache
+def bumped_release_set(new: str) -> str:
+    """The release set a later version would be: this checkout, staged into a temporary copy with
+    its version set to NEW (pyproject.toml, k3snode/__init__.py, the Debian changelog, the RPM
+    spec), built by that copy's ``scripts/release.sh``. The checkout itself is not changed."""
+    src = os.path.join(tempfile.mkdtemp(prefix="k3snode-bumped-"), "src")
+    subprocess.run([os.path.join(REPO, "packaging", "stage.sh"), src], check=True, timeout=120)
+    old = version()
+
+    def edit(path: str, before: str, after: str) -> None:
+        p = os.path.join(src, path)
+        with open(p, encoding="utf-8") as f:
+            text = f.read()
+        assert before in text, (path, before)
+        with open(p, "w", encoding="utf-8") as f:
+            f.write(text.replace(before, after, 1))
+
+    edit("pyproject.toml", f'version = "{old}"', f'version = "{new}"')
+    edit("k3snode/__init__.py", f'__version__ = "{old}"', f'__version__ = "{new}"')
+    edit("packaging/rpm/k3snode.spec", f"Version:        {old}", f"Version:        {new}")
+    with open(os.path.join(src, "packaging/debian/changelog"), encoding="utf-8") as f:
+        changelog = f.read()
+    entry = (
+        f"k3snode ({new}) bookworm; urgency=medium\n\n  * Test release (upgrade test).\n\n"
+        " -- k3snode maintainers <k3snode@example.invalid>  Fri, 27 Nov 2026 12:00:00 +0000\n\n"
+    )
+    with open(os.path.join(src, "packaging/debian/changelog"), "w", encoding="utf-8") as f:
+        f.write(entry + changelog)
+    out = tempfile.mkdtemp(prefix=f"k3snode-release-{new}-")
+    os.chmod(out, 0o755)
+    res = subprocess.run(
+        [os.path.join(src, "scripts", "release.sh"), out],
+        capture_output=True,
+        text=True,
+        timeout=900,
+        env={**os.environ, "PYTHON": sys.executable},
+    )
+    shutil.rmtree(os.path.dirname(src), ignore_errors=True)
+    assert res.returncode == 0, f"release.sh ({new}) failed:\n{res.stdout}\n{res.stderr}"
+    return out
+
+
 def wheels() -> str:
     """k3snode's dependencies as wheels for each suite's Python (pip download from PyPI; cached)."""
     try:

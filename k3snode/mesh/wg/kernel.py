@@ -8,7 +8,6 @@ The socket talks to the network namespace the process is in.
 from __future__ import annotations
 
 import errno as errnos
-import os
 
 from k3snode.mesh.wg import (
     Device,
@@ -37,10 +36,12 @@ class Kernel:
         self.ifname = ifname
 
     def _call(self, method: str, *args, **kw):
-        if not os.path.exists(f"/sys/class/net/{self.ifname}"):
-            # an absent interface (flannel-wg before K3s is up) is seen without loading pyroute2
-            # or opening its generic-netlink socket, and without a failing syscall
-            raise NoSuchDevice(f"{self.ifname}: no such interface")
+        import socket
+
+        try:  # no interface: nothing to ask (and no generic-netlink socket, whose library logs
+            socket.if_nametoindex(self.ifname)  # about a missing module on every attempt)
+        except OSError:
+            raise NoSuchDevice(f"{self.ifname}: no such interface") from None
         try:
             from pyroute2 import WireGuard
             from pyroute2.netlink.exceptions import NetlinkError
