@@ -2,8 +2,8 @@
 a Tailscale install, a K3s restart).
 
 A step is announced only when it is still running after ``after`` seconds, so quick answers stay
-silent (the daemon polls every few minutes and must not fill the journal). In the journal (stderr
-is not a terminal) that is one line when the wait starts and one when it ends; on a terminal the
+silent (the daemon polls the metadata every 20 s and must not fill the journal). In the journal
+(stderr is not a terminal) that is one line when the wait starts and one when it ends; on a terminal the
 waiting line counts the seconds in place.
 """
 
