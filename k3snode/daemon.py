@@ -537,6 +537,8 @@ class Daemon:
         return interval
 
     def _observe_all(self) -> None:
+        if self.unconfigured() is not None:
+            return  # nothing to watch until the node is configured; "settings" says why
         self._observe_k3s()
         self._observe_rest()
 
@@ -544,7 +546,7 @@ class Daemon:
         from k3snode.k3s.service import Service
 
         if self.unconfigured() is not None:
-            return  # nothing to watch until the node is configured; "settings" says why
+            return
         if not self.restarts.busy:
             st = Service.for_settings(self.settings).state()
             ok = st.active == "active"
