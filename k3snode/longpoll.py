@@ -12,13 +12,14 @@ timeout)`` when it offers one, else this module's GCP watch when the node is on 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
 import threading
 import time
 import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Callable
+
+from k3snode import bounded
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -68,7 +69,7 @@ class Watch:
 
 def _summary(body: bytes) -> str:
     try:
-        nics = json.loads(body)
+        nics = bounded.load_json(body)
         ips = [
             ac.get("externalIp", "")
             for nic in nics
