@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from k3snode import fileio
+from k3snode import bounded, fileio
 from k3snode.k3s import flags
 
 MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
@@ -51,8 +51,25 @@ def _loader():
     return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+# K3s's config is a few dozen keys; these bounds leave room for a thousand-line file and stop
+# an alias bomb before it is expanded (the merge parses the file several times per pass).
+BOUNDS = bounded.Bounds(max_bytes=1024 * 1024, max_depth=32, max_nodes=20_000)
+
+
+def _check_bounds(path: str, text: str) -> None:
+    """Refuse a file too large, too deep or with too many aliased nodes, in one line."""
+    yaml = _yaml()
+    try:
+        bounded.check_yaml(text, BOUNDS)
+    except bounded.TooComplex as e:
+        raise ConfigFileError(f"{path}: refused: {e}; file left untouched") from None
+    except yaml.YAMLError:
+        pass  # _parse says where and what
+
+
 def _parse(path: str, text: str) -> dict[str, Any]:
     yaml = _yaml()
+    _check_bounds(path, text)
     try:
         data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as e:
@@ -148,7 +165,7 @@ def merge_text(
                 parts.append("\n")
             parts.append(MARKER + "\n" + block)
         text = "".join(parts)
-        if _parse(path, text) == intended:
+        if _reparses_to(path, text, intended):
             return text, kept
     # Not editable line by line: dump the whole mapping (comments are lost, content is not).
     block = _dump(managed)
@@ -156,10 +173,27 @@ def merge_text(
     return text, kept
 
 
+def _reparses_to(path: str, text: str, intended: dict[str, Any]) -> bool:
+    """The line-edited text means ``intended``. False also when it is no longer valid YAML: a
+    ``...`` end marker before the new block, or an alias to an anchor on a key that was cut."""
+    try:
+        return _parse(path, text) == intended
+    except ConfigFileError:
+        return False
+
+
+def _line_ends_like(old_text: str | None, text: str) -> str:
+    """``text`` with CRLF line ends when the existing file used them."""
+    if old_text and "\r\n" in old_text and "\r\n" not in text:
+        return text.replace("\n", "\r\n")
+    return text
+
+
 def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role: str) -> Plan:
     """What writing ``managed`` into ``path`` would do. Reads the file; writes nothing."""
     raw = _read(path)
     new_text, kept = merge_text(path, raw, managed, previously_managed)
+    new_text = _line_ends_like(raw, new_text)
     old = _parse(path, raw) if raw is not None else {}
     added = tuple(k for k in managed if k not in old)
     modified = tuple(k for k in managed if k in old and old[k] != managed[k])
@@ -169,13 +203,17 @@ def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role:
         try:
             flags.check(role, key, kept[key])
         except flags.OptionError as e:
-            warnings.append(f"{path}: your key {key!r} {e}; K3s may refuse to start")
+            warnings.append(_short(f"{path}: your key {key!r} {e}; K3s may refuse to start"))
     return Plan(path, raw, new_text, added, removed, modified, tuple(warnings))
 
 
 def apply(p: Plan) -> fileio.WriteResult:
     """Write the planned text atomically (0600); a no-op when nothing changed."""
     return fileio.atomic_write(p.path, p.new_text.encode("utf-8"), mode=0o600)
+
+
+def _short(line: str, limit: int = 300) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _read(path: str) -> str | None:

@@ -13,6 +13,7 @@ import time
 
 import pytest
 from helpers import NetNS, free_port
+from measure import Measured, k3snode, measure
 
 from k3snode import bounded
 
@@ -31,20 +32,8 @@ BOMB = (
 DEEP_YAML = "public-ipv4: 5.75.1.2\nx: " + "[" * 900 + "]" * 900 + "\n"
 DEEP_JSON = '{"droplet_id": 1, "x": ' + "[" * 50000 + "]" * 50000 + "}"
 
-# Runs the command with at most 1 GiB of address space (the unbounded parser needed more and
-# would take the test machine with it), prints exit status, peak RSS (KiB) and seconds.
-MEASURE = (
-    "import resource, subprocess, sys, time\n"
-    "lim = lambda: resource.setrlimit(resource.RLIMIT_AS, (1 << 30, 1 << 30))\n"
-    "t = time.monotonic()\n"
-    "p = subprocess.run(sys.argv[1:], capture_output=True, text=True, preexec_fn=lim)\n"
-    "rss = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss\n"
-    "print(p.returncode, rss, round(time.monotonic() - t, 2))\n"
-    "sys.stdout.write(p.stdout + p.stderr)\n"
-)
 
-
-def _detect(ns: NetNS, provider: str, body: str, tmp) -> tuple[int, int, float, str]:
+def _detect(ns: NetNS, provider: str, body: str, tmp) -> Measured:
     body_file = str(tmp / "body")
     with open(body_file, "w") as f:
         f.write(body)
@@ -56,15 +45,21 @@ def _detect(ns: NetNS, provider: str, body: str, tmp) -> tuple[int, int, float, 
     )
     try:
         assert server.stdout.readline().strip() == "ready"
-        cmd = [sys.executable, "-m", "k3snode", "detect", "--provider", provider]
-        cmd += ["--metadata-endpoint", f"http://127.0.0.1:{port}", "--config", "/dev/null"]
-        out = ns.exec(sys.executable, "-c", MEASURE, *cmd, check=False)
+        return measure(
+            k3snode(
+                "detect",
+                "--provider",
+                provider,
+                "--metadata-endpoint",
+                f"http://127.0.0.1:{port}",
+                "--config",
+                "/dev/null",
+            ),
+            netns=ns.name,
+        )
     finally:
         server.kill()
         server.wait()
-    first, _, stderr = out.stdout.partition("\n")
-    rc, rss, seconds = first.split()
-    return int(rc), int(rss), float(seconds), stderr
 
 
 @pytest.mark.netns
@@ -81,13 +76,13 @@ def test_hostile_metadata_documents_cost_little_and_fail_in_one_line(
     provider, body, reason, tmp_path
 ):
     with NetNS.create() as ns:
-        rc, rss_kib, seconds, stderr = _detect(ns, provider, body, tmp_path)
-    print(f"{provider} {len(body)} bytes: exit {rc}, peak RSS {rss_kib} KiB, {seconds}s")
-    assert rc == 1, stderr
-    assert "Traceback" not in stderr and "MemoryError" not in stderr, stderr
-    assert reason in stderr, stderr
-    assert rss_kib < 120 * 1024, f"peak RSS {rss_kib} KiB"
-    assert seconds < 10, f"{seconds}s: longer than the discovery deadline"
+        m = _detect(ns, provider, body, tmp_path)
+    print(f"{provider} {len(body)} bytes: exit {m.returncode}, RSS {m.rss_kib} KiB, {m.seconds}s")
+    assert m.returncode == 1, m.output
+    assert "Traceback" not in m.output and "MemoryError" not in m.output, m.output
+    assert reason in m.output, m.output
+    assert m.rss_kib < 120 * 1024, f"peak RSS {m.rss_kib} KiB"
+    assert m.seconds < 10, f"{m.seconds}s: longer than the discovery deadline"
 
 
 def test_bounds_accept_ordinary_documents_with_anchors():
