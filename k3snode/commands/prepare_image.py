@@ -169,7 +169,7 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
         os.path.basename(p)
         for p in (settings.state_file, settings.vpn_auth_path, settings.status_file)
     }
-    own.update(("token", "registration.json"))
+    own.update(("token", "registration.json", "write.lock"))
     for directory in (state_dir, run_dir):
         _clear(directory, own, dry_run, report)
     # 4. Generated keys kept elsewhere (the underlay's private key).

@@ -231,6 +231,24 @@ def _read(path: str) -> str | None:
         raise ConfigFileError(f"{path}: not UTF-8 text; file left untouched") from None
 
 
+def marker_keys(path: str) -> list[str]:
+    """The top-level keys below k3snode's marker line: what k3snode wrote, when its state is lost."""
+    try:
+        raw = _read(path)
+    except ConfigFileError:
+        return []
+    lines = (raw or "").splitlines()
+    if MARKER not in lines:
+        return []
+    at = lines.index(MARKER)
+    try:
+        _check_bounds(path, raw or "")
+        spans = _entry_spans(raw or "")
+    except (ConfigFileError, _yaml().YAMLError):
+        return []
+    return [key for key, start, _ in spans or [] if start > at]
+
+
 def is_dropin(path: str) -> bool:
     return os.path.basename(os.path.dirname(path)).endswith(".yaml.d")
 
