@@ -63,11 +63,20 @@ class Health:
 class HealthModel:
     """Observations in, a ``Health`` out; remembers since when each check fails."""
 
-    def __init__(self, grace: float, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        grace: float,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Grace is measured on ``clock`` (monotonic: a step of the wall clock changes nothing);
+        ``wall`` only dates ``since`` for people. Tests that inject one clock get it for both."""
         self.grace = grace
         self._wall = wall
+        self._clock = clock or (wall if wall is not time.time else time.monotonic)
         self._obs: dict[str, Observation] = {}
-        self._failing_since: dict[str, float] = {}
+        self._failing_since: dict[str, float] = {}  # monotonic
+        self._failing_wall: dict[str, float] = {}  # the same moment on the wall clock
         self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
         self._lock = threading.Lock()  # the HTTP thread reads while the loop writes
 
@@ -80,17 +89,21 @@ class HealthModel:
         self._obs[obs.check] = obs
         if obs.ok:
             self._failing_since.pop(obs.check, None)
+            self._failing_wall.pop(obs.check, None)
             self._forced.pop(obs.check, None)
         else:
-            self._failing_since.setdefault(obs.check, self._wall())
+            if obs.check not in self._failing_since:
+                self._failing_since[obs.check] = self._clock()
+                self._failing_wall[obs.check] = self._wall()
             if immediate:
                 self._forced[obs.check] = obs.detail
 
     def snapshot(self) -> Health:
-        now = self._wall()
+        now = self._clock()
         with self._lock:
             obs_all = dict(self._obs)
             failing_since = dict(self._failing_since)
+            failing_wall = dict(self._failing_wall)
             forced = set(self._forced)
         states = []
         for name in sorted(obs_all):
@@ -102,13 +115,14 @@ class HealthModel:
                 state = "failing"
             else:
                 state = "grace"
-            states.append(CheckState(name, state, obs.detail, since, dict(obs.facts)))
+            shown = failing_wall.get(name)
+            states.append(CheckState(name, state, obs.detail, shown, dict(obs.facts)))
         status = "degraded" if any(s.state == "failing" for s in states) else "ok"
         return Health(status, tuple(states))
 
     def next_change(self) -> float | None:
         """Seconds until a check in grace turns failing (when the status must be rewritten)."""
-        now = self._wall()
+        now = self._clock()
         with self._lock:
             left = [
                 since + self.grace - now

@@ -21,6 +21,7 @@ import difflib
 import os
 import re
 import sys
+import unicodedata
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any, Callable
@@ -815,6 +816,7 @@ def load(
         raw, origin = layered.get((spec.section, spec.key), (spec.default, ""))
         if (spec.section, spec.key) in layered:
             try:
+                _no_control_characters(raw)
                 value = spec.check(raw)
             except ValueError as e:
                 shown = "********" if spec.secret else _show(raw)
@@ -824,6 +826,23 @@ def load(
             value = raw
         values[spec.section][spec.key] = value
     return _finish(file_used, values, origins)
+
+
+def _no_control_characters(raw: Any) -> None:
+    """Raise ValueError when a string in ``raw`` holds a control character. Checked on the raw
+    value, before any parser sees it: ``urlsplit`` drops tab/CR/LF and ``$`` matches before a
+    final newline, so a check after parsing would pass ``https://1.2.\t3.4:6443``."""
+    if isinstance(raw, str):
+        bad = next((c for c in raw if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:
+            raise ValueError(f"contains the control character {bad!r}")
+    elif isinstance(raw, (list, tuple)):
+        for item in raw:
+            _no_control_characters(item)
+    elif isinstance(raw, dict):
+        for k, v in raw.items():
+            _no_control_characters(k)
+            _no_control_characters(v)
 
 
 def _show(raw: Any) -> str:

@@ -1,0 +1,87 @@
+"""Findings 7, 11 and 12: control characters, the monotonic health grace, deprecated ranges."""
+
+from __future__ import annotations
+
+import pytest
+from helpers import run_k3snode
+
+from k3snode import addresses, health
+from k3snode import settings as settings_mod
+from k3snode.checks import Observation
+
+
+@pytest.mark.parametrize(
+    "env",
+    [
+        {"K3S_URL": "https://1.2.3.4:64\n43", "K3S_TOKEN": "t"},
+        {"K3S_URL": "https://1.2.\t3.4:6443", "K3S_TOKEN": "t"},
+        {"K3S_URL": "https://1.2.3.4:6443\r", "K3S_TOKEN": "t"},
+        {"K3SNODE_UNDERLAY_INTERFACE": "ul0\n"},
+        {"K3SNODE_K3S_NODE_NAME": "node\x1b[31m"},
+        {"K3SNODE_EXTERNAL_IPS": "203.0.113.5,\x00"},
+    ],
+)
+def test_control_characters_are_rejected_before_parsing(env):
+    with pytest.raises(settings_mod.SettingsError, match="control character"):
+        settings_mod.load(None, env=env)
+
+
+def test_control_character_in_the_settings_file_is_one_line_exit_2(root):
+    cfg = root / "etc/k3snode/config.toml"
+    cfg.write_text('[k3s]\nserver = "https://1.2.3.4:6443\\n"\ntoken = "t"\n')
+    out = run_k3snode("render", "--config", str(cfg), "--external-ip", "203.0.113.5")
+    assert out.returncode == 2 and "Traceback" not in out.stderr
+    line = out.stderr.strip().splitlines()[-1]
+    assert "[k3s] server" in line and "control character" in line and "\\n" in line
+
+
+def test_secret_with_a_control_character_is_not_shown():
+    with pytest.raises(settings_mod.SettingsError) as e:
+        settings_mod.load(None, env={"K3S_TOKEN": "s3cret\n", "K3S_URL": "https://1.2.3.4:6443"})
+    assert "s3cret" not in str(e.value) and "control character" in str(e.value)
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["::8.8.8.8", "::808:808", "::1.2.3.4", "3ffe::1", "2001:10::1", "fec0::1"],
+)
+def test_deprecated_ipv6_ranges_are_not_public(text):
+    assert addresses.public_problem(text) is not None
+    assert not addresses.judge(text, 6).ok
+
+
+def test_ordinary_addresses_stay_public():
+    for text in ("2a01:4f8:c17:1234::1", "8.8.8.8", "2600:1f18::5"):
+        assert addresses.public_problem(text) is None
+
+
+class Clocks:
+    def __init__(self) -> None:
+        self.mono = 1000.0
+        self.wall = 1_700_000_000.0
+
+    def tick(self, seconds: float) -> None:
+        self.mono += seconds
+        self.wall += seconds
+
+
+def test_grace_ignores_a_backward_wall_clock_step():
+    c = Clocks()
+    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m.observe(Observation("config", False, "differs"))
+    c.wall -= 3600  # NTP steps the clock back an hour
+    c.tick(600)
+    state = m.snapshot().checks[0]
+    assert state.state == "failing", "ten minutes of failure is failing whatever the wall says"
+    assert m.snapshot().status == "degraded"
+
+
+def test_grace_ignores_a_forward_wall_clock_step():
+    c = Clocks()
+    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m.observe(Observation("config", False, "differs"))
+    c.wall += 3600
+    c.tick(1)
+    assert m.snapshot().checks[0].state == "grace"
+    assert 0 < m.next_change() <= 59
+    assert m.snapshot().checks[0].since == pytest.approx(1_700_000_000.0), "dated on the wall"
