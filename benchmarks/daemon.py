@@ -66,6 +66,7 @@ def settings(root: str, debounce: float, health_port: int) -> str:
     with open(path, "w") as f:
         f.write(
             f"""[node]
+role = "server"
 mesh = "none"
 [k3s]
 config = "{root}/k3s/config.yaml"

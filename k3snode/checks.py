@@ -59,4 +59,5 @@ OBSERVERS: list[str] = [
     "k3snode.mesh.tailscale_health:observe",
     "k3snode.mesh.wg.health:flannel",
     "k3snode.underlay:observer",
+    "k3snode.k3s.effective:observe",
 ]

@@ -21,10 +21,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detect", "print the node's external addresses and where they came from"),
     "render": ("render", "print the K3s config that would be written (secrets redacted)"),
     "apply": ("apply", "discover, render and write the K3s config; restart K3s if it changed"),
+    "configure": ("configure", "check the settings and save what defines this node (k3snode.env)"),
     "check": ("check", "preflight checks: settings, K3s config, mesh prerequisites"),
     "tailscale-policy": ("tailscale_policy", "print the tailnet policy snippet for K3s"),
     "wireguard": ("wireguard", "the server underlay: pubkey, show (peers and health), up"),
     "run": ("run", "the daemon: keep the K3s config current, restart K3s calmly, report health"),
+    "reload": ("reload", "check the settings, then have the running daemon read them again"),
     "status": ("status", "what the running daemon reports; exit 1 when none runs"),
     "prepare-image": ("prepare_image", "remove per-node state before capturing an image"),
     "registration": (

@@ -11,7 +11,12 @@ finds nothing new does nothing.
   changed, at most once per ``[daemon] min_restart_interval``, never when it was not running; a
   restart that fails is reported, not retried.
 - **Signals**: SIGTERM/SIGINT → ``STOPPING=1`` and exit 0; SIGHUP → ``RELOADING=1``, settings
-  re-read (a bad file is logged and the old settings kept).
+  re-read (a bad file keeps the old settings; its one-line error is the failing "settings" check
+  in STATUS=, /healthz and ``k3snode status`` until a reload succeeds).
+- **Not configured**: while nothing says what the node is (``Settings.configured``: no role, server
+  URL or cluster_init anywhere), no pass runs and nothing is written; READY=1 comes at once with
+  ``STATUS=not configured: …`` (what to do), /healthz answers 503 with the same line. A reload
+  that brings settings goes on as a normal start.
 
 The clock and the wall clock are injectable; the loop itself only blocks in ``select``.
 """
@@ -19,6 +24,7 @@ The clock and the wall clock are injectable; the loop itself only blocks in ``se
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import importlib
 import logging
 import os
@@ -88,6 +94,10 @@ class Daemon:
         self._boot_problem: tuple[str, str] | None = None
         self._mesh_ok = settings.mesh != "tailscale"
         self._last_crash = ""
+        self._long_poll_started = False
+        self._settings_error: str | None = None  # the last reload's one-line error, until one works
+        self._unconfigured: str | None = None
+        self._judge_settings()
         self._last_discovery_ok: float | None = None
         self.restarts = Restarts(clock, self._restart_result)
         self.last_restart: dict[str, Any] | None = None
@@ -137,7 +147,8 @@ class Daemon:
         self._start_health_server()
         if self._use_netlink:
             self._open_netlink()
-        self._start_long_poll()
+        if self.settings.configured:
+            self._start_long_poll()
         try:
             while not self._stop:
                 try:
@@ -247,6 +258,13 @@ class Daemon:
 
         self.passes += 1
         now = self._clock()
+        unconfigured = self.unconfigured()
+        if unconfigured is not None:
+            if self._settings_error is None:
+                self.health.observe(Observation("settings", False, unconfigured), immediate=True)
+            if not self._ready:
+                self._become_ready(degraded=False)
+            return False
         if not self._mesh_ok and not self._bring_mesh_up():
             return False
         self._keep_underlay()
@@ -308,6 +326,39 @@ class Daemon:
         if not self._ready:
             self._become_ready(degraded=False)
         return True
+
+    def unconfigured(self) -> str | None:
+        """Why no pass may run (the one-line state), or None when the settings say what the node is."""
+        return self._unconfigured
+
+    def _judge_settings(self) -> None:
+        """At start and after each reload: configured or not (a node last applied as something
+        else shows the role refusal instead of the plain not-configured line)."""
+        self._unconfigured = None
+        if self.settings.configured:
+            return
+        from k3snode.reconcile import RoleChangeError, check_role
+
+        self._unconfigured = self.settings.not_configured()
+        try:
+            check_role(self.settings)
+        except RoleChangeError as e:
+            self._unconfigured = str(e)
+        except Exception:  # an unreadable state file is reported by the pass once configured
+            pass
+
+    def _not_configured(self) -> bool:
+        """The plain not-configured state (no reload error, no role refusal to show instead)."""
+        u = self._unconfigured
+        return u is not None and self._settings_error is None and u.startswith("not configured")
+
+    def snapshot(self) -> health.Health:
+        """The health as /healthz, STATUS= and the status file show it: ``not-configured`` (503)
+        while nothing says what the node is."""
+        snap = self.health.snapshot()
+        if self._not_configured():
+            return dataclasses.replace(snap, status="not-configured")
+        return snap
 
     def _keep_underlay(self) -> None:
         """Underlay on: make its interface match the settings before K3s is pointed at its
@@ -423,6 +474,8 @@ class Daemon:
     def _observe_all(self) -> None:
         from k3snode.k3s.service import Service
 
+        if self.unconfigured() is not None:
+            return  # nothing to watch until the node is configured; "settings" says why
         if not self.restarts.busy:
             st = Service.for_settings(self.settings).state()
             ok = st.active == "active"
@@ -476,7 +529,7 @@ class Daemon:
         """Observe, then publish: metrics, STATUS=, the status file. Returns the status line."""
         now = self._clock()
         self._observe_all()
-        snap = self.health.snapshot()
+        snap = self.snapshot()
         if self.metrics is not None:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
@@ -505,6 +558,8 @@ class Daemon:
 
     def status_line(self, snap: health.Health) -> str:
         s = self.settings
+        if self._not_configured():
+            return str(self._unconfigured)
         if self.found is not None and self.current:
             addrs = self.found.summary()
         elif self.current == ():
@@ -536,6 +591,9 @@ class Daemon:
             "ready": self._ready,
             "role": s.role,
             "mesh": s.mesh,
+            "configured": s.configured,
+            "settings_file": s.file,
+            "env_file": s.env_file,
             "k3s_config": s.k3s.config,
             "k3s_unit": f"{s.k3s.unit}.service",
             "k3s_state": self._k3s_state,
@@ -587,6 +645,10 @@ class Daemon:
                 check_local(new)
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
+                self._settings_error = f"{e} (running on the previous settings)"
+                self.health.observe(
+                    Observation("settings", False, self._settings_error), immediate=True
+                )
             else:
                 if (new.registers, new.registration) != (
                     self.settings.registers,
@@ -596,12 +658,19 @@ class Daemon:
                     if self.registration is None:
                         self.health.observe(Observation("registration", True, "not publishing"))
                 self.settings = new
+                self._settings_error = None
+                self._judge_settings()
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"
                 log.info("reload: settings re-read (%s)", new.file or "no settings file")
+                if new.configured:
+                    self.health.observe(Observation("settings", True, _settings_read(new)))
+                    log.info("configured: %s", new.role)
+                    if not self._long_poll_started:
+                        self._start_long_poll()
         self.request_pass("reload", debounce=0)
         self._tick_pass_now()
-        self.notifier.reloaded(self.status_line(self.health.snapshot()))
+        self.notifier.reloaded(self.status_line(self.snapshot()))
 
     def _tick_pass_now(self) -> None:
         self._pass_due = None
@@ -636,9 +705,7 @@ class Daemon:
             return
         try:
             self.metrics = health.Metrics()
-            self._server = health.HealthServer(
-                h.listen, h.port, self.health.snapshot, self.metrics.render
-            )
+            self._server = health.HealthServer(h.listen, h.port, self.snapshot, self.metrics.render)
         except OSError as e:
             log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
             self._server = None
@@ -679,6 +746,7 @@ class Daemon:
             self._results.put(("long-poll", reason))
             self._wake()
 
+        self._long_poll_started = True
         if longpoll.start(self.settings, changed, lambda: self._stop):
             log.info("watching the metadata service for changes (long-poll)")
 
@@ -698,6 +766,11 @@ class Daemon:
             with contextlib.suppress(OSError):
                 os.close(fd)
         log.info("stopped")
+
+
+def _settings_read(settings: Settings) -> str:
+    read = [p for p in (settings.file, settings.env_file) if p and os.path.exists(p)]
+    return "read " + (", ".join(read) if read else "from the environment and flags")
 
 
 def _host(listen: str) -> str:

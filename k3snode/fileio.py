@@ -77,7 +77,7 @@ class WriteError(OSError):
     the target file, never the temporary one."""
 
     def __str__(self) -> str:
-        return str(self.args[1]) if len(self.args) > 1 else super().__str__()
+        return f"cannot write {self.filename}: {self.strerror}"
 
 
 def atomic_write(path: str, data: bytes, mode: int = 0o600, make_dirs: bool = True) -> WriteResult:
@@ -93,7 +93,7 @@ def atomic_write(path: str, data: bytes, mode: int = 0o600, make_dirs: bool = Tr
         raise
     except OSError as e:
         reason = e.strerror or str(e) or type(e).__name__
-        raise WriteError(e.errno or 0, f"cannot write {path}: {reason}") from None
+        raise WriteError(e.errno or 0, reason, path) from None
 
 
 def _atomic_write(path: str, data: bytes, mode: int, make_dirs: bool) -> WriteResult:

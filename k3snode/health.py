@@ -3,7 +3,7 @@
 Components report ``checks.Observation``s; a failing check is in ``grace`` until it has failed
 for ``[health] grace`` seconds (one failed poll is not an outage), then ``failing``. The node is
 ``ok`` while no check is failing, else ``degraded`` — ``/healthz`` answers 200 or 503 with every
-check and its reason. The status file (``<run_dir>/status.json``, 0644, no secrets) is what
+check and its reason. The daemon shows a node nobody configured as ``not-configured`` (503). The status file (``<run_dir>/status.json``, 0644, no secrets) is what
 ``k3snode status`` reads; the HTTP server reads the same snapshot.
 """
 

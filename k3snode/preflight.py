@@ -17,6 +17,14 @@ def settings_and_config(settings: Settings) -> list[Finding]:
             f"{settings.role}, mesh {settings.mesh}, K3s unit {settings.k3s.unit}",
         )
     ]
+    if not settings.configured:
+        out.append(Finding("warning", "settings", settings.not_configured()))
+    from k3snode.reconcile import loose_mode
+
+    for path in (settings.k3s.token_file, settings.tailscale.auth_key_file):
+        warning = loose_mode(path)
+        if warning:
+            out.append(Finding("warning", "secrets", warning))
     try:
         plan = configfile.plan(settings.k3s.config, {}, set(), settings.role)
     except configfile.ConfigFileError as e:

@@ -7,7 +7,9 @@ writes what ``prepare`` planned. The daemon calls the same two functions on ever
 
 from __future__ import annotations
 
+import logging
 import os
+import stat
 from dataclasses import dataclass
 from typing import Any
 
@@ -15,7 +17,9 @@ from k3snode import fileio, state
 from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
-from k3snode.settings import Settings, SettingsError
+from k3snode.settings import DEFAULT_CONFIG, Settings, SettingsError
+
+log = logging.getLogger("k3snode")
 
 
 def mesh_up(settings: Settings) -> Any:
@@ -90,6 +94,49 @@ def _read_secret(path: str, label: str) -> str:
     return value
 
 
+class RoleChangeError(SettingsError):
+    """The settings would turn the node into K3s's default server although it was last applied
+    as something else and nothing names a role now."""
+
+
+def check_role(settings: Settings) -> None:
+    """Refuse to change the role last applied (``state.json``) to K3s's default: the role may
+    change only when something states it — ``[node] role``, ``K3SNODE_ROLE`` or ``--role``, a
+    server URL (an agent, as with K3s's installer) or ``cluster_init`` (a server), from the
+    settings file, k3snode.env, the environment or flags (``Settings.configured``)."""
+    try:
+        last = _last_role(state.load(settings.state_file))
+    except (OSError, state.StateError):
+        return  # unreadable: the write that needs it says so
+    if not last or last == settings.role or settings.configured:
+        return
+    raise RoleChangeError(
+        f"{settings.state_file}: this node was last applied as {last} and nothing names its role "
+        f"now (no [node] role, server URL or cluster_init in {settings.file or DEFAULT_CONFIG}, "
+        f"{settings.env_file}, the environment or flags); not making it a {settings.role} "
+        "(K3s's default), nothing written; give K3S_URL and K3S_TOKEN again "
+        "(`k3snode configure`) or set [node] role"
+    )
+
+
+def _last_role(st: state.State) -> str:
+    """The role last applied; for a state.json from before k3snode recorded it, what the keys it
+    wrote say (``server`` + ``token-file`` without a server-only key: an agent)."""
+    if st.role:
+        return st.role
+    keys = {k for ks in st.managed.values() for k in ks}
+    if {"server", "token-file"} <= keys and not keys & {"flannel-backend", "cluster-init"}:
+        return "agent"
+    return ""
+
+
+def _auth_key(settings: Settings) -> str:
+    ts = settings.tailscale
+    if ts.auth_key is not None:
+        return ts.auth_key.reveal().strip()
+    return _read_secret(ts.auth_key_file, settings.where("tailscale", "auth_key_file"))
+
+
 def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
     """The 0600 files K3s is pointed at and k3snode writes: the K3S_TOKEN copy, the vpn-auth line."""
     out = []
@@ -98,13 +145,24 @@ def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
     if settings.mesh == "tailscale":
         ts = settings.tailscale
         label = settings.where("tailscale", "auth_key_file")
-        key = _read_secret(ts.auth_key_file, label)
+        key = _auth_key(settings)
         try:
             line = vpn_auth_line(key, ts.control_server_url)
         except VPNAuthError as e:
             raise SettingsError(f"{label}: {e}") from None
         out.append(SecretFile(settings.vpn_auth_path, line.encode()))
     return tuple(out)
+
+
+def loose_mode(path: str) -> str | None:
+    """A warning when a secret file can be read by group or others, with the fix."""
+    try:
+        mode = stat.S_IMODE(os.stat(path).st_mode) if path else 0
+    except OSError:
+        return None
+    if not mode & 0o044:
+        return None
+    return f"{path} is readable by group or others (mode {mode:04o}); run: chmod 600 {path}"
 
 
 def check_local(settings: Settings) -> None:
@@ -115,6 +173,10 @@ def check_local(settings: Settings) -> None:
     if settings.k3s.token_file:  # K3s would fail at start on a missing or empty token file
         _read_secret(settings.k3s.token_file, settings.where("k3s", "token_file"))
     secret_files(settings)
+    for path in (settings.k3s.token_file, settings.tailscale.auth_key_file):
+        warning = loose_mode(path)
+        if warning:
+            log.warning("warning: %s", warning)
     configfile.plan(settings.k3s.config, {}, set(), settings.role)
 
 
@@ -134,6 +196,7 @@ def prepare(
     """Render the options and plan the write; raise SettingsError / ConfigFileError on mistakes."""
     path = settings.k3s.config
     _check_path(settings)
+    check_role(settings)
     opts = options.render(settings, external_ips, underlay_ip)
     st = load_state(settings)
     previously = frozenset(st.managed.get(path, []))
@@ -179,6 +242,7 @@ def commit(settings: Settings, prepared: Prepared) -> Committed:
             cleaned.append(other)
         st.managed.pop(other, None)
     st.managed[path] = new_keys
+    st.role = settings.role
     state.save(settings.state_file, st)
     return Committed(config_changed, tuple(changed_secrets), tuple(cleaned))
 

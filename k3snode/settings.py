@@ -1,6 +1,10 @@
-"""Settings: a TOML file, then the environment, then command-line flags — into one frozen Settings.
+"""Settings: a TOML file, the saved ``k3snode.env``, the environment, command-line flags — into one
+frozen Settings.
 
-Precedence, lowest to highest: built-in defaults < the TOML file < environment < flags.
+Precedence, lowest to highest: built-in defaults < the TOML file < ``k3snode.env`` beside it (what
+``k3snode configure``/``apply`` saved from an earlier environment, ``envfile.py``) < environment <
+flags. Secrets are never read from either file: a token or auth key comes from the environment or
+from a 0600 file named by ``token_file`` / ``auth_key_file``.
 
 Every setting is declared once in ``SCHEMA`` (section, key, type, default, check, environment
 names); the loader, the error messages, the did-you-mean, the README table and the man page all read
@@ -23,18 +27,21 @@ import re
 import sys
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
 
-from k3snode import addresses
+from k3snode import addresses, envfile
+from k3snode.discovery.providers import IDS
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
-PROVIDERS = (
-    "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
-    "linode", "vultr", "scaleway", "exoscale", "upcloud",
-)  # fmt: skip
+# Where a value came from (Settings.sources), lowest layer first.
+FROM_FILE, FROM_SAVED, FROM_ENV, FROM_FLAG = "file", "saved", "environment", "flag"
+# A secret and the file setting that replaces it: a layer that sets one hides the other below it.
+SECRET_PAIRS = ((("k3s", "token"), ("k3s", "token_file")),
+                (("tailscale", "auth_key"), ("tailscale", "auth_key_file")))  # fmt: skip
+PROVIDERS = IDS  # one list, in k3snode/discovery/providers/__init__.py
 MESHES = ("wireguard-native", "tailscale", "none")
 ROLES = ("server", "agent")
 DEFAULT_ECHO_SERVICES = (
@@ -375,7 +382,7 @@ SCHEMA: tuple[Spec, ...] = (
          "static external addresses (one IPv4 and/or one IPv6); a family set here is not discovered",
          env=("K3SNODE_EXTERNAL_IPS",)),
     Spec("discovery", "provider", "auto", _provider,
-         "cloud provider: auto (recognised from DMI), none (no metadata service), or a provider id"),
+         "cloud provider: auto (cloud-init's answer, else DMI), none (no metadata service), or a provider id"),
     Spec("discovery", "metadata_endpoint", "", _http_base_url,
          "replaces scheme, host and port of the provider's metadata service (tests, odd networks)"),
     Spec("discovery", "dmi_dir", "/sys/class/dmi/id", _abs_path,
@@ -391,6 +398,9 @@ SCHEMA: tuple[Spec, ...] = (
     # [tailscale]
     Spec("tailscale", "auth_key_file", "", _opt_abs_path,
          "file holding the Tailscale auth key (never passed in argv)"),
+    Spec("tailscale", "auth_key", None, lambda v: Secret(_str(v)) if v else None,
+         "the Tailscale auth key itself; environment only, stored by k3snode as a 0600 file",
+         secret=True),
     Spec("tailscale", "control_server_url", "", _url,
          "control server (e.g. headscale); unset: Tailscale's own"),
     Spec("tailscale", "hostname", "", _node_name, "hostname to register in the tailnet"),
@@ -570,7 +580,8 @@ class DiscoverySettings:
 
 @dataclass(frozen=True)
 class TailscaleSettings:
-    auth_key_file: str
+    auth_key_file: str  # resolved: <state_dir>/tailscale.key when the key came as auth_key
+    auth_key: Secret | None
     control_server_url: str
     hostname: str
     extra_args: tuple[str, ...]
@@ -646,10 +657,34 @@ class Settings:
     underlay: UnderlaySettings
     registration: RegistrationSettings
     origins: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    # "section.key" -> FROM_FILE / FROM_SAVED / FROM_ENV / FROM_FLAG, for every value not a default
+    sources: dict[str, str] = field(default_factory=dict, compare=False, repr=False)
+    env_file: str = field(default="", compare=False)  # the k3snode.env read (or to be written)
 
     @property
     def role(self) -> str:
         return self.node.role
+
+    @property
+    def role_named(self) -> bool:
+        """The role was set by name ([node] role, K3SNODE_ROLE, --role), not derived."""
+        return "node.role" in self.sources
+
+    @property
+    def configured(self) -> bool:
+        """Something says what this node is: a role by name, a server URL or cluster_init. Else
+        the role is only K3s's default (server), which the daemon never writes on its own."""
+        return self.role_named or bool(self.k3s.server) or self.k3s.cluster_init
+
+    def not_configured(self) -> str:
+        """The daemon's one-line state when not ``configured``: why, and what to do."""
+        settings_file = self.file or DEFAULT_CONFIG
+        return (
+            f"not configured: no role, server URL or cluster_init in {settings_file}, "
+            f"{self.env_file or envfile.NAME}, the environment or flags; run the installer with "
+            "K3S_URL and K3S_TOKEN, or `K3S_URL=… K3S_TOKEN=… k3snode configure`, or write "
+            f"{settings_file}, then `systemctl reload k3snode`"
+        )
 
     @property
     def mesh(self) -> str:
@@ -663,6 +698,11 @@ class Settings:
         if self.k3s.token is not None:
             return os.path.join(self.paths.state_dir, "token")
         return ""
+
+    @property
+    def auth_key_store(self) -> str:
+        """Where k3snode keeps an auth key given as K3SNODE_TAILSCALE_AUTH_KEY."""
+        return os.path.join(self.paths.state_dir, "tailscale.key")
 
     @property
     def vpn_auth_path(self) -> str:
@@ -698,7 +738,7 @@ _SECTION_TYPES = {
 # Loading
 
 
-def _read_toml(path: str) -> dict[str, Any]:
+def read_toml(path: str) -> dict[str, Any]:
     if sys.version_info >= (3, 11):
         import tomllib
     else:  # pragma: no cover - exercised on 3.9/3.10
@@ -748,26 +788,79 @@ def _walk_file(path: str, data: dict[str, Any]) -> dict[tuple[str, str], tuple[A
                 alt = key.replace("-", "_")
                 hint = f" (did you mean {alt}?)" if alt in keys else _did_you_mean(key, keys)
                 raise SettingsError(f"{path}: unknown key [{top}] {key}{hint}")
+            if _BY_NAME[(top, key)].secret:
+                raise SettingsError(f"{path}: [{top}] {key}: {_secret_hint(top, key)}")
             out[(top, key)] = (v, f"{path}: [{top}] {key}")
     return out
 
 
-def _walk_env(env: Mapping[str, str]) -> dict[tuple[str, str], tuple[Any, str]]:
+def _secret_hint(section: str, key: str) -> str:
+    if (section, key) == ("k3s", "token"):
+        return (
+            "the token is never read from a settings file; put it in a 0600 file and set "
+            "[k3s] token_file, or give it as K3S_TOKEN"
+        )
+    return (
+        f"a secret is never read from a settings file; put it in a 0600 file and set "
+        f"[{section}] {key}_file, or give it as {_BY_NAME[(section, key)].generic_env}"
+    )
+
+
+def _walk_env(
+    env: Mapping[str, str], saved: str | None = None
+) -> dict[tuple[str, str], tuple[Any, str]]:
+    """The setting variables in ``env``; ``saved`` names a k3snode.env they were read from (where
+    every name must be a setting and no secret may be)."""
     out: dict[tuple[str, str], tuple[Any, str]] = {}
     for spec in SCHEMA:
         if spec.key in ("options", "peers"):
             continue  # tables are file-only
         for name in (spec.generic_env, *spec.env):
             if name in env and env[name] != "":
-                out[(spec.section, spec.key)] = (env[name], f"environment {name}")
+                if saved is not None and spec.secret:
+                    instead = (
+                        "K3S_TOKEN_FILE" if spec.key == "token" else spec.generic_env + "_FILE"
+                    )
+                    raise SettingsError(
+                        f"{saved}: {name}: secrets are never kept in {envfile.NAME}; use {instead}"
+                    )
+                label = f"{saved}: {name}" if saved is not None else f"environment {name}"
+                out[(spec.section, spec.key)] = (env[name], label)
     # A K3SNODE_* variable that is not a setting is most likely a typo.
-    known = {n for s in SCHEMA for n in (s.generic_env, *s.env)} | {"K3SNODE_CONFIG"}
+    known = {n for s in SCHEMA for n in (s.generic_env, *s.env)}
     for name in env:
-        if name.startswith("K3SNODE_") and name not in known:
+        if saved is not None and name not in known:
+            raise SettingsError(
+                f"{saved}: {name}: not a k3snode setting" + _did_you_mean(name, sorted(known))
+            )
+        if name.startswith("K3SNODE_") and name not in known | {"K3SNODE_CONFIG"}:
             raise SettingsError(
                 f"environment {name}: not a k3snode setting" + _did_you_mean(name, sorted(known))
             )
+    for secret, file_key in SECRET_PAIRS:
+        if secret in out and file_key in out:
+            where = saved or "environment"
+            raise SettingsError(
+                f"{where}: set {out[secret][1].split()[-1]} or {out[file_key][1].split()[-1]}, "
+                "not both"
+            )
     return out
+
+
+def _stack(
+    layered: dict[tuple[str, str], tuple[Any, str]],
+    sources: dict[str, str],
+    layer: dict[tuple[str, str], tuple[Any, str]],
+    name: str,
+) -> None:
+    """Put ``layer`` on top: a secret or its file setting in it hides the other one below."""
+    for pair in SECRET_PAIRS:
+        for mine, other in (pair, pair[::-1]):
+            if mine in layer and other not in layer:
+                layered.pop(other, None)
+                sources.pop(f"{other[0]}.{other[1]}", None)
+    layered.update(layer)
+    sources.update({f"{k[0]}.{k[1]}": name for k in layer})
 
 
 def load(
@@ -787,28 +880,27 @@ def load(
     explicit = config_path is not None or bool(env.get("K3SNODE_CONFIG"))
     path = config_path or env.get("K3SNODE_CONFIG") or DEFAULT_CONFIG
     layered: dict[tuple[str, str], tuple[Any, str]] = {}
+    sources: dict[str, str] = {}
     file_used: str | None = None
     if os.path.exists(path) or explicit:
         if not os.path.exists(path):
             src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"
             raise SettingsError(f"{src}: settings file {path} does not exist")
-        layered.update(_walk_file(path, _read_toml(path)))
+        _stack(layered, sources, _walk_file(path, read_toml(path)), FROM_FILE)
         file_used = path
-    env_layer = _walk_env(env)
-    # Within one layer a file path beats an inline token; across layers the higher layer wins.
-    if ("k3s", "token") in env_layer and ("k3s", "token_file") in env_layer:
-        raise SettingsError("environment: set K3S_TOKEN or K3S_TOKEN_FILE, not both")
-    if ("k3s", "token_file") in env_layer:
-        layered.pop(("k3s", "token"), None)
-    if ("k3s", "token") in env_layer:
-        layered.pop(("k3s", "token_file"), None)
-    layered.update(env_layer)
+    env_path = envfile.path_for(path)
+    try:
+        saved = envfile.read(env_path)
+    except envfile.EnvFileError as e:
+        raise SettingsError(str(e)) from None
+    if saved is not None:
+        _stack(layered, sources, _walk_env(saved, saved=env_path), FROM_SAVED)
+    _stack(layered, sources, _walk_env(env), FROM_ENV)
+    flags = {}
     for key, value in overrides.items():
-        if value is None:
-            continue
-        layered[key] = (value, override_names.get(key, f"--{key[1].replace('_', '-')}"))
-        if key == ("k3s", "token_file"):
-            layered.pop(("k3s", "token"), None)
+        if value is not None:
+            flags[key] = (value, override_names.get(key, f"--{key[1].replace('_', '-')}"))
+    _stack(layered, sources, flags, FROM_FLAG)
 
     values: dict[str, dict[str, Any]] = {s: {} for s in SECTIONS}
     origins: dict[str, str] = {}
@@ -825,7 +917,8 @@ def load(
         else:
             value = raw
         values[spec.section][spec.key] = value
-    return _finish(file_used, values, origins)
+    settings = _finish(file_used, values, origins)
+    return replace(settings, sources=sources, env_file=env_path)
 
 
 def _no_control_characters(raw: Any) -> None:
@@ -891,10 +984,13 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
             f"{where('k3s', 'cluster_init')}: cluster_init is for the first server; "
             f"a server joining {k3s['server']} must not set it"
         )
-    if node["mesh"] == "tailscale" and not v["tailscale"]["auth_key_file"]:
+    ts = v["tailscale"]
+    if ts["auth_key"] is not None and not ts["auth_key_file"]:
+        ts["auth_key_file"] = os.path.join(v["paths"]["state_dir"], "tailscale.key")
+    if node["mesh"] == "tailscale" and not ts["auth_key_file"]:
         raise SettingsError(
             f"{where('node', 'mesh')}: mesh 'tailscale' needs [tailscale] "
-            "auth_key_file (got mesh 'tailscale' with no auth key file)"
+            "auth_key_file or K3SNODE_TAILSCALE_AUTH_KEY (got mesh 'tailscale' with no auth key)"
         )
     ul = v["underlay"]
     if ul["enabled"] and not ul["address"]:

@@ -3,6 +3,8 @@
 - ``managed``: per K3s config path, the keys k3snode wrote last time — so that a key it no longer
   needs (after switching mesh, say) is removed while every key the user wrote stays.
 - ``last_good``: the last discovery that produced addresses, so a failed pass keeps what worked.
+- ``role``: the role last applied, so that a role nobody named (K3s's default) never silently
+  turns an agent into a server (``reconcile.check_role``).
 
 The file is opened without following a symbolic link and must be a regular file holding exactly
 this shape. ``load`` raises StateError on anything else; ``load_or_recover`` (the write path)
@@ -33,6 +35,7 @@ _warned: set[str] = set()
 class State:
     managed: dict[str, list[str]] = field(default_factory=dict)
     last_good: dict[str, Any] = field(default_factory=dict)
+    role: str = ""
     damaged: str | None = None  # why the file on disk could not be used (recovered from)
 
 
@@ -83,13 +86,16 @@ def load(path: str) -> State:
         if not isinstance(managed_raw, dict) or not isinstance(last_good, dict):
             raise ValueError("managed and last_good must be objects")
         managed = {str(k): _string_list(v) for k, v in managed_raw.items()}
+        role = data.get("role", "")
+        if not isinstance(role, str):
+            raise ValueError("role must be a string")
     except (ValueError, TypeError, UnicodeDecodeError, RecursionError) as e:
         # k3snode wrote this file atomically, so damage means someone else touched it.
         reason = str(e).splitlines()[0][:120] if str(e) else type(e).__name__
         raise StateError(
             f"{path}: unreadable state ({reason}); remove it to start afresh"
         ) from None
-    return State(managed=managed, last_good=dict(last_good))
+    return State(managed=managed, last_good=dict(last_good), role=role)
 
 
 def load_or_recover(path: str) -> State:
@@ -105,6 +111,12 @@ def load_or_recover(path: str) -> State:
 
 
 def save(path: str, state: State) -> bool:
-    data = {"version": VERSION, "managed": state.managed, "last_good": state.last_good}
+    data: dict[str, Any] = {
+        "version": VERSION,
+        "managed": state.managed,
+        "last_good": state.last_good,
+    }
+    if state.role:
+        data["role"] = state.role
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     return fileio.atomic_write(path, text.encode(), mode=0o600).changed

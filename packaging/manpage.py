@@ -127,6 +127,12 @@ def render() -> str:
         esc(DEFAULT_CONFIG),
         "settings",
         ".TP",
+        esc("/etc/k3snode/k3snode.env"),
+        esc(
+            "what k3snode configure and k3snode apply saved from the environment or flags "
+            "(NAME=value, 0600, no secrets); read before the settings file, after the environment"
+        ),
+        ".TP",
         esc("/etc/rancher/k3s/config.yaml"),
         esc("the K3s config file k3snode merges its keys into"),
         ".TP",

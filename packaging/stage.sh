@@ -1,6 +1,6 @@
 #!/bin/sh
 # packaging/stage.sh DEST — copy the source tree (what git tracks plus new, not ignored files;
-# never .cache, .venv or .git) to DEST, which must not exist. Used by the package builds.
+# never .cache, build, .venv or .git) to DEST, which must not exist. Used by the package builds.
 set -eu
 REPO=$(cd "$(dirname "$0")/.." && pwd)
 DEST=$1
@@ -11,6 +11,6 @@ if git rev-parse --is-inside-work-tree >/dev/null 2>&1; then
         | xargs -0 sh -c 'for f; do [ -e "$f" ] && printf "%s\0" "$f"; done' sh \
         | tar --null -T - -cf - | tar -C "$DEST" -xf -
 else
-    tar --exclude=./.cache --exclude=./.git --exclude='./.venv*' --exclude='*.egg-info' \
+    tar --exclude=./.cache --exclude=./build --exclude=./.git --exclude='./.venv*' --exclude='*.egg-info' \
         --exclude=__pycache__ -cf - . | tar -C "$DEST" -xf -
 fi

@@ -29,3 +29,13 @@ def root(tmp_path):
     for d in ("etc/k3snode", "etc/rancher/k3s", "var/lib/k3snode", "run/k3snode"):
         (tmp_path / d).mkdir(parents=True)
     return tmp_path
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _host_settings_untouched():
+    """No test may write the host's own settings (k3snode.env beside /etc/k3snode/config.toml):
+    CI runs as root on a real machine, and a saved identity would change later tests."""
+    before = os.path.exists("/etc/k3snode/k3snode.env")
+    yield
+    after = os.path.exists("/etc/k3snode/k3snode.env")
+    assert before or not after, "a test wrote /etc/k3snode/k3snode.env on the host"

@@ -77,6 +77,7 @@ class Node:
     health_port: int = 0
     grace: float = 30.0
     mesh: str = "none"
+    role: str = "server"  # "": the settings name no role (a node not configured)
     health_listen: str = ""
     peer: str = ""  # the veth's other end, in the router namespace
     discovery: dict = field(default_factory=dict)
@@ -102,6 +103,7 @@ class Node:
         d = {**DEFAULT_DAEMON, **self.daemon}
         lines = [
             "[node]",
+            *([f'role = "{self.role}"'] if self.role else []),
             f'mesh = "{self.mesh}"',
             "[k3s]",
             f'config = "{self.config}"',

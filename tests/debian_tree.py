@@ -24,6 +24,9 @@ from collections.abc import Iterator, Sequence
 from helpers import REPO, wait_for
 
 CACHE = os.path.join(REPO, ".cache")
+# Packages built from this checkout: never in .cache, which other checkouts may share (a build there
+# from another worktree replaces or removes this one's .deb half-way through a test run).
+BUILT = os.path.join(REPO, "build", "packages")
 SUITE = "bookworm"
 DEBIAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 
@@ -69,7 +72,7 @@ def mirror() -> str:
 def build_deb() -> str:
     """Path of k3snode_<version>_all.deb, built from this checkout (once per test run)."""
     out = subprocess.run(
-        [os.path.join(REPO, "packaging", "build-deb.sh"), os.path.join(CACHE, "deb")],
+        [os.path.join(REPO, "packaging", "build-deb.sh"), os.path.join(BUILT, "deb")],
         capture_output=True,
         text=True,
         env=debian_env(),
@@ -291,7 +294,7 @@ def _tail(path: str, n: int = 3000) -> str:
 def build_rpm() -> tuple[str, str]:
     """Paths of the noarch .rpm and the .src.rpm, built from this checkout (once per test run)."""
     out = subprocess.run(
-        [os.path.join(REPO, "packaging", "build-rpm.sh"), os.path.join(CACHE, "rpm")],
+        [os.path.join(REPO, "packaging", "build-rpm.sh"), os.path.join(BUILT, "rpm")],
         capture_output=True,
         text=True,
         env=debian_env(),

@@ -7,13 +7,16 @@ runs (and several developers) on one machine never collide.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import functools
 import itertools
 import os
 import shutil
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -34,8 +37,22 @@ def clean_env(**extra: str) -> dict[str, str]:
     env["PYTHONPATH"] = REPO + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
     env.pop("NOTIFY_SOCKET", None)
     env.pop("INVOCATION_ID", None)  # a CI runner's unit: k3snode would use systemd-run
+    # A fresh settings directory per call, so that what `apply`/`configure` save beside the
+    # settings file (k3snode.env) never lands in the host's /etc/k3snode or leaks between tests.
+    # A test that wants its own file passes --config or K3SNODE_CONFIG (both win over this).
+    if "K3SNODE_CONFIG" not in extra:
+        cfg_dir = tempfile.mkdtemp(prefix="cfg-", dir=_settings_base())
+        open(os.path.join(cfg_dir, "config.toml"), "w").close()
+        env["K3SNODE_CONFIG"] = os.path.join(cfg_dir, "config.toml")
     env.update(extra)
     return env
+
+
+@functools.cache
+def _settings_base() -> str:
+    base = tempfile.mkdtemp(prefix="k3snode-test-settings-")
+    atexit.register(shutil.rmtree, base, True)
+    return base
 
 
 def k3snode_cmd(*args: str) -> list[str]:

@@ -134,8 +134,11 @@ def test_agent_from_installer_environment(root):
     """The K3s installer's variables, as a cloud-init one-liner sets them."""
     token = "K10abc::server:s3cr3t-token-value"
     env = clean_env(K3S_URL="https://10.0.0.1:6443", K3S_TOKEN=token)
+    (root / "etc/k3snode/config.toml").write_text("")
     r = run_k3snode(
         "apply",
+        "--config",
+        str(root / "etc/k3snode/config.toml"),
         "--state-dir",
         str(root / "var/lib/k3snode"),
         "--k3s-config",

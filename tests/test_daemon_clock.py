@@ -45,6 +45,7 @@ class World:
         d = {"confirm_delay": 3.0, "min_restart_interval": 60.0, "boot_wait": 30.0, **daemon}
         self.file.write_text(
             f"""[node]
+role = "server"
 mesh = "none"
 [k3s]
 config = "{self.config}"

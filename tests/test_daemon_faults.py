@@ -95,16 +95,21 @@ if sys.argv[1:3] == ["status", "--json"]:
 """
 
 
-def test_secrets_never_leak(tmp_path):
+@pytest.mark.parametrize("key_from", ["file", "environment"])
+def test_secrets_never_leak(tmp_path, key_from):
     key_file = tmp_path / "tailscale.key"
-    key_file.write_text(AUTH_KEY + "\n")
-    key_file.chmod(0o600)
     ts = tmp_path / "bin-ts"
     ts.mkdir()
     (ts / "tailscale").write_text(STUB_TAILSCALE)
     (ts / "tailscale").chmod(0o755)
-    extra = f'[tailscale]\nauth_key_file = "{key_file}"\n'
     env = {"K3S_TOKEN": TOKEN, "STUB_TAILSCALE_LOG": str(tmp_path / "tailscale.log")}
+    if key_from == "file":
+        key_file.write_text(AUTH_KEY + "\n")
+        key_file.chmod(0o600)
+        extra = f'[tailscale]\nauth_key_file = "{key_file}"\n'
+    else:  # stored by the daemon as <state_dir>/tailscale.key (0600) for `tailscale up`
+        env["K3SNODE_TAILSCALE_AUTH_KEY"] = AUTH_KEY
+        extra = ""
     with make_node(
         tmp_path, mesh="tailscale", extra_toml=extra, env_extra=env, health_port=-1
     ) as node:
@@ -149,6 +154,7 @@ def test_secrets_never_leak(tmp_path):
                     mode = stat.S_IMODE(os.stat(path).st_mode)
                     assert mode & 0o077 == 0, f"{path} holds a secret with mode {oct(mode)}"
                     holders.append(os.path.relpath(path, tmp_path))
+        key_path = "tailscale.key" if key_from == "file" else "var/lib/k3snode/tailscale.key"
         assert sorted(holders) == sorted(
-            ["tailscale.key", "var/lib/k3snode/token", "var/lib/k3snode/vpn-auth"]
+            [key_path, "var/lib/k3snode/token", "var/lib/k3snode/vpn-auth"]
         )

@@ -39,12 +39,21 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import passes
+    from k3snode import identity, passes
     from k3snode.cli import load_settings
-    from k3snode.reconcile import check_local, external_addresses
+    from k3snode.reconcile import check_local, check_role, external_addresses
 
     settings = load_settings(args)
     check_local(settings)
+    check_role(settings)
+    if not args.dry_run:  # keep what this node was told, before anything can fail
+        try:
+            saved = identity.save(settings)
+        except identity.SaveError as e:
+            log.error("error: %s; nothing written", e)
+            return 1
+        if saved is not None and saved.changed:
+            print(saved.describe())
     if not _mesh_up(settings, args.dry_run):
         return 1
     found = external_addresses(settings)
@@ -64,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
             log.warning("warning: %s", w)
         summary = passes.plan_summary(plan)
         print(f"would write {plan.path}: {summary}" if plan.changed else f"unchanged: {plan.path}")
-        return 0
+        return 0 if _effective_ok(settings) else 1
     done = passes.write(settings, found)
     for w in done.warnings:
         log.warning("warning: %s", w)
@@ -76,17 +85,42 @@ def run(args: argparse.Namespace) -> int:
         print(f"written {path} (0600)")
     for path in done.committed.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
+    from k3snode.k3s import ordering
+
+    try:
+        dropin = ordering.ensure(settings)
+    except OSError as e:
+        path = ordering.dropin_path(settings.k3s.unit)
+        log.warning("warning: cannot write %s (%s): %s", path, e.strerror or e, ordering.WHY)
+    else:
+        if dropin:
+            print(f"written {dropin}: {settings.k3s.unit}.service starts after k3snode")
+    rc = 0 if _effective_ok(settings) else 1
     if not done.changed or args.no_restart:
-        return 0
+        return rc
     result = passes.restart(settings)
     if result.outcome in ("not-running", "not-installed"):
         print(f"{result.detail}: K3s reads the new config when it starts")
-        return 0
+        return rc
     if result.restarted:
         print(f"restarted {result.unit} ({result.duration:.1f}s)")
-        return 0
+        return rc
     log.error("restart of %s: %s", result.unit, result.detail)
     return 1
+
+
+def _effective_ok(settings: Settings) -> bool:
+    """Say what the other files K3s reads do to k3snode's keys (``k3s/effective.py``); False when
+    K3s would not read k3snode's file or would refuse one of its files."""
+    from k3snode.k3s import effective
+
+    _view, report = effective.for_settings(settings)
+    for level, message in report.lines():
+        if level == "error":
+            log.error("error: %s", message)
+        else:
+            log.warning("warning: %s", message)
+    return not report.errors
 
 
 def _mesh_up(settings: Settings, dry_run: bool) -> bool:

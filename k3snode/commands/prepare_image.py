@@ -3,9 +3,11 @@
 Removes what belongs to this one node and would be wrong on every clone: k3snode's state (the
 keys it manages, the last good discovery, its token and vpn-auth copies), the keys it generated
 (the underlay's private key), the daemon's status file, and k3snode's keys in K3s's config file
-(the builder's external address). Settings stay, including the token and auth-key files they
-name. A server's records in the registration DNS name are withdrawn first (docs/registration.md).
-K3s's own per-node data is removed only with ``--k3s``. What else a clone usually needs
+(the builder's external address), and the node name saved in ``k3snode.env``. Settings stay,
+including ``k3snode.env`` and the token and auth-key files they name (also when ``k3snode
+configure`` stored them in the state directory). A server's records in the registration DNS name
+are withdrawn first (docs/registration.md). K3s's own per-node data is removed only with
+``--k3s``. What else a clone usually needs
 (a new machine-id, no Tailscale identity, ...) is printed, never touched.
 
 ``--root DIR`` works on an image mounted at DIR: every path, the settings file's included, is
@@ -170,8 +172,10 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
         for p in (settings.state_file, settings.vpn_auth_path, settings.status_file)
     }
     own.update(("token", "registration.json", "write.lock"))
+    named = {_in(root, p) for p in (settings.k3s.token_file, settings.tailscale.auth_key_file) if p}
     for directory in (state_dir, run_dir):
-        _clear(directory, own, dry_run, report)
+        _clear(directory, own, dry_run, report, keep=named)
+    _forget_node_name(settings, root, dry_run, report)
     # 4. Generated keys kept elsewhere (the underlay's private key).
     key = _in(root, settings.underlay.private_key_file)
     if os.path.lexists(key):
@@ -226,13 +230,38 @@ def _inside(path: str, directory: str) -> bool:
     return os.path.abspath(path).startswith(os.path.abspath(directory).rstrip("/") + "/")
 
 
-def _clear(directory: str, own: set[str], dry_run: bool, report: Report) -> None:
+def _clear(
+    directory: str, own: set[str], dry_run: bool, report: Report, keep: set[str] = frozenset()
+) -> None:
     if not os.path.isdir(directory):
         return
     everything = "k3snode" in os.path.basename(directory.rstrip("/"))
     for name in sorted(os.listdir(directory)):
+        path = os.path.join(directory, name)
+        if path in keep:
+            continue  # a token or auth key the settings name (stored by `k3snode configure`)
         if everything or name in own or name.endswith(".k3snode-tmp"):
-            _remove(os.path.join(directory, name), dry_run, report)
+            _remove(path, dry_run, report)
+
+
+def _forget_node_name(settings, root: str, dry_run: bool, report: Report) -> None:
+    """``K3S_NODE_NAME`` saved in k3snode.env is this machine's; every other saved value (server,
+    token file, role, mesh) is what the clones should have too."""
+    from k3snode import envfile
+
+    if not settings.env_file or settings.env_file.startswith("/dev/"):
+        return
+    path = settings.env_file  # beside the settings file read, inside the image with --root
+    try:
+        saved = envfile.read(path)
+    except envfile.EnvFileError as e:
+        report.notes.append(f"{e}; left as it is")
+        return
+    if not saved or "K3S_NODE_NAME" not in saved:
+        return
+    if not dry_run:
+        envfile.write(path, {k: v for k, v in saved.items() if k != "K3S_NODE_NAME"})
+    report.cleaned.append(path)
 
 
 def _remove(path: str, dry_run: bool, report: Report) -> None:

@@ -21,6 +21,7 @@ def run(args: argparse.Namespace) -> int:
 
     settings = load_settings(args)
     check_local(settings)
+    _store_auth_key(settings)
     import faulthandler
     import signal
 
@@ -48,6 +49,18 @@ def run(args: argparse.Namespace) -> int:
         ).run()
     finally:
         os.close(lock)
+
+
+def _store_auth_key(settings) -> None:
+    """K3SNODE_TAILSCALE_AUTH_KEY in the daemon's own environment: ``tailscale up`` reads the key
+    from the 0600 file the settings point at (as ``configure`` and ``apply`` store it)."""
+    key = settings.tailscale.auth_key
+    if key is not None:
+        from k3snode import fileio
+
+        os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
+        data = (key.reveal().strip() + "\n").encode()
+        fileio.atomic_write(settings.tailscale.auth_key_file, data, mode=0o600)
 
 
 def _lock(run_dir: str) -> int | None:

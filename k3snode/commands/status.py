@@ -18,9 +18,13 @@ def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
     from k3snode.fileio import pid_alive
     from k3snode.health import read_status
+    from k3snode.settings import SettingsError
 
-    settings = load_settings(args)
-    path = settings.status_file
+    try:
+        path = load_settings(args).status_file
+    except SettingsError as e:  # the daemon runs on its previous settings: still show it
+        print(f"k3snode: error: {e}", file=sys.stderr)
+        path = os.path.join(_run_dir(args), "status.json")
     data = read_status(path)
     if data is None:
         print(f"k3snode is not running (no status in {path})", file=sys.stderr)
@@ -38,6 +42,23 @@ def run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _run_dir(args: argparse.Namespace) -> str:
+    """The run directory when the settings do not load: the flag, the environment, what the
+    settings file says if it is at least TOML, else the default."""
+    from k3snode import settings as settings_mod
+
+    if getattr(args, "run_dir", None):
+        return args.run_dir
+    if os.environ.get("K3SNODE_PATHS_RUN_DIR"):
+        return os.environ["K3SNODE_PATHS_RUN_DIR"]
+    path = args.config or os.environ.get("K3SNODE_CONFIG") or settings_mod.DEFAULT_CONFIG
+    with contextlib.suppress(settings_mod.SettingsError):
+        value = settings_mod.read_toml(path).get("paths", {}).get("run_dir")
+        if isinstance(value, str) and value.startswith("/"):
+            return value
+    return str(settings_mod.spec("paths", "run_dir").default)
+
+
 def _when(t: object) -> str:
     if not isinstance(t, (int, float)):
         return "-"
@@ -49,8 +70,11 @@ def describe(d: dict) -> str:
     lines = [
         f"k3snode:      running (pid {d.get('pid')}, since {_when(d.get('started'))})",
         f"health:       {h.get('status', '?')}",
-        f"role/mesh:    {d.get('role')}, {d.get('mesh')}",
     ]
+    if d.get("configured") is False:
+        lines.append(f"settings:     {d.get('summary')}")
+    else:
+        lines.append(f"role/mesh:    {d.get('role')}, {d.get('mesh')}")
     addrs = d.get("addresses") or []
     shown = ", ".join(f"{a['address']} ({a['source']})" for a in addrs) or "-"
     lines.append(f"external ip:  {shown}")

@@ -4,9 +4,12 @@
 Order, per family (IPv4, IPv6), each step filling only what is still missing:
 
 1. ``[discovery] external_ips`` — taken as given (a non-public one with a logged warning).
-2. The metadata service of the cloud recognised from DMI (or named by ``[discovery] provider``),
-   and of that cloud only. No recognised cloud: no metadata address is contacted at all.
+2. The metadata service of the cloud named by ``[discovery] provider``, else by cloud-init's own
+   answer (``/run/cloud-init/instance-data.json``, ``cloud-id``), else recognised from DMI — and of
+   that cloud only. No recognised cloud: no metadata address is contacted at all. Where the
+   service has an IPv6 address too, both are raced (IPv4 first, IPv6 150 ms later).
    "No public address" (404, empty) is an answer: no echo service is asked for that family.
+   When the service does not answer, cloud-init's boot-time public addresses (if any) are used.
 3. The global addresses on the default-route interface (rtnetlink; an address on the NIC is the
    node's own, so this runs even where the metadata said "none").
 4. HTTPS echo services, only when ``[discovery] echo`` is on, and never for a family the metadata
@@ -32,8 +35,15 @@ __all__ = ["Discovery", "choose_provider", "discover"]
 FAMILIES = ("ipv4", "ipv6")
 
 
-def choose_provider(ds: DiscoverySettings, dmi: Dmi | None = None) -> tuple[str | None, str]:
-    """(provider id or None, how it was chosen) — from settings, else from DMI; no network."""
+_NO_HINT = object()
+
+
+def choose_provider(
+    ds: DiscoverySettings, dmi: Dmi | None = None, hint=_NO_HINT
+) -> tuple[str | None, str]:
+    """(provider id or None, how it was chosen) — from settings, else cloud-init's answer, else
+    DMI; file reads only, no network. ``hint`` (a ``cloudinit.Hint`` or None) is read from
+    ``/run/cloud-init`` when not given."""
     if ds.provider == "none":
         return None, "metadata disabled ([discovery] provider = none)"
     if ds.provider != "auto":
@@ -41,6 +51,13 @@ def choose_provider(ds: DiscoverySettings, dmi: Dmi | None = None) -> tuple[str 
     from k3snode.discovery import dmi as dmi_mod
     from k3snode.discovery import providers
 
+    if hint is _NO_HINT:
+        hint = _hint(ds)[0]
+    if hint is not None and hint.provider:
+        refined = _refine(hint.provider, ds, dmi)
+        return refined, f"named by cloud-init ({hint.cloud}, {hint.source})" + (
+            f", refined from DMI to {refined}" if refined != hint.provider else ""
+        )
     if dmi is None:
         if ds.dmi_dir == dmi_mod.DEFAULT_DIR and dmi_mod.in_container():
             return None, "in a container: DMI describes the host, not used (set a provider)"
@@ -51,6 +68,29 @@ def choose_provider(ds: DiscoverySettings, dmi: Dmi | None = None) -> tuple[str 
     if dmi.empty:
         return None, f"no DMI fields in {ds.dmi_dir}: no cloud recognised, metadata not asked"
     return None, "DMI matches no cloud: metadata not asked"
+
+
+def _hint(ds: DiscoverySettings):
+    """cloud-init's answer (file reads only) — not when ``dmi_dir`` was pointed elsewhere: a node
+    described by another DMI directory (a test, an image build) is not the one cloud-init saw."""
+    from k3snode.discovery import cloudinit
+    from k3snode.discovery import dmi as dmi_mod
+
+    if ds.dmi_dir != dmi_mod.DEFAULT_DIR:
+        return None, ""
+    return cloudinit.read()
+
+
+def _refine(provider: str, ds: DiscoverySettings, dmi: Dmi | None) -> str:
+    """cloud-init calls Huawei Cloud "openstack"; DMI tells the refinement (``REFINES``)."""
+    from k3snode.discovery import dmi as dmi_mod
+    from k3snode.discovery import providers
+
+    candidates = [p for p in providers.IDS if getattr(providers.load(p), "REFINES", "") == provider]
+    if not candidates:
+        return provider
+    dmi = dmi or dmi_mod.read(ds.dmi_dir)
+    return next((p for p in candidates if providers.load(p).recognise(dmi)), provider)
 
 
 def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
@@ -69,7 +109,14 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
     error: str | None = None
 
     said_none: set[str] = set()  # families the metadata positively has no address for
-    provider, how = choose_provider(ds) if len(settled) < len(FAMILIES) else (None, "")
+    hint = None
+    provider, how = None, ""
+    if len(settled) < len(FAMILIES):
+        if ds.provider == "auto":
+            hint, hint_note = _hint(ds)
+            if hint_note:
+                notes.append(hint_note)
+        provider, how = choose_provider(ds, hint=hint)
     if provider:
         answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
         if answer is not None:
@@ -86,6 +133,8 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                     said_none.add(fam)
     elif how:
         notes.append(how)
+    if metadata_error and hint is not None and _hint_is_for(hint, provider):
+        _from_hint(hint, found, sources, settled, notes)
 
     open_ = [fam for fam in FAMILIES if fam not in settled]
     if open_:  # an address on the NIC is the node's own, even where metadata says "none"
@@ -140,6 +189,38 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
     )
 
 
+def _hint_is_for(hint, provider: str | None) -> bool:
+    """The hint named this provider (or the cloud it refines: cloud-init's "openstack" on Huawei)."""
+    from k3snode.discovery import providers
+
+    if not provider or not hint.provider:
+        return False
+    return provider == hint.provider or getattr(providers.load(provider), "REFINES", "") == (
+        hint.provider
+    )
+
+
+def _from_hint(hint, found: dict, sources: dict, settled: set, notes: list) -> None:
+    """The metadata service did not answer now: cloud-init's boot-time addresses fill in."""
+    from k3snode import addresses
+
+    for fam in FAMILIES:
+        value = hint.get(fam)
+        if fam in settled or not value:
+            continue
+        judged = addresses.judge(value, want_family=4 if fam == "ipv4" else 6)
+        if judged.ok and judged.address:
+            found[fam] = judged.address
+            sources[fam] = "cloud-init"
+            settled.add(fam)
+            notes.append(
+                f"{judged.address} from cloud-init's {hint.source} (boot time): the metadata "
+                "service did not answer now"
+            )
+        else:
+            notes.append(f"cloud-init {hint.source}: {value!r:.50} rejected: {judged.problem}")
+
+
 def _warn_if_not_public(address: str | None) -> None:
     """A static address is taken as given; a non-public one is logged as a warning."""
     from k3snode import addresses
@@ -154,26 +235,38 @@ def _warn_if_not_public(address: str | None) -> None:
 
 
 def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
-    """(Answer, None) or (None, error text) from the provider's metadata service; its IPv6
-    address is tried when the IPv4 one cannot be reached at all (an IPv6-only instance)."""
+    """(Answer, None) or (None, error text) from the provider's metadata service. Where it has an
+    IPv6 address too, both are raced for the first TCP connection (IPv4 at once, IPv6 after
+    ``STAGGER``); the winner is asked, the other one after it only if it was unreachable."""
     from k3snode.discovery import providers
     from k3snode.discovery.errors import MetadataError, MetadataUnreachable
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.metadata_http import Client, race
 
     module = providers.load(provider)
+    if module.BASE is None:  # no HTTP service (VMware guestinfo): the module reads it itself
+        try:
+            return module.read(ds, deadline), None
+        except MetadataError as e:
+            return None, f"{provider} metadata: {e}"
     bases = [module.BASE]
+    errors: list[str] = []
     if not ds.metadata_endpoint and getattr(module, "BASE6", None):
         bases.append(module.BASE6)
-    errors: list[str] = []
+        winner, lost = race(bases, deadline, STAGGER, clock=monotonic)
+        if winner is not None:
+            bases.insert(0, bases.pop(winner))
+            errors.extend(f"{provider} metadata ({why})" for why in lost)
     for base in bases:
-        client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic)
+        client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic,
+                        patient=frozenset(getattr(module, "PATIENT", ())))  # fmt: skip
         try:
             answer = module.fetch(client, ds)
         except MetadataUnreachable as e:
             errors.append(f"{provider} metadata ({client.where}): {e}")
             continue
         except MetadataError as e:
-            return None, f"{provider} metadata ({client.where}): {e}"
+            error = f"{provider} metadata ({client.where}): {e}"
+            return None, _with_hint(module, error) if "connection refused" in error else error
         except (ValueError, TypeError, KeyError, AttributeError, IndexError) as e:  # garbage
             return (
                 None,
@@ -182,4 +275,14 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
         if errors:
             answer = replace(answer, notes=(*answer.notes, *errors))
         return answer, None
-    return None, "; ".join(errors)
+    return None, _with_hint(module, "; ".join(dict.fromkeys(errors)))
+
+
+STAGGER = 0.15  # seconds between the IPv4 and the IPv6 metadata address (RFC 6555, cloud-init)
+
+
+def _with_hint(module, error: str) -> str:
+    """A provider's advice for a metadata service that cannot be reached (IBM's is off by
+    default)."""
+    hint = getattr(module, "UNREACHABLE_HINT", "")
+    return f"{error}; {hint}" if hint else error

@@ -28,7 +28,8 @@ def findings(settings: Settings) -> list[Finding]:
         return out
     provider, how = choose_provider(ds)
     if provider:
-        where = ds.metadata_endpoint or providers.load(provider).BASE
+        base = providers.load(provider).BASE
+        where = ds.metadata_endpoint or base or "guestinfo (vmware-rpctool)"
         out.append(Finding("ok", "discovery", f"metadata of {provider} at {where} ({how})"))
         if ds.provider not in ("auto", "none"):
             seen = providers.recognise(dmi.read(ds.dmi_dir))

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-SOURCES = ("static", "metadata", "interface", "echo")
+SOURCES = ("static", "metadata", "cloud-init", "interface", "echo")
 
 
 @dataclass(frozen=True)

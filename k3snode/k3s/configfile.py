@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode import bounded, fileio
-from k3snode.k3s import flags
+from k3snode.k3s import flags, yamlv2
 
 MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
 
@@ -47,8 +47,7 @@ def _yaml():
 
 
 def _loader():
-    yaml = _yaml()
-    return getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return yamlv2.loader()  # read as K3s's yaml.v2 reads: `y` is true, `0o17` is 15
 
 
 # K3s's config is a few dozen keys; these bounds leave room for a thousand-line file and stop
@@ -125,11 +124,9 @@ def _is_filler(line: str) -> bool:
 def _dump(mapping: dict[str, Any]) -> str:
     if not mapping:
         return ""
-    yaml = _yaml()
-    dumper = getattr(yaml, "CSafeDumper", yaml.SafeDumper)
-    return yaml.dump(
+    return _yaml().dump(
         mapping,
-        Dumper=dumper,
+        Dumper=yamlv2.dumper(),  # strings yaml.v2 would read as bool/number/null are quoted
         sort_keys=False,
         default_flow_style=False,
         allow_unicode=True,
@@ -200,8 +197,9 @@ def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role:
     removed = tuple(k for k in old if k not in managed and k not in kept)
     warnings = []
     for key in kept:
+        # "node-label+" appends to node-label (K3s's parser.go): the flag is the name without "+"
         try:
-            flags.check(role, key, kept[key])
+            flags.check(role, key[:-1] if key.endswith("+") else key, kept[key])
         except flags.OptionError as e:
             warnings.append(_short(f"{path}: your key {key!r} {e}; K3s may refuse to start"))
     return Plan(path, raw, new_text, added, removed, modified, tuple(warnings))

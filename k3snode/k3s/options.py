@@ -112,6 +112,12 @@ def _with_san(sans: Any, name: str) -> list[str]:
     return [*items, name] if name not in items else items
 
 
+def managed_keys(settings: Settings) -> list[str]:
+    """The keys ``render`` writes for these settings, whatever the addresses turn out to be."""
+    underlay = settings.underlay.address.split("/", 1)[0] if settings.underlay.enabled else None
+    return ["node-external-ip", *render(settings, [], underlay)]
+
+
 def redacted(options: dict[str, Any]) -> dict[str, Any]:
     """A copy safe to print: nothing in it is secret today (secrets live in files), but any key
     that names a secret inline is masked should a future option add one."""

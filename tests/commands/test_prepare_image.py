@@ -68,6 +68,8 @@ def test_after_apply_removes_state_and_k3snodes_keys_keeps_settings_and_user_key
     assert f"removed {state}/underlay.key" in out.stdout
     assert f"took k3snode's keys out of {k3s_conf}" in out.stdout
     assert f"kept {conf} (settings)" in out.stdout
+    # apply saved --node-name in k3snode.env: the builder's name, not the clones'.
+    assert "builder" not in (tmp_path / "etc/k3snode/k3snode.env").read_text()
     # Running it again finds nothing to do and changes nothing.
     again = run_k3snode("prepare-image", "--config", str(conf))
     assert again.returncode == 0 and "no per-node k3snode state found" in again.stdout
@@ -212,3 +214,21 @@ def test_mistakes_are_one_line_exit_2(tmp_path, args, message):
     assert out.returncode == 2
     assert message in out.stderr and len(out.stderr.strip().splitlines()) == 1
     assert (tmp_path / "var/lib/k3snode/state.json").exists()
+
+
+def test_a_token_stored_by_configure_stays_with_the_settings_that_name_it(tmp_path):
+    conf = tree(tmp_path)
+    text = conf.read_text().replace(f'token_file = "{tmp_path}/etc/k3snode/token"\n', "")
+    conf.write_text(text)
+    env = clean_env(K3S_URL="https://10.0.0.1:6443", K3S_TOKEN="K10clone-secret")
+    out = run_k3snode("configure", "--config", str(conf), env=env)
+    assert out.returncode == 0, out.stderr
+    apply(conf)
+    state = tmp_path / "var/lib/k3snode"
+    out = run_k3snode("prepare-image", "--config", str(conf))
+    assert out.returncode == 0, out.stderr
+    assert sorted(os.listdir(state)) == ["token"]
+    assert (state / "token").read_text() == "K10clone-secret\n"
+    assert f"kept {state}/token (settings)" in out.stdout
+    render = run_k3snode("render", "--config", str(conf), "--external-ip", "16.16.16.16")
+    assert render.returncode == 0 and f"token-file: {state}/token" in render.stdout

@@ -63,6 +63,9 @@ def test_notify_watchdog_restart():
     assert values("Service", "NotifyAccess") == ["main"]
     assert values("Service", "ExecStart") == ["/usr/bin/k3snode run"]
     assert values("Service", "Restart") == ["on-failure"]
+    # A settings mistake (exit 2) is not retried; a reload checks the settings before SIGHUP.
+    assert values("Service", "RestartPreventExitStatus") == ["2"]
+    assert values("Service", "ExecReload") == ["/usr/bin/k3snode reload --pid $MAINPID"]
     assert int(values("Service", "WatchdogSec")[0]) >= 10
     # Fixed ceilings on fds and threads (issue 15, finding 1).
     assert 256 <= int(values("Service", "LimitNOFILE")[0]) <= 65536
@@ -145,7 +148,7 @@ def _verify(tmp_path, text: str) -> subprocess.CompletedProcess:
 def test_systemd_analyze_verify_is_silent(tmp_path):
     with open(UNIT, encoding="utf-8") as f:
         text = f.read()
-    assert text.count("/usr/bin/k3snode") == 1
+    assert text.count("/usr/bin/k3snode") == 2  # ExecStart and ExecReload, both replaced below
     out = _verify(tmp_path, text)
     assert out.returncode == 0, out.stderr
     assert out.stderr == ""

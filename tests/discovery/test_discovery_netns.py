@@ -20,8 +20,8 @@ pytestmark = pytest.mark.netns
 IMDS = os.path.join(REPO, "tests", "fakes", "imds.py")
 LISTENER = os.path.join(REPO, "tests", "fakes", "listener.py")
 METADATA_ADDRS = ("169.254.169.254/32", "169.254.42.42/32", "100.100.100.200/32",
-                  "fd00:ec2::254/128", "fd00:a9fe:a9fe::1/128", "fd00:42::42/128",
-                  "fd00:c1::a9fe:a9fe/128")  # fmt: skip
+                  "169.254.0.23/32", "fd00:ec2::254/128", "fd00:a9fe:a9fe::1/128",
+                  "fd00:42::42/128", "fd00:c1::a9fe:a9fe/128")  # fmt: skip
 
 
 @contextmanager
@@ -146,8 +146,8 @@ def test_metadata_none_still_takes_the_nic_address_but_never_asks_echo():
 @pytest.mark.parametrize("hardware", ["baremetal", "baremetal-dell", "kvm"])
 def test_bare_metal_contacts_no_metadata_address(hardware):
     targets = ("169.254.169.254:80", "169.254.169.254:8080", "169.254.42.42:80",
-               "100.100.100.200:80", "[fd00:ec2::254]:80", "[fd00:a9fe:a9fe::1]:80",
-               "[fd00:42::42]:80", "[fd00:c1::a9fe:a9fe]:80")  # fmt: skip
+               "100.100.100.200:80", "169.254.0.23:80", "[fd00:ec2::254]:80",
+               "[fd00:a9fe:a9fe::1]:80", "[fd00:42::42]:80", "[fd00:c1::a9fe:a9fe]:80")  # fmt: skip
     nic = ("5.75.1.2/24", "2a01:4f8:c17:1234::2/64")
     with (
         node(*nic, gw4="5.75.1.1", gw6="2a01:4f8:c17:1234::1") as ns,
@@ -198,6 +198,8 @@ def test_echo_fills_what_the_interface_lacks_with_family_forced(tmp_path):
 def test_ipv6_only_instance_asks_the_ipv6_metadata_address():
     with node("2a05:d014:abc:d00::10/64", gw6="2a05:d014:abc:d00::1", metadata_on_lo=False) as ns:
         ns.ip("addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad")
+        ns.ip("addr", "del", "127.0.0.1/8", "dev", "lo")  # no IPv4 address at all
+        assert ns.ip("-4", "-o", "addr", "show").stdout.strip() == ""
         with background(ns, sys.executable, IMDS, "--provider", "aws", "--bind",
                         "[fd00:ec2::254]:80", "--ipv4", ""):  # fmt: skip
             out = detect(ns, "--dmi-dir", dmi_dir("aws"))
@@ -205,3 +207,80 @@ def test_ipv6_only_instance_asks_the_ipv6_metadata_address():
     assert out["public_ipv4"] is None
     assert out["public_ipv6"] == "2a05:d014:abc:d00::10" and out["source"] == "metadata"
     assert any("http://169.254.169.254" in n and "unreachable" in n for n in out["notes"])
+
+
+def test_dual_stack_the_ipv6_address_wins_while_the_ipv4_one_hangs():
+    """IPv4 routed to a gateway that never answers (the SYN waits on ARP); the IPv6 address is
+    raised after the stagger and answers: its answer is used, the IPv4 attempt is abandoned."""
+    with node("172.31.5.10/20", "2a05:d014:abc:d00::10/64", gw4="172.31.0.1",
+              gw6="2a05:d014:abc:d00::1", metadata_on_lo=False) as ns:  # fmt: skip
+        ns.ip("addr", "add", "fd00:ec2::254/128", "dev", "lo", "nodad")
+        with FakeIMDSProcess("aws", netns=ns.name, bind="[fd00:ec2::254]:80") as fake:
+            out = detect(ns, "--dmi-dir", dmi_dir("aws"))
+            log = fake.requests()
+    assert out["provider"] == "aws" and out.get("error") is None
+    assert (out["public_ipv4"], out["public_ipv6"]) == ("3.120.45.10", "2a05:d014:abc:d00::10")
+    assert out["source"] == "metadata" and "sources" not in out
+    assert log and all(":" in r["client"] for r in log)  # every request went over IPv6
+    # raced, not tried in turn: the IPv4 address was never waited for (its 4 connect timeouts
+    # would have left a note)
+    assert not any("169.254.169.254" in n for n in out.get("notes", [])), out["notes"]
+
+
+def test_a_metadata_host_name_is_resolved_inside_the_discovery_timeout():
+    """A resolver that never answers (UDP 53 read and dropped) cannot hold discovery past its
+    timeout; a name in /etc/hosts is used like an address."""
+    blackhole = (
+        "import socket,sys;s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM);"
+        "s.bind(('127.0.0.1',53));print('ready',flush=True)\n"
+        "while True: s.recvfrom(512); print('query',flush=True)"
+    )
+    with node("3.120.45.77/24", gw4="3.120.45.1") as ns:
+        ns.hosts("127.0.0.1 localhost\n169.254.169.254 metadata.example\n")
+        with open(f"/etc/netns/{ns.name}/resolv.conf", "w") as f:
+            f.write("nameserver 127.0.0.1\noptions timeout:5 attempts:3\n")
+        with background(ns, sys.executable, "-c", blackhole) as dns, background(
+            ns, sys.executable, IMDS, "--provider", "aws", "--bind", "169.254.169.254:80",
+        ):  # fmt: skip
+            slow = detect(ns, "--dmi-dir", dmi_dir("aws"), "--metadata-endpoint",
+                          "http://metadata.never-answers.example", K3SNODE_DISCOVERY_TIMEOUT="1.5")  # fmt: skip
+            named = detect(ns, "--dmi-dir", dmi_dir("aws"), "--metadata-endpoint",
+                           "http://metadata.example")  # fmt: skip
+            dns.terminate()
+            queries = dns.communicate(timeout=10)[0]
+    assert "resolving metadata.never-answers.example took longer than" in slow["error"]
+    assert slow["public_ipv4"] == "3.120.45.77"  # the interface still answers
+    assert "query" in queries  # the name really went to the (silent) resolver
+    assert named["public_ipv4"] == "3.120.45.10" and named["source"] == "metadata"
+
+
+CLOUD_INIT = os.path.join(REPO, "tests", "fakes", "cloud-init", "instance-data-aws.json")
+
+
+def detect_with_cloud_init(ns: NetNS, *args: str) -> dict:
+    """``k3snode detect`` with this node's /run/cloud-init holding the recorded instance-data.json:
+    a private mount namespace with its own /run, so the host's /run is untouched."""
+    script = ('mount -t tmpfs tmpfs /run && mkdir /run/cloud-init && cp "$0" '
+              '/run/cloud-init/instance-data.json && exec "$@"')  # fmt: skip
+    cmd = ["ip", "netns", "exec", ns.name, "unshare", "--mount", "--propagation", "private",
+           "sh", "-c", script, CLOUD_INIT, sys.executable, "-m", "k3snode", "detect", "--json",
+           *args]  # fmt: skip
+    proc = subprocess.run(
+        cmd, env=clean_env(), text=True, capture_output=True, timeout=60, cwd=REPO
+    )
+    assert proc.returncode in (0, 1), proc.stderr
+    return json.loads(proc.stdout)
+
+
+def test_cloud_init_names_the_provider_and_metadata_stays_the_source_of_truth():
+    with node("172.31.81.43/20", gw4="172.31.80.1") as ns, FakeIMDSProcess(
+        "aws", netns=ns.name, ipv4="3.89.187.200", ipv6=None
+    ) as fake:  # fmt: skip
+        out = detect_with_cloud_init(ns)  # the host's own DMI: whatever it is, the hint decides
+        fake.set(mode="disabled")
+        down = detect_with_cloud_init(ns)
+    assert out["provider"] == "aws" and out.get("error") is None
+    assert out["public_ipv4"] == "3.89.187.200"  # now, not the boot-time 3.89.187.177
+    assert down["provider"] == "aws"
+    assert down["public_ipv4"] == "3.89.187.177" and down["source"] == "cloud-init"
+    assert any("boot time" in n and "did not answer" in n for n in down["notes"])

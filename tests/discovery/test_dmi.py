@@ -14,7 +14,8 @@ CLOUDS = {
     "digitalocean": "digitalocean", "hetzner": "hetzner", "oracle": "oracle",
     "alibaba": "alibaba", "openstack": "openstack", "opentelekomcloud": "openstack",
     "linode": "linode", "akamai": "linode", "vultr": "vultr", "scaleway": "scaleway",
-    "exoscale": "exoscale", "upcloud": "upcloud",
+    "exoscale": "exoscale", "upcloud": "upcloud", "ibm": "ibm", "tencent": "tencent",
+    "yandex": "yandex", "huawei": "huawei", "vmware": "vmware",
 }  # fmt: skip
 
 

@@ -106,3 +106,83 @@ def test_whole_discovery_bounded_by_the_timeout_setting(fake_imds):
     found = run_discovery(fake, "aws", timeout=1.0)
     assert "token request got no answer" in found.error
     assert "no answer within 1.0s" in found.error
+
+
+def test_azure_410_is_retried_until_it_answers(fake_imds):
+    fake = fake_imds("azure", ipv4="20.50.1.2", gone_count=5)
+    found = run_discovery(fake, "azure")
+    assert found.public_ipv4 == "20.50.1.2" and found.error is None
+    assert len(fake.requests) > 5  # more than the 4 attempts other failures get
+
+
+def test_410_is_an_answer_where_the_provider_did_not_ask_for_patience():
+    import time
+
+    with FakeIMDS("azure", gone_count=100) as fake:
+        c = client(fake.url, sleep=lambda s: None)
+        resp = c.get("/metadata/loadbalancer?api-version=2020-10-01", {"Metadata": "true"})
+        assert resp.status == 410 and c.requests == 1
+        now = [time.monotonic()]  # a test clock that moves only when the client sleeps
+        patient = client(fake.url, deadline=now[0] + 4, patient=frozenset({410}),
+                         clock=lambda: now[0], sleep=lambda s: now.__setitem__(0, now[0] + s))  # fmt: skip
+        with pytest.raises(MetadataError, match="HTTP 410"):
+            patient.get("/metadata/loadbalancer?api-version=2020-10-01", {"Metadata": "true"})
+        assert patient.requests > 4  # until the deadline, not 4 attempts
+
+
+def test_retry_after_is_honoured_within_the_deadline():
+    pauses: list[float] = []
+    with FakeIMDS("exoscale", mode="flaky", fail_count=2, retry_after=2) as fake:
+        c = client(fake.url, sleep=pauses.append)
+        assert c.get("/1.0/meta-data/public-ipv4").status == 200
+    assert pauses == [2.0, 2.0]
+
+
+def test_request_body_is_sent_with_its_length(fake_imds):
+    fake = fake_imds("ibm")
+    c = client(fake.url)
+    resp = c.request(
+        "PUT", "/instance_identity/v1/token?version=2022-03-01", {"Metadata-Flavor": "ibm"},
+        body=b'{"expires_in": 300}',
+    )  # fmt: skip
+    assert resp.status == 200
+    assert fake.requests[0].headers["content-length"] == "19"
+
+
+def test_a_host_name_is_resolved(fake_imds):
+    fake = fake_imds("exoscale")
+    c = client(f"http://localhost:{fake.port}")
+    assert c.get("/1.0/meta-data/public-ipv4").text == "89.145.160.5"
+
+
+def test_an_unresolvable_host_name_is_an_error_not_a_traceback():
+    import time
+
+    c = client("http://no-such-host.invalid:80", deadline=time.monotonic() + 5, sleep=lambda s: 0)
+    with pytest.raises(MetadataError, match=r"(cannot resolve|resolving) no-such-host\.invalid"):
+        c.get("/")
+
+
+def test_race_takes_the_first_base_that_connects():
+    import time
+
+    from k3snode.discovery.metadata_http import race
+
+    with FakeIMDS("aws") as fake:
+        dead = f"http://127.0.0.1:{free_port()}"  # refused at once: the next one starts at once
+        winner, lost = race([dead, fake.url], time.monotonic() + 5, stagger=30)
+        assert winner == 1
+        assert lost == [f"{dead}: connection refused"]
+        winner, lost = race([fake.url, dead], time.monotonic() + 5)
+        assert (winner, lost) == (0, [])
+    assert fake.requests == []  # the race connects, it sends nothing
+
+
+def test_race_with_nothing_listening_gives_no_winner():
+    import time
+
+    from k3snode.discovery.metadata_http import race
+
+    bases = [f"http://127.0.0.1:{free_port()}", f"http://[::1]:{free_port('::1')}"]
+    winner, lost = race(bases, time.monotonic() + 5)
+    assert winner is None and len(lost) == 2

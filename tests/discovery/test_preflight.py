@@ -35,3 +35,22 @@ def test_provider_that_contradicts_dmi_is_a_warning():
 def test_echo_is_flagged():
     found = check("--dmi-dir", dmi_dir("baremetal"), "--echo")
     assert any(f["level"] == "warning" and "echo = true" in f["message"] for f in found)
+
+
+def test_vmware_names_guestinfo_not_an_address():
+    found = check("--dmi-dir", dmi_dir("vmware"))
+    assert (
+        "metadata of vmware at guestinfo (vmware-rpctool) (recognised from DMI"
+        in (found[0]["message"])
+    )
+
+
+def test_new_clouds_and_their_endpoints():
+    assert (
+        "metadata of tencent at http://169.254.0.23"
+        in check("--dmi-dir", dmi_dir("tencent"))[0]["message"]
+    )
+    assert (
+        "metadata of huawei at http://169.254.169.254"
+        in check("--dmi-dir", dmi_dir("huawei"))[0]["message"]
+    )

@@ -1,4 +1,6 @@
-"""A fake cloud metadata service: one real HTTP server that answers like any of k3snode's 13 clouds.
+"""A fake cloud metadata service: one real HTTP server that answers like any of k3snode's HTTP
+metadata clouds (every provider but ``vmware``, whose guestinfo is read with ``vmware-rpctool``:
+see ``tests/stubs/vmware-rpctool``).
 
 Bodies are shaped like the real ones (AWS's XHTML 404, Google's HTML 404 and ``Metadata-Flavor``
 header, Azure's ``format=text`` leaves and load-balancer JSON, DigitalOcean's upper-case
@@ -9,7 +11,7 @@ services' rules are enforced (IMDSv2 token and TTL header, ``Metadata-Flavor: Go
 State (all changeable at runtime)::
 
     provider      aws gcp azure digitalocean hetzner oracle alibaba openstack linode vultr
-                  scaleway exoscale upcloud
+                  scaleway exoscale upcloud ibm tencent yandex huawei ovh
     ipv4, ipv6    the public addresses; null/"" = the node has none (answered the provider's way:
                   404, empty body, "", empty list…); any text, e.g. a private address, is served as is
     private_ipv4  the private address
@@ -25,6 +27,10 @@ State (all changeable at runtime)::
     floating_ipv4 UpCloud floating IP / DigitalOcean reserved IP (must never be taken)
     basic_sku     Azure: the public IPv4 is in the instance document (default false: only on
                   the load-balancer endpoint, as with today's Standard SKU)
+    gone_count    Azure: the first ``gone_count`` requests answer 410 Gone (IMDS not ready yet)
+    retry_after   a ``Retry-After`` header (seconds) on the 410/429/503 answers
+
+Where each new cloud's bodies come from (and what is not verified) is noted at its route.
 
 In a test::
 
@@ -78,7 +84,8 @@ from urllib.parse import parse_qs, urlsplit
 
 PROVIDERS = (
     "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "openstack",
-    "linode", "vultr", "scaleway", "exoscale", "upcloud",
+    "linode", "vultr", "scaleway", "exoscale", "upcloud", "ibm", "tencent", "yandex", "huawei",
+    "ovh",
 )  # fmt: skip
 MODES = ("ok", "disabled", "token-hang", "flaky", "html", "huge", "slow", "garbage")
 # mode=garbage: GETs answer one of these (``garbage`` = index), whatever the document should be
@@ -117,7 +124,15 @@ DEFAULTS: dict[str, dict[str, str | None]] = {
     "scaleway": {"ipv4": "51.15.1.2", "ipv6": "2001:bc8:1640:1234::1", "private_ipv4": "10.64.0.3"},
     "exoscale": {"ipv4": "89.145.160.5", "ipv6": None, "private_ipv4": None},
     "upcloud": {"ipv4": "94.237.1.2", "ipv6": "2a04:3540:1000:310::5", "private_ipv4": "10.5.0.2"},
+    # IBM Cloud VPC never serves a public address (a floating IP is not in its metadata)
+    "ibm": {"ipv4": None, "ipv6": None, "private_ipv4": "10.240.0.4"},
+    "tencent": {"ipv4": "43.135.1.2", "ipv6": None, "private_ipv4": "10.104.13.59"},
+    "yandex": {"ipv4": "158.160.50.228", "ipv6": None, "private_ipv4": "10.128.0.5"},
+    "huawei": {"ipv4": "119.8.1.2", "ipv6": None, "private_ipv4": "192.168.0.5"},
+    # OVHcloud Ext-Net: the public IPv4 is the NIC's own (Nova's local-ipv4), no floating IP
+    "ovh": {"ipv4": "51.68.1.2", "ipv6": "2001:41d0:304:200::abcd", "private_ipv4": None},
 }  # fmt: skip
+IBM_TOKEN = "eyJhbGciOiJSUzI1NiIsImtpZCI6ImZha2UifQ.eyJzdWIiOiJmYWtlIn0.ZmFrZQ"
 
 AWS_TOKEN = "AQAEAFakeTokenFakeTokenFakeTokenFakeToken=="
 ALIBABA_TOKEN = "AliyunFakeToken=="
@@ -198,6 +213,8 @@ class FakeState:
             "basic_sku": False,
             "garbage": 0,
             "delay": 0,
+            "gone_count": 0,
+            "retry_after": None,
             **DEFAULTS[provider],
         }
         self.data.update(state)
@@ -292,6 +309,8 @@ def _gcp(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
 def _azure(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
     if s["mode"] == "disabled":
         return _json({"error": "Forbidden"}, 403)
+    if s["served"] <= int(s["gone_count"]):  # IMDS not ready yet (Azure documents 410 Gone)
+        return _json({"error": "Gone"}, 410)
     if h.get("metadata") != "true" or "x-forwarded-for" in h:
         return _json({"error": "Bad request. Required metadata header not specified"}, 400)
     if "api-version" not in q:
@@ -572,13 +591,116 @@ def _upcloud(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
     return _json({"error": "not found"}, 404)
 
 
+def _ovh(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
+    """OpenStack Nova as OVHcloud runs it: no floating IP (``public-ipv4`` empty 200), the Ext-Net
+    address as ``local-ipv4``, the IPv6 a static ``network_data.json`` entry on a ``bgpovs`` link
+    (the link type cloud-init's openstack helper notes as OVH's). Instance-side shape unverified."""
+    if s["mode"] == "disabled":
+        return _text("Forbidden", 403)
+    if path == "/latest/meta-data/public-ipv4":
+        return _text("")
+    if path == "/latest/meta-data/local-ipv4":
+        return _text(s["ipv4"] or s["private_ipv4"] or "")
+    if path == "/openstack/latest/network_data.json":
+        nets: list[dict[str, Any]] = [{"id": "network0", "type": "ipv4_dhcp", "link": "tap0c8e",
+                                       "network_id": "b2c02fdc-ffdf-40f6-9722-533bd7058c06"}]  # fmt: skip
+        if s["ipv6"]:
+            nets.append({"id": "network1", "type": "ipv6", "link": "tap0c8e",
+                         "ip_address": s["ipv6"], "netmask": "ffff:ffff:ffff:ffff:ffff:ffff:ffff:ff80",
+                         "routes": [{"network": "::", "netmask": "::",
+                                     "gateway": "2001:41d0:304:200::1"}]})  # fmt: skip
+        return _json({"links": [{"id": "tap0c8e", "type": "bgpovs", "mtu": 1500,
+                                 "ethernet_mac_address": "fa:16:3e:31:4b:7a"}],
+                      "networks": nets, "services": []})  # fmt: skip
+    return (404, "text/html", "<html><body><h1>404 Not Found</h1></body></html>", {})
+
+
+def _ibm(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
+    """IBM Cloud VPC (cloud.ibm.com/apidocs/vpc-metadata): token PUT with ``Metadata-Flavor: ibm``
+    and a ``version`` date, answering JSON; then the instance document with the bearer token. The
+    document's shape follows IBM's API reference (trimmed); its error bodies are unverified."""
+    if s["mode"] == "disabled":
+        return _json({"errors": [{"code": "forbidden", "message": "Forbidden"}]}, 403)
+    if "version" not in q:
+        return _json({"errors": [{"code": "missing_version",
+                                  "message": "The version query parameter is required"}]}, 400)  # fmt: skip
+    if path == "/instance_identity/v1/token":
+        if method != "PUT":
+            return _json({"errors": [{"code": "method_not_allowed"}]}, 405)
+        if h.get("metadata-flavor") != "ibm":
+            return _json({"errors": [{"code": "missing_metadata_flavor",
+                                      "message": "Metadata-Flavor: ibm header is required"}]}, 400)  # fmt: skip
+        if s["mode"] == "token-hang":
+            return HANG
+        return _json({"access_token": IBM_TOKEN, "created_at": "2026-11-30T19:00:00Z",
+                      "expires_at": "2026-11-30T19:05:00Z", "expires_in": 300})  # fmt: skip
+    if h.get("authorization") != f"Bearer {IBM_TOKEN}":
+        return _json({"errors": [{"code": "not_authorized", "message": "Unauthorized"}]}, 401)
+    if path == "/metadata/v1/instance":
+        nic = {"id": "0717-2d6b2e7a-3a33-4e2b-9c1c-5b0f5c6e1a11", "name": "eth0",
+               "primary_ip": {"address": s["private_ipv4"], "id": "0717-6a2c", "name": "node-1-ip"},
+               "resource_type": "network_interface",
+               "subnet": {"id": "0717-7ec86020", "name": "subnet-1", "resource_type": "subnet"}}  # fmt: skip
+        return _json({"id": "0717_e21b7391-2ca2-4ab5-84a8-b92157a633b0", "name": "node-1",
+                      "crn": "crn:v1:bluemix:public:is:us-south-1:a/123456::instance:0717_e21b",
+                      "profile": {"name": "bx2-2x8"}, "zone": {"name": "us-south-1"},
+                      "status": "running", "primary_network_interface": nic,
+                      "network_interfaces": [nic], "vpc": {"id": "r006-4727d842", "name": "vpc-1"},
+                      "memory": 8, "vcpu": {"architecture": "amd64", "count": 2}})  # fmt: skip
+    return _json({"errors": [{"code": "not_found", "message": "Not Found"}]}, 404)
+
+
+def _tencent(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
+    """Tencent Cloud CVM (intl.cloud.tencent.com/document/product/213/4934): an EC2-style text
+    tree; "404 - Not Found" for anything absent (its body is unverified)."""
+    if s["mode"] == "disabled":
+        return _text("Forbidden", 403)
+    md = "/latest/meta-data"
+    leaves = {
+        f"{md}/public-ipv4": s["ipv4"],
+        f"{md}/local-ipv4": s["private_ipv4"],
+        f"{md}/instance-id": "ins-3g445roi",
+        f"{md}/uuid": "cfac763a-7094-446b-a8a9-b995e638471a",
+        f"{md}/mac": "52:54:00:BF:B3:51",
+        f"{md}/placement/region": "ap-guangzhou",
+        f"{md}/": "instance-id\ninstance-name\nlocal-ipv4\nmac\nnetwork/\nplacement/\n"
+        + ("public-ipv4\n" if s["ipv4"] else "")
+        + "uuid",
+    }
+    value = leaves.get(path)
+    return _text(value) if value else (404, "text/html", "<h1>404 - Not Found</h1>", {})
+
+
+def _yandex(s: dict, method: str, path: str, q: dict, h: dict) -> Any:
+    """Yandex Cloud's GCE-format service (yandex.cloud/docs/compute/operations/vm-info/get-info):
+    ``Metadata-Flavor: Google`` required; the recursive instance document in GCE's JSON names
+    (``networkInterfaces[].accessConfigs[].externalIp``). Error bodies are unverified."""
+    if s["mode"] == "disabled":
+        return _text("Forbidden", 403)
+    if h.get("metadata-flavor") != "Google":
+        return _text("Missing Metadata-Flavor:Google header.", 403)
+    if path == "/computeMetadata/v1/instance/" and q.get("recursive") == "true":
+        access = [{"externalIp": s["ipv4"], "type": "ONE_TO_ONE_NAT"}] if s["ipv4"] else []
+        return _json({
+            "attributes": {}, "description": "", "hostname": "node-1.ru-central1.internal",
+            "id": "fhm1s5h3qk2kt3v5ktlr", "name": "node-1", "zone": "projects/b1g/zones/ru-central1-a",
+            "disks": [{"deviceName": "epd8pqhmj9k4kq0j7a6b", "index": 0, "mode": "READ_WRITE",
+                       "type": "PERSISTENT"}],
+            "networkInterfaces": [{"accessConfigs": access, "ip": s["private_ipv4"],
+                                   "mac": "d0:0d:1c:4b:7a:2e",
+                                   "network": "projects/b1g/networks/enp6saqnq4ie244g67sb"}],
+            "serviceAccounts": {}})  # fmt: skip
+    return _text("Not Found", 404)
+
+
 ROUTES = {
     "aws": _aws, "gcp": _gcp, "azure": _azure, "digitalocean": _digitalocean,
     "hetzner": _hetzner, "oracle": _oracle, "alibaba": _alibaba, "openstack": _openstack,
     "linode": _linode, "vultr": _vultr, "scaleway": _scaleway, "exoscale": _exoscale,
-    "upcloud": _upcloud,
+    "upcloud": _upcloud, "ibm": _ibm, "tencent": _tencent, "yandex": _yandex,
+    "huawei": _openstack, "ovh": _ovh,
 }  # fmt: skip
-_TOKEN_PATHS = ("/latest/api/token", "/v1/token")
+_TOKEN_PATHS = ("/latest/api/token", "/v1/token", "/instance_identity/v1/token")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -622,11 +744,13 @@ class _Handler(BaseHTTPRequestHandler):
                     f.write(json.dumps(asdict(st.log[-1])) + "\n")
             st.served += 1
             served = st.served
-            s = dict(st.data)
+            s = dict(st.data, served=served)
         if float(s.get("delay") or 0) > 0 and self.server.stopping.wait(float(s["delay"])):  # type: ignore[attr-defined]
             return
+        retry_after = {"Retry-After": str(s["retry_after"])} if s.get("retry_after") else {}
         if s["mode"] == "flaky" and served <= int(s["fail_count"]):
-            self._send(503, "text/html", "<html><body>503 Service Unavailable</body></html>", {})
+            self._send(503, "text/html", "<html><body>503 Service Unavailable</body></html>",
+                       retry_after)  # fmt: skip
             return
         q = {k: v[0] for k, v in parse_qs(u.query).items()}
         reply = ROUTES[s["provider"]](s, method, u.path, q, headers)
@@ -634,6 +758,8 @@ class _Handler(BaseHTTPRequestHandler):
             self._hang()
             return
         status, ctype, text, extra = reply
+        if status in (410, 429):
+            extra = {**extra, **retry_after}
         if method == "GET" and u.path not in _TOKEN_PATHS and status < 400:
             if s["mode"] == "html":
                 status, ctype, text = 200, "text/html", PORTAL_HTML

@@ -106,6 +106,31 @@ def test_flannel_observer(tmp_path):
     assert "flannel-wg does not exist" in obs[0].detail
 
 
+@pytest.mark.parametrize(
+    ("config", "reported"),
+    [
+        ("", ["wireguard:flannel-wg"]),  # K3s's default cluster-cidr: IPv4 only
+        ("cluster-cidr: fd00:42::/56\n", ["wireguard:flannel-wg-v6"]),
+        (
+            "cluster-cidr: 10.42.0.0/16,fd00:42::/56\n",
+            ["wireguard:flannel-wg", "wireguard:flannel-wg-v6"],
+        ),
+        ("node-external-ip: ['2001:db8::7']\n", ["wireguard:flannel-wg-v6"]),
+    ],
+)
+def test_flannel_observer_follows_ip_families(tmp_path, config, reported):
+    """flannel creates flannel-wg only with IPv4 and flannel-wg-v6 only with IPv6 (flannel
+    pkg/backend/wireguard/wireguard.go, RegisterNetwork, at commit 067ed7f6ef35; v0.28.4 as K3s
+    pins it): on an IPv6-only cluster today's observer demanded flannel-wg forever. Families from
+    K3s pkg/agent/flannel/setup.go findNetMode (cluster CIDRs), main 66a14f0e."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text(config)
+    s = load(None, env={"K3SNODE_MESH": "wireguard-native", "K3SNODE_K3S_CONFIG": str(cfg)})
+    obs = wgh.flannel(s)
+    assert [o.check for o in obs] == reported
+    assert all(not o.ok and "does not exist" in o.detail for o in obs)
+
+
 FLANNEL_SCRIPT = r"""
 import json, os, subprocess, sys, time
 from k3snode.mesh.wg import PeerUpdate, Update, keys
@@ -115,21 +140,25 @@ from k3snode.settings import load
 
 # a private /var/run/wireguard: this flannel-wg cannot meet any other on the machine
 subprocess.run(["mount", "-t", "tmpfs", "k3snode-test", "/var/run/wireguard"], check=True)
-go = subprocess.Popen(["wireguard-go", "-f", "flannel-wg"], stdout=subprocess.DEVNULL,
+ifname = sys.argv[3] if len(sys.argv) > 3 else "flannel-wg"
+go = subprocess.Popen(["wireguard-go", "-f", ifname], stdout=subprocess.DEVNULL,
                       stderr=subprocess.DEVNULL, env={**os.environ, "LOG_LEVEL": "error"})
 try:
-    while not os.path.exists("/var/run/wireguard/flannel-wg.sock"):
+    while not os.path.exists(f"/var/run/wireguard/{ifname}.sock"):
         time.sleep(0.05)
-    subprocess.run(["ip", "addr", "add", "10.42.0.1/24", "dev", "flannel-wg"], check=True)
-    subprocess.run(["ip", "link", "set", "flannel-wg", "up"], check=True)
+    subprocess.run(["ip", "addr", "add", "10.42.0.1/24", "dev", ifname], check=True)
+    subprocess.run(["ip", "link", "set", ifname, "up"], check=True)
     with open(sys.argv[1]) as f:
         key = keys.Secret(f.read().strip())
-    Userspace("flannel-wg").configure(Update(key, 51820, peers=(PeerUpdate(
+    Userspace(ifname).configure(Update(key, 51820, peers=(PeerUpdate(
         sys.argv[2], endpoint="192.0.2.2:51821", keepalive=25, allowed_ips=("10.42.1.0/24",)),)))
     for _ in range(50):
         if subprocess.run(["ping", "-c1", "-W1", "10.42.1.1"], capture_output=True).returncode == 0:
             break
-    obs = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+    env = {"K3SNODE_MESH": "wireguard-native"}
+    if len(sys.argv) > 4:
+        env["K3SNODE_K3S_CONFIG"] = sys.argv[4]
+    obs = health.flannel(load(None, env=env))
     print(json.dumps([[o.check, o.ok, o.detail, o.facts, [p.public_key for p in o.peers],
                        [p.last_handshake is not None for p in o.peers]] for o in obs]))
 finally:
@@ -138,10 +167,8 @@ finally:
 """
 
 
-@pytest.mark.netns
-def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
-    """The OBSERVERS entry itself, on an interface named flannel-wg with a live peer (wireguard-go
-    under a private /var/run/wireguard, so nothing else on the machine is touched)."""
+def _live_flannel(tmp_path, *extra: str):
+    """Run FLANNEL_SCRIPT in namespace a against a wireguard-go peer in b; its observations."""
     import sys
 
     from helpers import REPO
@@ -159,13 +186,34 @@ def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
             key_file.write_text(ka.reveal())
             r = a.exec("unshare", "--mount", "--propagation", "private", "env",
                        f"PYTHONPATH={REPO}", sys.executable, "-c", FLANNEL_SCRIPT,
-                       str(key_file), keys.public_key(kb), check=False)  # fmt: skip
+                       str(key_file), keys.public_key(kb), *extra, check=False)  # fmt: skip
     assert r.returncode == 0, r.stderr
-    ((check, ok, detail, facts, peers, handshaken),) = json.loads(r.stdout)
+    return json.loads(r.stdout), keys.public_key(kb)
+
+
+@pytest.mark.netns
+def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
+    """The OBSERVERS entry itself, on an interface named flannel-wg with a live peer (wireguard-go
+    under a private /var/run/wireguard, so nothing else on the machine is touched)."""
+    got, peer = _live_flannel(tmp_path)
+    ((check, ok, detail, facts, peers, handshaken),) = got
     assert (check, ok) == ("wireguard:flannel-wg", True), detail
     assert detail.startswith("flannel-wg: 1 peers, none stale, newest handshake ")
-    assert peers == [keys.public_key(kb)] and handshaken == [True]
+    assert peers == [peer] and handshaken == [True]
     assert facts["backend"] == "userspace" and facts["listen_port"] == "51820"
+
+
+@pytest.mark.netns
+def test_flannel_observer_ipv6_only_cluster(tmp_path):
+    """An IPv6-only cluster: flannel makes flannel-wg-v6 and no flannel-wg (flannel
+    pkg/backend/wireguard/wireguard.go at 067ed7f6ef35, v0.28.4 as K3s pins it). Today's observer
+    reported flannel-wg missing next to a healthy flannel-wg-v6 — a permanent false failure."""
+    cfg = tmp_path / "config.yaml"
+    cfg.write_text("cluster-cidr: fd00:42::/56\nservice-cidr: fd00:43::/112\n")
+    got, peer = _live_flannel(tmp_path, "flannel-wg-v6", str(cfg))
+    ((check, ok, detail, _facts, peers, handshaken),) = got
+    assert (check, ok) == ("wireguard:flannel-wg-v6", True), detail
+    assert peers == [peer] and handshaken == [True]
 
 
 def test_peer_metrics():

@@ -59,6 +59,7 @@ PYTHONPATH=/opt/k3snode exec /usr/bin/python3 -m k3snode "$@"
 """
 
 SETTINGS = """[node]
+role = "server"
 mesh = "none"
 [discovery]
 provider = "none"

@@ -19,7 +19,7 @@ pytestmark = [
     ),
 ]
 STUBS = os.path.join(REPO, "tests", "stubs")
-SETTINGS = '[node]\nmesh = "none"\n[discovery]\nexternal_ips = ["16.16.16.16"]\nprovider = "none"\n'
+SETTINGS = '[node]\nrole = "server"\nmesh = "none"\n[discovery]\nexternal_ips = ["16.16.16.16"]\nprovider = "none"\n'
 
 
 def test_install_upgrade_remove_purge_under_systemd(tmp_path):

@@ -1,10 +1,15 @@
 """The cloud providers k3snode knows, one module each (``providers/<id>.py``).
 
 Each module declares ``ID``, ``BASE`` (its metadata service's scheme://host[:port]), optionally
-``BASE6`` (the service's IPv6 address, asked when the IPv4 one cannot be reached at all),
-``recognise(dmi) -> bool`` — how the cloud is told from DMI alone, without any network — and
-``fetch(client, settings) -> Answer`` — how its metadata service gives the public addresses.
-``IDS`` is also the recognition order; the first module whose ``recognise`` is true wins.
+``BASE6`` (the service's IPv6 address, raised in parallel with the IPv4 one after a short
+stagger), ``recognise(dmi) -> bool`` — how the cloud is told from DMI alone, without any network —
+and ``fetch(client, settings) -> Answer`` — how its metadata service gives the public addresses.
+A provider with no metadata service over HTTP (VMware's guestinfo) sets ``BASE = None`` and
+declares ``read(settings, deadline) -> Answer`` instead.
+
+``IDS`` is the one list of providers (settings take their choices from it) and the recognition
+order: the first module whose ``recognise`` is true wins, so a cloud whose DMI is a refinement of
+another's (Huawei Cloud's asset tag on an OpenStack DMI) comes before it.
 """
 
 from __future__ import annotations
@@ -18,7 +23,8 @@ if TYPE_CHECKING:
 
 IDS = (
     "aws", "gcp", "azure", "digitalocean", "hetzner", "oracle", "alibaba", "linode", "vultr",
-    "scaleway", "exoscale", "upcloud", "openstack",
+    "scaleway", "exoscale", "upcloud", "ibm", "tencent", "yandex", "huawei", "ovh", "openstack",
+    "vmware",
 )  # fmt: skip
 
 

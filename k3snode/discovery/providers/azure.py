@@ -25,6 +25,9 @@ IPV4 = "/metadata/instance/network/interface/0/ipv4/ipAddress/0"
 PUBLIC = f"{IPV4}/publicIpAddress?api-version=2021-02-01&format=text"
 PRIVATE = f"{IPV4}/privateIpAddress?api-version=2021-02-01&format=text"
 LOADBALANCER = "/metadata/loadbalancer?api-version=2020-10-01"
+# Azure documents 410 Gone while IMDS is not ready yet ("retry after some time for a max of 70
+# seconds") and 429 for its rate limit (5 requests/s): both are retried, 410 until the deadline.
+PATIENT = (410,)
 
 
 def recognise(dmi: Dmi) -> bool:

@@ -8,7 +8,14 @@ from typing import TYPE_CHECKING
 
 from k3snode import addresses
 from k3snode.discovery.dmi import Dmi
-from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
+from k3snode.discovery.providers.common import (
+    Answer,
+    Reading,
+    as_list,
+    dig,
+    parse_json,
+    unexpected,
+)
 
 if TYPE_CHECKING:
     from k3snode.discovery.metadata_http import Client
@@ -21,9 +28,8 @@ ASSET_TAGS = (
     *PRODUCTS,
     "OpenTelekomCloud",
     "SAP CCloud VM",
-    "HUAWEICLOUD",
     "Samsung Cloud Platform",
-)
+)  # HUAWEICLOUD (also an OpenStack asset tag for cloud-init) is the ``huawei`` provider
 NETWORK_DATA = "/openstack/latest/network_data.json"
 
 
@@ -31,12 +37,15 @@ def recognise(dmi: Dmi) -> bool:
     return dmi.get("product_name") in PRODUCTS or dmi.get("chassis_asset_tag") in ASSET_TAGS
 
 
-def fetch(client: Client, ds: object = None) -> Answer:
-    r = Reading(ID)
+def fetch(client: Client, ds: object = None, provider: str = ID) -> Answer:
+    """Also used by the OpenStack-based clouds (``huawei``, ``ovh``) under their own id."""
+    r = Reading(provider)
     local = client.get("/latest/meta-data/local-ipv4")
     local_ip = local.text.strip() if local.status == 200 else ""
     r.private(local_ip)
     resp = client.get("/latest/meta-data/public-ipv4")
+    if resp.status not in (200, 404):  # 403: the service refuses (disabled, policy)
+        raise unexpected(resp, "public-ipv4")
     floating = resp.text.strip() if resp.status == 200 else ""
     if floating:
         r.offer("ipv4", floating, "public-ipv4 (floating IP)")

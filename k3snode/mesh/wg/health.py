@@ -25,6 +25,7 @@ REKEY_AFTER_TIME = 120.0
 STALE_PERIODS = 3
 MAX_PEER_FACTS = 20
 FLANNEL_INTERFACES = ("flannel-wg", "flannel-wg-v6")
+FLANNEL_INTERFACES_BY_FAMILY = ((4, "flannel-wg"), (6, "flannel-wg-v6"))
 
 # (interface, public key) -> when this process first saw the peer without a handshake
 _first_seen: dict[tuple[str, str], float] = {}
@@ -143,19 +144,30 @@ def observe(
 def flannel(settings: Settings) -> list[Observation]:
     """The OBSERVERS entry: flannel's WireGuard interfaces when mesh is wireguard-native.
 
-    ``flannel-wg`` missing is reported (K3s not up yet: the health grace period covers a start);
-    ``flannel-wg-v6`` only exists on dual-stack clusters and is reported only when present.
+    flannel creates ``flannel-wg`` only when the cluster has IPv4 and ``flannel-wg-v6`` only when
+    it has IPv6 (flannel ``pkg/backend/wireguard/wireguard.go``, ``RegisterNetwork``, "separate"
+    mode as K3s configures it), so an IPv6-only cluster has no ``flannel-wg`` at all. The families
+    come from the K3s config as K3s reads it (``k3s/effective.py``, ``k3s/families.py``): an interface
+    of a family the node certainly runs is reported when missing (K3s not up yet: the health
+    grace period covers a start); one of a family that may or may not run is reported only when
+    present.
     """
     if settings.mesh != "wireguard-native":
         return []
+    from k3snode.k3s import effective, families
+
+    view = effective.load(settings.k3s.config, settings.k3s.unit)
+    fams = families.ip_families(view.values(), settings.role)
     out = []
-    for ifname in FLANNEL_INTERFACES:
+    for family, ifname in FLANNEL_INTERFACES_BY_FAMILY:
+        if family not in fams.required | fams.optional:
+            continue
         obs = observe(ifname)
         if obs.detail == f"{ifname} does not exist":
-            if ifname != FLANNEL_INTERFACES[0]:
+            if family not in fams.required:
                 continue
             problem = kernel_problem()
-            why = problem or "K3s or flannel not up yet?"
+            why = problem or f"K3s or flannel not up yet? IPv{family} from {fams.why}"
             obs = Observation(obs.check, False, f"{ifname} does not exist ({why})")
         out.append(obs)
     return out
