@@ -118,3 +118,10 @@ def load_json(data: bytes | str, bounds: Bounds = METADATA) -> Any:
         return json.loads(data)
     except RecursionError:  # pragma: no cover - check_json keeps the depth far below the limit
         raise TooComplex(f"nested deeper than {bounds.max_depth} levels") from None
+
+
+def one_line(text: str, limit: int = 300) -> str:
+    """Text from the network made fit for a log line, the status file and ``/healthz``: control
+    and other unprintable characters become spaces, runs of space collapse, at most ``limit``."""
+    text = " ".join("".join(c if c.isprintable() else " " for c in str(text)).split())
+    return text if len(text) <= limit else text[: limit - 1] + "…"

@@ -149,9 +149,7 @@ def _summary(body: bytes) -> str:
 
 
 def _clean(text: str) -> str:
-    """One printable line of at most 200 characters (error text may come from the network)."""
-    text = "".join(c if c.isprintable() else " " for c in text)
-    return text[:200]
+    return bounded.one_line(text, 200)
 
 
 def for_settings(settings: Settings) -> Callable[[Settings, float], str | None] | None:

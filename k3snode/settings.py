@@ -22,8 +22,10 @@ is kept as a Secret and written by ``apply`` to a 0600 file; it is never put int
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
+import stat
 import sys
 import unicodedata
 from collections.abc import Mapping
@@ -762,6 +764,29 @@ def read_toml(path: str) -> dict[str, Any]:
         raise SettingsError(f"{path}: invalid TOML: {e}") from None
 
 
+def loose_permissions(path: str) -> list[str]:
+    """Why others than root (or the user running k3snode) could change the settings file: it or
+    its directory writable by group or others (without the sticky bit), or owned by someone else.
+    k3snode runs as root and writes what this file says, so such a file is a way to root."""
+    problems = []
+    me = os.geteuid()
+    for what, p in (
+        ("settings file", path),
+        ("its directory", os.path.dirname(os.path.abspath(path))),
+    ):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        mode = stat.S_IMODE(st.st_mode)
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if mode & 0o022 and not sticky_dir:
+            problems.append(f"{p}: {what} is writable by others (mode {mode:04o}); chmod go-w it")
+        elif st.st_uid not in (0, me):
+            problems.append(f"{p}: {what} is owned by uid {st.st_uid}, not root")
+    return problems
+
+
 def _did_you_mean(word: str, candidates: list[str]) -> str:
     hint = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean {hint[0]}?)" if hint else ""
@@ -888,6 +913,8 @@ def load(
             raise SettingsError(f"{src}: settings file {path} does not exist")
         _stack(layered, sources, _walk_file(path, read_toml(path)), FROM_FILE)
         file_used = path
+        for problem in loose_permissions(path):
+            logging.getLogger("k3snode").warning("warning: %s", problem)
     env_path = envfile.path_for(path)
     try:
         saved = envfile.read(env_path)

@@ -188,6 +188,7 @@ def _line_ends_like(old_text: str | None, text: str) -> str:
 
 def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role: str) -> Plan:
     """What writing ``managed`` into ``path`` would do. Reads the file; writes nothing."""
+    check_not_symlink(path)
     raw = _read(path)
     new_text, kept = merge_text(path, raw, managed, previously_managed)
     new_text = _line_ends_like(raw, new_text)
@@ -256,4 +257,21 @@ def check_path(path: str) -> str | None:
     base = os.path.basename(path)
     if is_dropin(path) and not base.lower().endswith((".yaml", ".yml")):
         return "K3s reads only *.yaml and *.yml files in config.yaml.d/"
+    if not base.lower().endswith((".yaml", ".yml")):
+        return (
+            "must be K3s's YAML config file (config.yaml) or a config.yaml.d/NN-name.yaml "
+            "drop-in; k3snode writes nothing else"
+        )
     return None
+
+
+def check_not_symlink(path: str) -> None:
+    """k3snode never writes through a symbolic link (nor replaces one): it says so instead.
+    Replacing the link would silently break the user's setup, writing its target would let
+    whoever can change the link choose what root overwrites."""
+    if os.path.islink(path):
+        target = os.readlink(path)
+        raise ConfigFileError(
+            f"{path}: is a symbolic link (to {target}); k3snode does not write through links: "
+            "set [k3s] config to the real file; file left untouched"
+        )

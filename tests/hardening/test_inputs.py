@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import pytest
 from helpers import run_k3snode
 
@@ -85,3 +87,49 @@ def test_grace_ignores_a_forward_wall_clock_step():
     assert m.snapshot().checks[0].state == "grace"
     assert 0 < m.next_change() <= 59
     assert m.snapshot().checks[0].since == pytest.approx(1_700_000_000.0), "dated on the wall"
+
+
+def test_loose_settings_file_and_directory_are_warned_about(root):
+    cfg = root / "etc/k3snode/config.toml"
+    cfg.write_text('[node]\nrole = "server"\n')
+    os.chmod(cfg, 0o666)
+    os.chmod(cfg.parent, 0o777)
+    out = run_k3snode("render", "--config", str(cfg), "--external-ip", "203.0.113.5")
+    assert out.returncode == 0, out.stderr
+    warnings = [line for line in out.stderr.splitlines() if "writable by others" in line]
+    assert len(warnings) == 2 and "0666" in warnings[0] and "0777" in warnings[1], out.stderr
+    os.chmod(cfg, 0o600)
+    os.chmod(cfg.parent, 0o755)
+    out = run_k3snode("render", "--config", str(cfg), "--external-ip", "203.0.113.5")
+    assert "writable by others" not in out.stderr
+
+
+@pytest.mark.parametrize("path", ["/etc/rancher/anywhere.conf", "/etc/passwd", "/root/.bashrc"])
+def test_k3s_config_must_be_a_yaml_file_k3s_reads(root, path):
+    cfg = root / "etc/k3snode/config.toml"
+    cfg.write_text(f'[k3s]\nconfig = "{path}"\n')
+    out = run_k3snode("apply", "--config", str(cfg), "--external-ip", "203.0.113.5")
+    assert out.returncode == 2 and "[k3s] config" in out.stderr and "config.yaml" in out.stderr
+    assert not os.path.exists("/etc/rancher/anywhere.conf")
+
+
+def test_symlinked_k3s_config_is_refused_in_one_line_and_left_alone(root):
+    real = root / "elsewhere.yaml"
+    real.write_text("debug: true\n")
+    link = root / "etc/rancher/k3s/config.yaml"
+    os.symlink(real, link)
+    out = run_k3snode(
+        "apply", "--no-restart", "--config", "/dev/null", "--k3s-config", str(link),
+        "--state-dir", str(root / "var/lib/k3snode"), "--run-dir", str(root / "run/k3snode"),
+        "--external-ip", "203.0.113.5", "--role", "server",
+    )  # fmt: skip
+    assert out.returncode == 2 and "symbolic link" in out.stderr, out.stderr
+    assert os.path.islink(link) and real.read_text() == "debug: true\n"
+
+
+def test_network_error_text_is_one_bounded_printable_line():
+    from k3snode.discovery.result import Discovery
+
+    d = Discovery(error="HTTP 500 " + "\x1b[2J\r\nX-Evil: 1 " * 10000, notes=("a\nb",))
+    assert len(d.error) <= 1000 and "\n" not in d.error and "\x1b" not in d.error
+    assert d.notes == ("a b",)
