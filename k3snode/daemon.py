@@ -2,7 +2,9 @@
 finds nothing new does nothing.
 
 - **Start**: discover → render → write, then ``READY=1``. If no pass succeeds within
-  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched.
+  ``[daemon] boot_wait``, become ready anyway, degraded, with the config on disk untouched. Mesh
+  "tailscale" is brought up first, in a worker thread (minutes at worst), so ``boot_wait`` and
+  ``WATCHDOG=1`` hold; its result asks for the pass.
 - **Events**: netlink address and default-route changes (``netwatch.py``), debounced by
   ``[daemon] debounce``; a metadata poll every ``[daemon] poll_interval`` (±10 % jitter); GCP's
   metadata long-poll (``longpoll.py``) so a change there arrives within seconds.
@@ -93,6 +95,8 @@ class Daemon:
         self._last_refusal: str | None = None
         self._boot_problem: tuple[str, str] | None = None
         self._mesh_ok = settings.mesh != "tailscale"
+        self._mesh_gen = 0  # bumped by a reload: a bring-up for older settings does not count
+        self._mesh_busy = False  # a bring-up runs in its worker thread
         self._last_crash = ""
         self._long_poll_started = False
         self._settings_error: str | None = None  # the last reload's one-line error, until one works
@@ -185,6 +189,8 @@ class Daemon:
                 self._restart_done(value)
             elif kind == "long-poll":
                 self.request_pass(value, debounce=0)
+            elif kind == "mesh":
+                self._mesh_done(*value)
             elif kind == "registration":
                 self._registration_done(value)
         if now >= self._poll_due:
@@ -277,6 +283,8 @@ class Daemon:
                 self._last_refusal = refused
             if self.metrics is not None:
                 self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+            if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
+                self._mesh_ok = False
             self._failed_pass("discovery", refused)
             return False
         if self._last_refusal is not None:
@@ -374,19 +382,43 @@ class Daemon:
 
     def _bring_mesh_up(self) -> bool:
         """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
-        again after a reload; the passes after that only read its addresses."""
+        again after a reload; the passes after that only read its addresses.
+
+        The bring-up (install, ``tailscale up``, waiting for Running: up to minutes) runs in a
+        worker thread, so the loop keeps its boot-wait and watchdog promises; its result comes
+        back through the results queue and asks for the pass that then writes the config."""
+        if self._mesh_busy:
+            return False
         from k3snode.reconcile import mesh_up
 
-        try:
-            mesh_up(self.settings)
-        except Exception as e:  # TailscaleError, or anything unexpected from the mesh
-            if str(e) != self._last_refusal:
-                log.error("mesh: %s", e)
-                self._last_refusal = str(e)
-            self._failed_pass(self.settings.mesh, str(e))
-            return False
+        settings, gen = self.settings, self._mesh_gen
+
+        def work() -> None:
+            try:
+                mesh_up(settings)
+            except Exception as e:  # TailscaleError, or anything unexpected from the mesh
+                self._results.put(("mesh", (gen, str(e))))
+            else:
+                self._results.put(("mesh", (gen, None)))
+            self._wake()
+
+        self._mesh_busy = True
+        threading.Thread(target=work, name="k3snode-mesh-up", daemon=True).start()
+        return False
+
+    def _mesh_done(self, gen: int, error: str | None) -> None:
+        self._mesh_busy = False
+        if gen != self._mesh_gen:  # settings changed meanwhile: bring up with the new ones
+            self.request_pass("mesh settings changed", debounce=0)
+            return
+        if error is not None:
+            if error != self._last_refusal:
+                log.error("mesh: %s", error)
+                self._last_refusal = error
+            self._failed_pass(self.settings.mesh, error)
+            return
         self._mesh_ok = True
-        return True
+        self.request_pass("mesh up", debounce=0)
 
     def _failed_pass(self, check: str, reason: str) -> None:
         self.health.observe(Observation(check, False, reason))
@@ -469,7 +501,12 @@ class Daemon:
     # -- health ------------------------------------------------------------------------------
 
     def _health_interval(self) -> float:
-        return max(0.5, min(30.0, self.settings.health.grace / 2))
+        interval = max(0.5, min(30.0, self.settings.health.grace / 2))
+        if self.settings.underlay.enabled:  # its observer is its keeper (killed wireguard-go…)
+            from k3snode.underlay import PASS_INTERVAL
+
+            interval = min(interval, PASS_INTERVAL)
+        return interval
 
     def _observe_all(self) -> None:
         from k3snode.k3s.service import Service
@@ -662,6 +699,7 @@ class Daemon:
                 self._judge_settings()
                 self.health.grace = new.health.grace
                 self._mesh_ok = new.mesh != "tailscale"
+                self._mesh_gen += 1
                 log.info("reload: settings re-read (%s)", new.file or "no settings file")
                 if new.configured:
                     self.health.observe(Observation("settings", True, _settings_read(new)))

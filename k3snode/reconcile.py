@@ -146,8 +146,10 @@ def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
         ts = settings.tailscale
         label = settings.where("tailscale", "auth_key_file")
         key = _auth_key(settings)
-        try:
-            line = vpn_auth_line(key, ts.control_server_url)
+        from k3snode.mesh.tailscale_bringup import identity_args
+
+        try:  # hostname and extra args go along, so that K3s's own `tailscale up` keeps them
+            line = vpn_auth_line(key, ts.control_server_url, identity_args(settings))
         except VPNAuthError as e:
             raise SettingsError(f"{label}: {e}") from None
         out.append(SecretFile(settings.vpn_auth_path, line.encode()))

@@ -239,6 +239,26 @@ def _cidr_list(v: Any) -> tuple[str, ...]:
     return tuple(out)
 
 
+def _tailscale_args(v: Any) -> tuple[str, ...]:
+    """``tailscale up`` flags; they also travel in K3s's vpn-auth ``extraArgs``, which K3s splits
+    on whitespace (so text from the environment is split on whitespace, not commas)."""
+    if isinstance(v, str):
+        v = v.split()
+    if not isinstance(v, (list, tuple)) or not all(isinstance(i, str) for i in v):
+        raise ValueError("must be a list of strings")
+    for a in v:
+        if not a.startswith("-") or any(c.isspace() for c in a):
+            raise ValueError(
+                f"each item must be one flag without whitespace (K3s splits vpn-auth extraArgs "
+                f"on whitespace), got {a!r}"
+            )
+        if ",extraArgs=" in a:
+            raise ValueError(f"must not contain ',extraArgs=' (got {a!r})")
+        if a.lstrip("-").split("=", 1)[0] in ("auth-key", "authkey"):
+            raise ValueError("must not carry an auth key; use auth_key_file")
+    return tuple(v)
+
+
 def _tailscale_tag(v: Any) -> str:
     v = _str(v).strip()
     if v and not re.match(r"^tag:[a-z0-9][a-z0-9-]*$", v):
@@ -406,7 +426,8 @@ SCHEMA: tuple[Spec, ...] = (
     Spec("tailscale", "control_server_url", "", _url,
          "control server (e.g. headscale); unset: Tailscale's own"),
     Spec("tailscale", "hostname", "", _node_name, "hostname to register in the tailnet"),
-    Spec("tailscale", "extra_args", (), _str_list, "extra arguments for `tailscale up`"),
+    Spec("tailscale", "extra_args", (), _tailscale_args,
+         "extra `tailscale up` flags (also handed to K3s in vpn-auth extraArgs)"),
     Spec("tailscale", "install", True, _bool, "install Tailscale when it is missing"),
     Spec("tailscale", "install_url", "https://tailscale.com/install.sh", _url,
          "where Tailscale's install script is fetched from"),
@@ -1024,6 +1045,16 @@ def _finish(path: str | None, v: dict[str, dict[str, Any]], origins: dict[str, s
         raise SettingsError(
             f"{where('underlay', 'enabled')}: the underlay needs [underlay] address "
             "(got enabled = true with no address)"
+        )
+    if ul["enabled"] and node["mesh"] == "tailscale" and role == "server":
+        # K3s's VPN integration replaces node-ip with the Tailscale addresses before the server
+        # reads it (pkg/executor/embed/embed.go New, since k3s-io/k3s f891548e): etcd would
+        # advertise and peer on Tailscale, never on the underlay.
+        raise SettingsError(
+            f"{where('underlay', 'enabled')}: a server cannot use the underlay with mesh "
+            "'tailscale': K3s then replaces node-ip with the Tailscale address, so etcd would "
+            "peer over Tailscale, not the underlay; use mesh 'wireguard-native' or turn the "
+            "underlay off (got mesh 'tailscale' and underlay enabled on a server)"
         )
 
     _check_registration(v, role, where)

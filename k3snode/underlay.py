@@ -32,7 +32,9 @@ from k3snode.settings import Settings, UnderlayPeer
 
 log = logging.getLogger(__name__)
 
-STALE_RERESOLVE = 10.0  # a stale peer's name is re-resolved at most this often
+STALE_RERESOLVE = 10.0  # a stale or quiet peer's name is re-resolved at most this often
+QUIET_AFTER = 5.0  # a peer that sent nothing (rx bytes unchanged) for this long is "quiet"
+PASS_INTERVAL = 5.0  # the daemon makes an underlay pass at least this often
 
 
 class UnderlayError(Exception):
@@ -152,6 +154,7 @@ class Underlay:
         self._local: frozenset[str] | None = None  # this node's own addresses at the last pass
         self._stale_reset: dict[str, float] = {}  # public key -> when a stale peer was last reset
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
+        self._rx: dict[str, tuple[int, float]] = {}  # public key -> (rx bytes, seen since)
         self._found = False  # the interface was found or made by a pass of this instance
 
     # -- the key ---------------------------------------------------------------------------
@@ -313,7 +316,8 @@ class Underlay:
             stale = have is not None and wgh.is_stale(
                 dev.ifname, _with_keepalive(have, p.keepalive), now, self.stale_threshold
             )
-            endpoint = self._endpoint(p, stale or have is None, result)
+            quiet = have is not None and self._quiet(p.public_key, have.rx_bytes)
+            endpoint = self._endpoint(p, stale or quiet or have is None, result)
             if have is None:
                 updates.append(PeerUpdate(p.public_key, endpoint=endpoint, keepalive=p.keepalive,
                                           allowed_ips=p.allowed_ips))  # fmt: skip
@@ -354,6 +358,20 @@ class Underlay:
                     PeerUpdate(p.public_key, endpoint=set_ep, keepalive=ka, allowed_ips=ips)
                 )
         return Update(private_key=private, listen_port=port, peers=tuple(updates))
+
+    def _quiet(self, public_key: str, rx_bytes: int) -> bool:
+        """The peer sent nothing since ``QUIET_AFTER`` seconds (its rx bytes did not grow between
+        passes). With persistent keepalive or etcd's heartbeats a reachable peer is never quiet
+        that long; a quiet one may have moved, so its name is re-resolved every
+        ``STALE_RERESOLVE`` s rather than every ``resolve_interval`` — long before it counts as
+        stale (no handshake for 120 s + 3 keepalives). This is what brings two servers that
+        moved at once back within seconds of DNS having their new addresses."""
+        now = self.clock()
+        last = self._rx.get(public_key)
+        if last is None or last[0] != rx_bytes:
+            self._rx[public_key] = (rx_bytes, now)
+            return False
+        return now - last[1] >= QUIET_AFTER
 
     # -- health ----------------------------------------------------------------------------
 
@@ -413,7 +431,8 @@ def keep(settings: Settings) -> Observation | None:
 
 def observer(settings: Settings) -> list[Observation]:
     """The OBSERVERS entry, also the underlay's keeper: the daemon calls its observers every
-    health interval (at most 30 s), so each call first makes a pass (cheap when nothing changed:
+    health interval (at most ``PASS_INTERVAL`` while the underlay is on), so each call first
+    makes a pass (cheap when nothing changed:
     one read of the device), then reports the peers' health."""
     if not settings.underlay.enabled:
         return []

@@ -1,8 +1,12 @@
-"""Real Debian 12 root filesystems and systemd-nspawn machines for the system tier.
+"""Real Debian 12 (and 13) root filesystems and systemd-nspawn machines for the system tier.
 
 - ``build_deb()``: k3snode's .deb, built once per test run with ``packaging/build-deb.sh``.
-- ``rootfs(name, packages)``: a Debian 12 tree from mmdebstrap, cached as a tarball under
-  ``<repo>/.cache/rootfs/`` keyed by its package list, unpacked fresh for every test.
+- ``rootfs(name, packages, suite=)``: a Debian 12 (default) or 13 tree from mmdebstrap, cached as a
+  tarball under ``<repo>/.cache/rootfs/`` keyed by suite and package list, unpacked fresh for every
+  test.
+- ``apt_repository(suite, packages, wanted)``: a flat apt repository (cached) with the .debs that
+  ``wanted`` (names or a .deb file) need on top of such a tree — a stand-in for the Debian mirror
+  that an offline container can be served.
 - ``run_in(root, cmd)``: one command in the tree under ``systemd-nspawn`` (with /proc, /dev).
 - ``Machine``: the tree booted with systemd as PID 1, driven with ``nsenter``; ``show()`` and
   ``journal()`` give systemd's own view of a unit.
@@ -14,6 +18,7 @@ host), writes to ``/run`` only from inside, Debian's own tools with a Debian ``P
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import functools
 import hashlib
 import os
@@ -28,7 +33,21 @@ CACHE = os.path.join(REPO, ".cache")
 # from another worktree replaces or removes this one's .deb half-way through a test run).
 BUILT = os.path.join(REPO, "build", "packages")
 SUITE = "bookworm"
+SUITES = ("bookworm", "trixie")  # Debian 12 and 13
 DEBIAN_PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+# What a Debian cloud image has that matters to k3snode's installer — systemd, Python (for
+# cloud-init), curl and CA certificates — and none of k3snode's own dependencies, which the
+# installer has to bring in.
+CLOUD_PACKAGES = (
+    "systemd",
+    "systemd-sysv",
+    "dbus",
+    "iproute2",
+    "python3",
+    "ca-certificates",
+    "curl",
+)
 
 # What k3snode needs from Debian, plus systemd to boot: pre-installed so that booted tests install
 # the .deb with dpkg alone, offline.
@@ -82,10 +101,10 @@ def build_deb() -> str:
     return out.stdout.strip().splitlines()[-1]
 
 
-def rootfs_tarball(name: str, packages: Sequence[str] = ()) -> str:
+def rootfs_tarball(name: str, packages: Sequence[str] = (), suite: str = SUITE) -> str:
     """A cached mmdebstrap tarball (variant apt plus ``packages``); built when missing."""
-    key = hashlib.sha256(f"{SUITE} apt {sorted(packages)}".encode()).hexdigest()[:12]
-    path = os.path.join(CACHE, "rootfs", f"{name}-{SUITE}-{key}.tar.zst")
+    key = hashlib.sha256(f"{suite} apt {sorted(packages)}".encode()).hexdigest()[:12]
+    path = os.path.join(CACHE, "rootfs", f"{name}-{suite}-{key}.tar.zst")
     if os.path.exists(path):
         return path
     os.makedirs(os.path.dirname(path), exist_ok=True)
@@ -93,7 +112,7 @@ def rootfs_tarball(name: str, packages: Sequence[str] = ()) -> str:
     cmd = ["mmdebstrap", "--quiet", "--variant=apt", "--format=tar"]
     if packages:
         cmd.append("--include=" + ",".join(packages))
-    cmd += [SUITE, tmp, mirror()]
+    cmd += [suite, tmp, mirror()]
     out = subprocess.run(cmd, capture_output=True, text=True, env=debian_env(), timeout=900)
     if out.returncode != 0:
         with contextlib.suppress(OSError):
@@ -114,10 +133,16 @@ def _unpack(tarball: str, dest: str) -> str:
     return dest
 
 
-def rootfs(dest: str, name: str, packages: Sequence[str] = (), extra: Sequence[str] = ()) -> str:
+def rootfs(
+    dest: str,
+    name: str,
+    packages: Sequence[str] = (),
+    extra: Sequence[str] = (),
+    suite: str = SUITE,
+) -> str:
     """Unpack a fresh copy of the cached tree into ``dest``; return ``dest``. ``extra``: packages
     apt-get installs on top of ``packages`` (a second cached tarball, cheaper than mmdebstrap)."""
-    tarball = rootfs_tarball(name, packages)
+    tarball = rootfs_tarball(name, packages, suite)
     if not extra:
         return _unpack(tarball, dest)
     key = hashlib.sha256(f"{tarball} {sorted(extra)}".encode()).hexdigest()[:12]
@@ -138,6 +163,65 @@ def rootfs(dest: str, name: str, packages: Sequence[str] = (), extra: Sequence[s
         os.rename(part, derived)
         shutil.rmtree(tmp)
     return _unpack(derived, dest)
+
+
+def apt_repository(
+    name: str, packages: Sequence[str], wanted: Sequence[str], suite: str = SUITE
+) -> str:
+    """A flat apt repository directory (``Packages``, ``Release``, the .debs) holding what
+    ``apt-get install wanted`` downloads on top of the tree ``name`` of ``packages``: the Debian mirror for a
+    container without internet. ``wanted`` may name a .deb file (its dependencies are taken, not
+    the file). Cached under ``.cache/apt-repo/`` keyed by suite, tree and what is wanted."""
+    tarball = rootfs_tarball(name, packages, suite)
+    parts = []
+    for w in sorted(wanted):
+        if w.endswith(".deb"):
+            depends = subprocess.run(
+                ["dpkg-deb", "-f", w, "Depends"], capture_output=True, text=True, check=True
+            ).stdout.strip()
+            parts.append(f"deps-of({depends})")
+        else:
+            parts.append(w)
+    key = hashlib.sha256(f"{tarball} {parts}".encode()).hexdigest()[:12]
+    path = os.path.join(CACHE, "apt-repo", f"{suite}-{key}")
+    if os.path.isdir(path):
+        return path
+    work = f"{path}.{os.getpid()}.tmp"
+    shutil.rmtree(work, ignore_errors=True)
+    root = _unpack(tarball, os.path.join(work, "root"))
+    names = []
+    for w in wanted:
+        if w.endswith(".deb"):
+            shutil.copy(w, os.path.join(root, "srv"))
+            names.append("/srv/" + os.path.basename(w))
+        else:
+            names.append(w)
+    run_in(root, "apt-get", "update", "-qq")
+    run_in(
+        root, "apt-get", "install", "-y", "-q", "--download-only", "--no-install-recommends", *names
+    )
+    repo = os.path.join(work, "repo")
+    os.makedirs(repo)
+    archives = os.path.join(root, "var/cache/apt/archives")
+    for f in os.listdir(archives):
+        if f.endswith(".deb"):
+            shutil.move(os.path.join(archives, f), repo)
+    packages_file = subprocess.run(
+        ["dpkg-scanpackages", "--multiversion", ".", "/dev/null"],
+        cwd=repo,
+        capture_output=True,
+        check=True,
+    ).stdout
+    with open(os.path.join(repo, "Packages"), "wb") as f:
+        f.write(packages_file)
+    digest = hashlib.sha256(packages_file).hexdigest()
+    with open(os.path.join(repo, "Release"), "w") as f:
+        f.write(f"Suite: {suite}\nDate: {email.utils.formatdate(usegmt=True)}\n")
+        f.write(f"SHA256:\n {digest} {len(packages_file)} Packages\n")
+    shutil.rmtree(root)
+    os.rename(repo, path) if not os.path.isdir(path) else None
+    shutil.rmtree(work, ignore_errors=True)
+    return path
 
 
 def run_in(
@@ -238,14 +322,18 @@ class Machine:
                 proc.kill()
                 proc.wait(timeout=10)
 
-    def sh(self, *cmd: str, check: bool = True, timeout: float = 60) -> subprocess.CompletedProcess:
-        """Run a command inside the booted machine (all its namespaces)."""
+    def sh(
+        self, *cmd: str, check: bool = True, timeout: float = 60, input: str | None = None
+    ) -> subprocess.CompletedProcess:
+        """Run a command inside the booted machine (all its namespaces); ``input``: its stdin
+        (e.g. a command line for ``sh``, which then appears in no process's argv)."""
         out = subprocess.run(
             ["nsenter", "-t", str(self.leader), "-a", "env", "PATH=" + DEBIAN_PATH, *cmd],
             capture_output=True,
             text=True,
             timeout=timeout,
-            stdin=subprocess.DEVNULL,
+            input=input,
+            stdin=subprocess.DEVNULL if input is None else None,
         )
         if check and out.returncode != 0:
             raise AssertionError(

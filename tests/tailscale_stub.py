@@ -11,6 +11,9 @@ import json
 import os
 import shutil
 import signal
+import subprocess
+import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -57,6 +60,46 @@ class TailscaleStub:
 
     def subcommands(self) -> list[str]:
         return [c["argv"][0] for c in self.calls("tailscale") if c["argv"]]
+
+    def cli(self, *args: str) -> subprocess.CompletedProcess:
+        """Run the stub ``tailscale`` as a user would (``down``, ``logout``, ``debug prefs``)."""
+        return subprocess.run(
+            [str(self.bin / "tailscale"), *args], capture_output=True, text=True,
+            env=self.env(), timeout=60,
+        )  # fmt: skip
+
+    def prefs(self) -> dict[str, Any]:
+        """``tailscale debug prefs`` (ipn.Prefs JSON)."""
+        out = self.cli("debug", "prefs")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def status(self) -> dict[str, Any]:
+        out = self.cli("status", "--json")
+        assert out.returncode == 0, out.stderr
+        return json.loads(out.stdout)
+
+    def k3s(self, config: Path, role: str = "server") -> dict[str, Any]:
+        """One start of the stub K3s (``tests/stubs/k3s``) with this Tailscale on its PATH: what
+        K3s does to Tailscale at start. Returns its record (``vpn``: what it ran)."""
+        log = self.root / "stub-k3s.jsonl"
+        out = subprocess.run(
+            [sys.executable, os.path.join(STUBS, "k3s"), role], capture_output=True, text=True,
+            env=self.env(STUB_K3S_CONFIG=str(config), STUB_K3S_LOG=str(log), STUB_K3S_ONESHOT="1"),
+            timeout=120,
+        )  # fmt: skip
+        record = json.loads(log.read_text().splitlines()[-1])
+        record["returncode"], record["stderr"] = out.returncode, out.stderr
+        return record
+
+    def reboot(self) -> None:
+        """What a reboot does to Tailscale: tailscaled ends; its state file stays."""
+        self.stop_daemon()
+        pidfile = self.dir / "tailscaled.pid"
+        for _ in range(100):
+            if not pidfile.exists():
+                return
+            time.sleep(0.05)
 
     def stop_daemon(self) -> None:
         """End the stub tailscaled a test made k3snode start (by the pid it wrote)."""

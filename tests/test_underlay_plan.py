@@ -50,9 +50,11 @@ def _pass(u, dev, peers, moved=False):
     return update, result
 
 
-def _dev(clock, endpoint, handshake_age=5.0):
+def _dev(clock, endpoint, handshake_age=5.0, rx=None):
+    """The device as read; ``rx`` None: the peer's traffic keeps arriving (rx grows with time)."""
     hs = None if handshake_age is None else clock.t - handshake_age
-    peer = Peer(PUBS[1], endpoint, hs, 100, 100, 25, ("10.99.0.2/32",))
+    rx = int(clock.t) if rx is None else rx
+    peer = Peer(PUBS[1], endpoint, hs, rx, 100, 25, ("10.99.0.2/32",))
     return Device("ul", "userspace", PUBS[0], 51822, (peer,))
 
 
@@ -116,6 +118,28 @@ def test_stale_peer_is_re_resolved_early_and_reset_at_most_every_10s(world):
     update, result = _pass(u, _dev(clock, "203.0.113.50:40000", stale_age), peers)
     assert [p.endpoint for p in update.peers] == ["198.51.100.2:51822"]
     assert result.changes[0].endswith("-> 198.51.100.2:51822 (stale)")
+
+
+def test_quiet_peer_is_re_resolved_every_10s_long_before_it_is_stale(world):
+    """Two servers that moved at once: each stops hearing the other at once (rx bytes stand
+    still) although the last handshake is recent; its name is re-resolved after 10 s, not 60."""
+    u, clock, dns, peers = world
+    _pass(u, _dev(clock, "198.51.100.2:51822", rx=500), peers)
+    dns.answers["s2"] = "198.51.100.22"
+    clock.t += 4
+    update, _ = _pass(u, _dev(clock, "198.51.100.2:51822", rx=500), peers)
+    assert not update and len(dns.calls) == 1  # quiet for 4 s only
+    clock.t += 7  # quiet for 11 s, the answer 11 s old
+    update, result = _pass(u, _dev(clock, "198.51.100.2:51822", rx=500), peers)
+    assert len(dns.calls) == 2
+    assert [p.endpoint for p in update.peers] == ["198.51.100.22:51822"]
+    assert result.changes[0].endswith("-> 198.51.100.22:51822 (changed)")
+    # traffic again: back to resolve_interval
+    clock.t += 11
+    _pass(u, _dev(clock, "198.51.100.22:51822", rx=900), peers)
+    clock.t += 11
+    update, _ = _pass(u, _dev(clock, "198.51.100.22:51822", rx=1300), peers)
+    assert not update and len(dns.calls) == 2
 
 
 def test_own_address_change_sets_every_endpoint_again(world):

@@ -1,10 +1,8 @@
 """K3s's Tailscale integration: bring Tailscale up before K3s and read the node's Tailscale addresses.
 
 ``ensure_up`` is the one bring-up step (``apply`` and the daemon call it through
-``reconcile.mesh_up`` before discovery): install Tailscale when missing (``tailscale_install``), make
-sure ``tailscaled`` answers, run ``tailscale up --auth-key=file:PATH`` unless
-``tailscale status --json`` already says ``Running`` (what K3s itself does since v1.32.11/1.33.7/
-1.34.3, ``pkg/vpn/vpn.go``), wait — bounded — for ``Running``, and read ``TailscaleIPs``.
+``reconcile.mesh_up`` before discovery); what it does in each Tailscale state, and why, is in
+``tailscale_bringup``. This module reads ``tailscale status --json`` and runs the CLI.
 
 The auth key never leaves its file: ``tailscale`` reads it (``file:`` prefix, Tailscale's
 ``cmd/tailscale/cli/up.go``), and every line of Tailscale's output k3snode repeats is scrubbed of the
@@ -42,7 +40,7 @@ _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
 class TailscaleError(Exception):
     """Tailscale could not be brought up; the message is one line a user can act on.
 
-    ``kind``: not-installed, install-failed, daemon, bad-key, needs-login, machine-auth, timeout,
+    ``kind``: not-installed, too-old, install-failed, daemon, bad-key, needs-login, machine-auth, timeout,
     no-address, failed.
     """
 
@@ -217,7 +215,7 @@ def last_line(text: str) -> str:
     return lines[-1] if lines else ""
 
 
-def _run(args: list[str], timeout: float) -> subprocess.CompletedProcess:
+def run_cli(args: list[str], timeout: float) -> subprocess.CompletedProcess:
     """Run ``tailscale ARGS`` bounded; OSError / TimeoutExpired propagate."""
     return subprocess.run(
         ["tailscale", *args],
@@ -236,7 +234,7 @@ def installed() -> bool:
 def read_status(timeout: float = STATUS_TIMEOUT, secret: Secret | None = None) -> Status:
     """``tailscale status --json``; TailscaleError(kind "daemon") when tailscaled does not answer."""
     try:
-        out = _run(["status", "--json"], timeout)
+        out = run_cli(["status", "--json"], timeout)
     except FileNotFoundError:
         raise TailscaleError("tailscale is not installed", "not-installed") from None
     except (OSError, subprocess.TimeoutExpired) as e:
@@ -253,19 +251,7 @@ def read_status(timeout: float = STATUS_TIMEOUT, secret: Secret | None = None) -
 
 
 # ---------------------------------------------------------------------------------------------
-# Bring-up
-
-
-def up_args(settings: Settings) -> list[str]:
-    """``tailscale up`` arguments: the key only as ``file:PATH``, never the key itself."""
-    ts = settings.tailscale
-    args = ["up", f"--auth-key=file:{ts.auth_key_file}", f"--timeout={int(ts.timeout)}s"]
-    if ts.control_server_url:
-        args.append(f"--login-server={ts.control_server_url}")
-    if ts.hostname:
-        args.append(f"--hostname={ts.hostname}")
-    args.extend(ts.extra_args)
-    return args
+# Bring-up (``tailscale_bringup``)
 
 
 def read_key(settings: Settings) -> Secret | None:
@@ -278,193 +264,15 @@ def read_key(settings: Settings) -> Secret | None:
     return Secret(value) if value else None
 
 
-def _rejected(settings: Settings, why: str) -> TailscaleError:
-    return TailscaleError(
-        f"Tailscale rejected the auth key in {settings.tailscale.auth_key_file} (expired, revoked, "
-        f"single-use and already used, or mistyped): {why}; put a valid (reusable) key in that file",
-        "bad-key",
-    )
-
-
-def _error_line(text: str) -> str:
-    """The line of Tailscale's output that says what went wrong: the first error line, else the
-    last line (``tailscale up`` prints login/approval URLs before its error)."""
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    for ln in lines:
-        if ln.lower().startswith(("error", "backend error")):
-            return ln
-    return lines[-1] if lines else ""
-
-
-def _up_failure(settings: Settings, rc: int, stderr: str, key: Secret | None) -> TailscaleError:
-    ts = settings.tailscale
-    full = scrub(stderr, key)
-    low = " ".join(full.lower().split())
-    msg = _error_line(full) or f"exit status {rc}"
-    path = ts.auth_key_file
-    if "invalid key" in low or "api key" in low:
-        return _rejected(settings, msg)
-    if "timeout waiting" in low:
-        return _timeout_error(settings, read_status_or_none(key))
-    if msg.startswith("open ") and path in msg:
-        return TailscaleError(f"tailscale cannot read the auth key file: {msg}", "bad-key")
-    if "failed to connect to local tailscaled" in low:
-        return TailscaleError(f"tailscaled stopped answering: {msg}", "daemon")
-    if "requires mentioning all" in low:
-        return TailscaleError(
-            "tailscale up refused to drop settings made earlier on this node (it requires "
-            'mentioning all non-default flags); add "--reset" to [tailscale] extra_args, or add '
-            "those settings there",
-            "failed",
-        )
-    if "--force-reauth" in low:
-        return TailscaleError(
-            f'tailscale up refused: {msg}; add "--force-reauth" to [tailscale] extra_args to move '
-            "this node to the new control server",
-            "failed",
-        )
-    return TailscaleError(f"tailscale up failed (exit status {rc}): {msg}", "failed")
-
-
-def read_status_or_none(secret: Secret | None = None) -> Status | None:
-    try:
-        return read_status(secret=secret)
-    except TailscaleError:
-        return None
-
-
-def _timeout_error(settings: Settings, st: Status | None) -> TailscaleError:
-    t = settings.tailscale.timeout
-    state = st.backend_state if st else "unknown"
-    if st and st.backend_state == "NeedsMachineAuth":
-        return TailscaleError(
-            f"Tailscale is waiting for an admin to approve this machine (BackendState "
-            f"NeedsMachineAuth after {t:g}s); approve it in the admin console or use a "
-            "pre-approved auth key",
-            "machine-auth",
-        )
-    if st and st.login_error:
-        return _rejected(settings, scrub(st.login_error, read_key(settings)))
-    if st and st.backend_state == "NeedsLogin":
-        return TailscaleError(
-            f"Tailscale did not reach Running within {t:g}s (still BackendState NeedsLogin); "
-            f"check the auth key in {settings.tailscale.auth_key_file} and the control server",
-            "needs-login",
-        )
-    return TailscaleError(
-        f"Tailscale did not reach Running within {t:g}s (BackendState {state}); raise "
-        "[tailscale] timeout or check `tailscale status`",
-        "timeout",
-    )
-
-
-def up(settings: Settings) -> None:
-    """Run ``tailscale up --auth-key=file:PATH …`` bounded by ``[tailscale] timeout``."""
-    ts = settings.tailscale
-    key = read_key(settings)
-    args = up_args(settings)
-    log.info(
-        "tailscale: not Running; tailscale up with the auth key file %s%s",
-        ts.auth_key_file,
-        f" (login server {ts.control_server_url})" if ts.control_server_url else "",
-    )
-    try:
-        out = _run(args, ts.timeout + 15)
-    except subprocess.TimeoutExpired:
-        raise _timeout_error(settings, read_status_or_none(key)) from None
-    except OSError as e:
-        raise TailscaleError(f"cannot run tailscale up: {e}") from None
-    if out.returncode != 0:
-        raise _up_failure(settings, out.returncode, out.stderr, key)
-
-
-def wait_running(
-    settings: Settings,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> Status:
-    """Poll ``tailscale status --json`` until Running, at most ``[tailscale] timeout`` seconds."""
-    deadline = monotonic() + settings.tailscale.timeout
-    key = read_key(settings)
-    st: Status | None = None
-    while True:
-        try:
-            st = read_status(secret=key)
-        except TailscaleError:
-            st = None
-        if st and st.backend_state == "Running":
-            return st
-        if st and st.backend_state == "NeedsLogin" and st.login_error:
-            raise _timeout_error(settings, st)
-        if monotonic() >= deadline:
-            raise _timeout_error(settings, st)
-        sleep(POLL)
-
-
 def ensure_up(
     settings: Settings,
     monotonic: Callable[[], float] = time.monotonic,
     sleep: Callable[[float], None] = time.sleep,
 ) -> TailscaleState:
-    """Install, start tailscaled, ``tailscale up`` unless Running; the node's Tailscale addresses.
+    """Bring Tailscale to Running before K3s starts (``tailscale_bringup.ensure_up``)."""
+    from k3snode.mesh import tailscale_bringup
 
-    Raises TailscaleError with one line that says what failed and what to do.
-    """
-    from k3snode.mesh import tailscale_install
-
-    ts = settings.tailscale
-    did_install = False
-    if not installed():
-        if not ts.install:
-            raise TailscaleError(
-                "tailscale is not installed and [tailscale] install = false; install it "
-                "(https://tailscale.com/download) or set install = true",
-                "not-installed",
-            )
-        tailscale_install.install(settings)
-        did_install = True
-    key = read_key(settings)
-    started = False
-    try:
-        st = read_status(secret=key)
-    except TailscaleError as e:
-        if e.kind != "daemon":
-            raise
-        log.info("tailscale: %s; starting tailscaled", e)
-        proc = tailscale_install.start_daemon(settings)
-        started = True
-        st = tailscale_install.wait_daemon(settings, proc, monotonic, sleep)
-    brought_up = False
-    if st.backend_state == "Starting":  # logged in and connecting: wait, do not log in again
-        try:
-            st = wait_running(settings, monotonic, sleep)
-        except TailscaleError:
-            st = read_status(secret=key)
-    if st.backend_state != "Running":
-        up(settings)
-        brought_up = True
-        st = wait_running(settings, monotonic, sleep)
-    if not (st.ipv4 or st.ipv6):
-        raise TailscaleError(
-            "Tailscale is Running but reports no Tailscale address (TailscaleIPs is empty)",
-            "no-address",
-        )
-    state = TailscaleState(
-        backend_state=st.backend_state,
-        ipv4=st.ipv4,
-        ipv6=st.ipv6,
-        hostname=st.hostname,
-        installed=did_install,
-        daemon_started=started,
-        brought_up=brought_up,
-    )
-    log.info(
-        "tailscale: Running as %s with %s (%s)",
-        st.hostname or "?",
-        ", ".join(state.addresses),
-        "brought up by k3snode" if brought_up else "already up",
-    )
-    return state
+    return tailscale_bringup.ensure_up(settings, monotonic, sleep)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -123,7 +123,16 @@ def preflight(settings: Settings) -> list[Finding]:
     ts = settings.tailscale
     out = []
     if tailscale.installed():
-        out.append(Finding("ok", CHECK, "tailscale is installed"))
+        from k3snode.mesh.tailscale_bringup import too_old, version
+
+        v, shown = version()
+        problem = too_old(v, shown) if v else None
+        if problem:
+            out.append(Finding("error", CHECK, problem))
+        else:
+            out.append(
+                Finding("ok", CHECK, f"tailscale {shown or '(version unknown)'} is installed")
+            )
     elif ts.install:
         msg = f"tailscale is not installed; apply will install it from {ts.install_url}"
         out.append(Finding("warning", CHECK, msg))
@@ -147,7 +156,9 @@ def preflight(settings: Settings) -> list[Finding]:
     if not key:
         return [*out, Finding("error", CHECK, f"auth key file {path} is empty or unreadable")]
     try:
-        vpn_auth_line(key.reveal(), ts.control_server_url)
+        from k3snode.mesh.tailscale_bringup import identity_args
+
+        vpn_auth_line(key.reveal(), ts.control_server_url, identity_args(settings))
     except VPNAuthError as e:
         out.append(Finding("error", CHECK, f"{settings.where('tailscale', 'auth_key_file')}: {e}"))
     else:

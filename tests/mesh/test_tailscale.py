@@ -4,9 +4,7 @@ binaries on PATH that answer as Tailscale's CLI does and record every call.
 
 from __future__ import annotations
 
-import json
 import stat
-import time
 
 import pytest
 import yaml
@@ -52,8 +50,8 @@ def test_apply_brings_tailscale_up_and_writes_k3s_config(stub, tmp_path):
     assert conf["node-external-ip"] == [V4, V6]
     assert conf["vpn-auth-file"] == str(vpn)
     ups = [c["argv"] for c in stub.calls("tailscale") if c["argv"][:1] == ["up"]]
-    assert ups == [["up", f"--auth-key=file:{tmp_path}/ts.key", "--timeout=5s"]]
-    assert stub.subcommands()[0] == "status"  # looked before it leapt
+    assert ups == [["up", "--reset", f"--auth-key=file:{tmp_path}/ts.key", "--timeout=5s"]]
+    assert stub.subcommands()[:2] == ["version", "status"]  # looked before it leapt
     assert "brought up by k3snode" in res.stderr
     assert_key_never_leaked(stub, res)
 
@@ -70,6 +68,7 @@ def test_login_server_hostname_and_extra_args(stub, tmp_path):
     assert res.returncode == 0, res.stderr
     (up,) = [c["argv"] for c in stub.calls("tailscale") if c["argv"][:1] == ["up"]]
     assert up[1:] == [
+        "--reset",
         f"--auth-key=file:{tmp_path}/ts.key",
         "--timeout=5s",
         "--login-server=https://headscale.example.com",
@@ -78,7 +77,10 @@ def test_login_server_hostname_and_extra_args(stub, tmp_path):
         "--advertise-tags=tag:k3s",
     ]
     line = (tmp_path / "var/lib/k3snode/vpn-auth").read_text()
-    assert line == f"name=tailscale,joinKey={KEY},controlServerURL=https://headscale.example.com\n"
+    assert line == (
+        f"name=tailscale,joinKey={KEY},controlServerURL=https://headscale.example.com,"
+        "extraArgs=--hostname=edge-7 --accept-dns=false --advertise-tags=tag:k3s\n"
+    )
     assert "Running as edge-7" in res.stderr
     assert_key_never_leaked(stub, res)
 
@@ -109,9 +111,7 @@ def test_starting_then_running_is_waited_for(stub, tmp_path):
 
 
 def test_starting_is_waited_for_without_a_new_login(stub, tmp_path):
-    stub.control(daemon="running", keys={KEY: "ok"})
-    state = {"BackendState": "Starting", "running_at": time.time() + 1.5, "logged_in": True}
-    (stub.dir / "state.json").write_text(json.dumps(state))
+    stub.control(daemon="running", backend_state="Starting", starting_for=1.5, keys={KEY: "ok"})
     res = apply(stub, write_settings(tmp_path))
     assert res.returncode == 0, res.stderr
     assert "up" not in stub.subcommands()
@@ -197,22 +197,6 @@ def test_tailscaled_that_dies_at_start(stub, tmp_path):
     assert_clean_failure(stub, tmp_path, res, "tailscaled exited with status 1",
                          "tailscaled.log")  # fmt: skip
     assert "up" not in stub.subcommands()
-
-
-def test_earlier_settings_need_reset(stub, tmp_path):
-    # Brought up before with another hostname, then `tailscale down`: Tailscale's up refuses to
-    # silently drop the old setting (checkForAccidentalSettingReverts).
-    stub.control(daemon="running", keys={KEY: "ok"})
-    (stub.dir / "state.json").write_text(
-        json.dumps({"BackendState": "Stopped", "logged_in": True, "prefs": {"hostname": "old"}})
-    )
-    res = apply(stub, write_settings(tmp_path, hostname="edge-7"))
-    assert_clean_failure(stub, tmp_path, res, "mentioning all non-default flags", '"--reset"')
-    res = apply(stub, write_settings(tmp_path, hostname="edge-7", extra_args=["--reset"]))
-    assert res.returncode == 0, res.stderr
-    assert "Running as edge-7" in res.stderr
-    ups = [c["argv"] for c in stub.calls("tailscale") if c["argv"][:1] == ["up"]]
-    assert len(ups) == 2 and ups[1][-1] == "--reset"
 
 
 def test_unreadable_status_stops_the_pass(stub, tmp_path):

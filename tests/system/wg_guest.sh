@@ -17,15 +17,17 @@ if [ ! -f kernel/.done-$KVER ]; then
   mkdir kernel && dpkg-deb -x "${PKG}"_*.deb kernel && rm -f ./*.deb
   depmod -b kernel "$KVER"; touch kernel/.done-$KVER
 fi
-if [ ! -f rootfs.done ]; then
+# nftables, etcd-server, etcd-client: the multi-cloud etcd lab (tests/system/test_etcd_kernel.py)
+PKGS=python3,python3-pyroute2,python3-yaml,iproute2,wireguard-tools,iputils-ping,kmod,nftables,etcd-server,etcd-client
+KEY=$(printf '%s' "$PKGS" | sha256sum | cut -c1-12)
+exec 9>"$C/.lock"; flock 9  # two test modules may build it at once
+if [ ! -f rootfs.done-"$KEY" ]; then
   MIRROR=$(awk '/^URIs:/{print $2; exit}' /etc/apt/sources.list.d/debian.sources)
-  rm -rf rootfs
-  mmdebstrap --quiet --variant=minbase \
-    --include=python3,python3-pyroute2,python3-yaml,iproute2,wireguard-tools,iputils-ping,kmod \
-    bookworm rootfs "$MIRROR"
-  touch rootfs.done
+  rm -rf rootfs rootfs.done*
+  mmdebstrap --quiet --variant=minbase --include="$PKGS" bookworm rootfs "$MIRROR"
+  touch rootfs.done-"$KEY"
 fi
-if [ ! -f root.done-$KVER ]; then
+if [ ! -f root.done-"$KVER-$KEY" ]; then
   S=$(mktemp -d)
   cp -a rootfs/. "$S"/; rm -rf "$S"/var/cache/apt/* "$S"/var/lib/apt/lists/*
   mkdir -p "$S"/lib/modules "$S"/guest; cp -a kernel/lib/modules/"$KVER" "$S"/lib/modules/
@@ -62,8 +64,9 @@ exec switch_root /newroot /guest-init.sh
 EOI
   chmod +x "$W"/init
   (cd "$W" && find . | cpio -o -H newc --quiet | gzip -1) > root.initrd.gz; rm -rf "$W"
-  touch root.done-$KVER
+  rm -f root.done-*; touch root.done-"$KVER-$KEY"
 fi
+exec 9>&-
 RUN=$(mktemp -d)
 trap 'rm -rf "$RUN"' EXIT
 mke2fs -q -t ext4 -d "$GUEST" -L guest "$RUN"/guest.ext4 256M
