@@ -799,6 +799,8 @@ def loose_permissions(path: str) -> list[str]:
             st = os.stat(p)
         except OSError:
             continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            continue  # /dev/null and the like: nothing to write into
         mode = stat.S_IMODE(st.st_mode)
         sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
         if mode & 0o022 and not sticky_dir:

@@ -22,7 +22,7 @@ import stat
 from dataclasses import dataclass, field
 from typing import Any
 
-from k3snode import fileio
+from k3snode import bounded, fileio
 
 VERSION = 1
 MAX_BYTES = 1024 * 1024  # a few KiB in practice
@@ -78,7 +78,7 @@ def load(path: str) -> State:
     if raw is None:
         return State()
     try:
-        data = json.loads(raw.decode("utf-8"))
+        data = bounded.load_json(raw.decode("utf-8"), bounded.Bounds(max_bytes=MAX_BYTES))
         if not isinstance(data, dict):
             raise ValueError("not an object")
         managed_raw = data.get("managed", {})
