@@ -56,7 +56,7 @@ def test_concurrent_applies_never_orphan_managed_keys(root):
     config = root / "etc/rancher/k3s/config.yaml"
     config.write_text("debug: true\n")
     with ThreadPoolExecutor(2) as pool:
-        for _ in range(15):
+        for _ in range(25):
             runs = [
                 pool.submit(_apply, root, "--mesh", "wireguard-native"),
                 pool.submit(_apply, root, "--mesh", "none"),
