@@ -80,3 +80,20 @@ def test_backoff_doubles_with_jitter_and_resets_after_a_real_wait():
     low = longpoll.Pacer(rand=lambda: 0.0).after(0, ok=False)
     high = longpoll.Pacer(rand=lambda: 0.999).after(0, ok=False)
     assert low == pytest.approx(0.5) and high == pytest.approx(1.499)
+
+
+def test_an_etag_with_a_space_is_refused_not_kept(tmp_path):
+    port = free_port()
+    server = subprocess.Popen(
+        [sys.executable, os.path.join(HERE, "hostile_server.py"), str(port), "bad-etag"],
+        stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert server.stdout.readline().strip() == "ready"
+        w = longpoll.Watch(f"http://127.0.0.1:{port}")
+        with pytest.raises(longpoll.LongPollError, match="invalid ETag"):
+            w.wait(1)
+        assert w.etag == ""
+    finally:
+        server.kill()
+        server.wait()
