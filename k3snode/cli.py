@@ -2,21 +2,35 @@
 
 Exit status: 0 success; 1 the command ran but the answer is "no" (no external address found, no
 daemon running, a failed check); 2 a usage or settings mistake — one line on stderr, nothing written.
-Subcommand bodies live in ``k3snode/commands/``; their modules import heavy libraries (pyroute2,
-prometheus-client, PyYAML) inside functions only, so ``k3snode detect`` on a cloud never pays for them.
+
+Subcommand bodies live in ``k3snode/commands/``, one module each. A command is one entry in
+``COMMANDS`` plus its module, which declares (all optional):
+
+- ``FLAGS``: the names of the settings flags it uses (keys of ``SETTING_FLAGS``); only these
+  appear in its help. Without ``FLAGS`` it gets them all.
+- ``ENVIRONMENT``: ``(variable, meaning)`` pairs it honours beyond those of its settings flags.
+- ``EXAMPLES``: ``(what it does, command line)`` pairs, shown at the end of its help and in the
+  man page (and run by ``tests/test_help.py`` in a sandbox).
+- ``add_arguments(parser)`` and ``run(args) -> int``.
+
+Only the module of the command being run is imported (``k3snode --version`` imports none), and
+the modules import heavy libraries (pyroute2, prometheus-client, PyYAML) inside functions only.
 """
 
 from __future__ import annotations
 
 import argparse
+import difflib
 import importlib
-import logging
+import importlib.util
 import sys
+from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode import __version__
 
-# subcommand -> (module under k3snode.commands, one-line help)
+# command -> (module under k3snode.commands, one-line help). A command whose module is not
+# installed (yet) is left out of the parser.
 COMMANDS: dict[str, tuple[str, str]] = {
     "detect": ("detect", "print the node's external addresses and where they came from"),
     "render": ("render", "print the K3s config that would be written (secrets redacted)"),
@@ -35,107 +49,288 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-# Flags that override settings: dest -> (section, key)
-OVERRIDES: dict[str, tuple[str, str]] = {
-    "role": ("node", "role"),
-    "mesh": ("node", "mesh"),
-    "server": ("k3s", "server"),
-    "token_file": ("k3s", "token_file"),
-    "node_name": ("k3s", "node_name"),
-    "cluster_init": ("k3s", "cluster_init"),
-    "k3s_config": ("k3s", "config"),
-    "k3s_unit": ("k3s", "unit"),
-    "external_ip": ("discovery", "external_ips"),
-    "provider": ("discovery", "provider"),
-    "metadata_endpoint": ("discovery", "metadata_endpoint"),
-    "dmi_dir": ("discovery", "dmi_dir"),
-    "echo": ("discovery", "echo"),
-    "state_dir": ("paths", "state_dir"),
-    "run_dir": ("paths", "run_dir"),
-    "health_port": ("health", "port"),
-}
+
+@dataclass(frozen=True)
+class SettingFlag:
+    """A flag that overrides one setting (flags > environment > file > defaults)."""
+
+    flag: str
+    section: str
+    key: str
+    help: str
+    kwargs: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def dest(self) -> str:
+        return self.flag[2:].replace("-", "_")
+
+
+def _port(text: str) -> int:
+    try:
+        return int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"must be a port number (got {text!r})") from None
+
+
+_ON = {"action": "store_const", "const": True, "default": None}
+
+SETTING_FLAGS: dict[str, SettingFlag] = {f.dest: f for f in (
+    SettingFlag("--role", "node", "role",
+                "server or agent (default: agent when a server URL is set, else server)",
+                {"metavar": "ROLE"}),
+    SettingFlag("--mesh", "node", "mesh",
+                "how nodes in different networks reach each other: wireguard-native (default), "
+                "tailscale or none", {"metavar": "MESH"}),
+    SettingFlag("--server", "k3s", "server",
+                "https://host:port of an existing server to join (agents, joining servers)",
+                {"metavar": "URL"}),
+    SettingFlag("--token-file", "k3s", "token_file",
+                "file holding the cluster token (K3s reads it as token-file)", {"metavar": "PATH"}),
+    SettingFlag("--node-name", "k3s", "node_name",
+                "K3s's node-name for this node (default: the host name)", {"metavar": "NAME"}),
+    SettingFlag("--cluster-init", "k3s", "cluster_init",
+                "this is the first server of an embedded-etcd cluster (writes cluster-init)", _ON),
+    SettingFlag("--external-ip", "discovery", "external_ips",
+                "static external address, repeat for IPv4 and IPv6; a family given here is not "
+                "discovered", {"metavar": "ADDR", "action": "append"}),
+    SettingFlag("--k3s-config", "k3s", "config",
+                "K3s config file or config.yaml.d/NN-name.yaml drop-in to write "
+                "(default: /etc/rancher/k3s/config.yaml)", {"metavar": "PATH"}),
+    SettingFlag("--k3s-unit", "k3s", "unit",
+                "K3s's systemd unit (default: k3s for servers, k3s-agent for agents)",
+                {"metavar": "UNIT"}),
+    SettingFlag("--provider", "discovery", "provider",
+                "cloud whose metadata service to ask: auto (recognised from DMI, the default), "
+                "none, or a provider id such as aws, gcp, azure, hetzner", {"metavar": "ID"}),
+    SettingFlag("--metadata-endpoint", "discovery", "metadata_endpoint",
+                "replace the metadata service's scheme, host and port (tests, proxies)",
+                {"metavar": "URL"}),
+    SettingFlag("--dmi-dir", "discovery", "dmi_dir",
+                "read DMI fields from DIR instead of /sys/class/dmi/id", {"metavar": "DIR"}),
+    SettingFlag("--echo", "discovery", "echo",
+                "allow HTTPS echo services as a last resort when nothing else finds a public "
+                "address", _ON),
+    SettingFlag("--state-dir", "paths", "state_dir",
+                "k3snode's state directory (default: /var/lib/k3snode)", {"metavar": "DIR"}),
+    SettingFlag("--run-dir", "paths", "run_dir",
+                "directory of the daemon's status file (default: /run/k3snode)",
+                {"metavar": "DIR"}),
+    SettingFlag("--health-port", "health", "port",
+                "port of the local /healthz and /metrics endpoint (default 9181; 0: off)",
+                {"metavar": "PORT", "type": _port}),
+)}  # fmt: skip
+
+# For code that maps flag dests to settings (kept for callers of the old name).
+OVERRIDES: dict[str, tuple[str, str]] = {d: (f.section, f.key) for d, f in SETTING_FLAGS.items()}
+
+# What every command honours, and what k3snode --help shows.
+ENVIRONMENT: tuple[tuple[str, str], ...] = (
+    ("K3SNODE_CONFIG", "settings file (default /etc/k3snode/config.toml)"),
+    ("K3S_URL", "server to join, as K3s's installer ([k3s] server)"),
+    ("K3S_TOKEN", "cluster token; stored as a 0600 file, never written inline"),
+    ("K3S_TOKEN_FILE", "file holding the cluster token ([k3s] token_file)"),
+    ("K3S_NODE_NAME", "K3s's node name ([k3s] node_name)"),
+    ("K3SNODE_ROLE, K3SNODE_MESH", "role and mesh ([node] role, mesh)"),
+    ("K3SNODE_EXTERNAL_IPS", "static external addresses, comma-separated"),
+    ("K3SNODE_TAILSCALE_AUTH_KEY", "Tailscale auth key (environment only; stored 0600)"),
+    ("K3SNODE_<SECTION>_<KEY>", "any setting, e.g. K3SNODE_DISCOVERY_PROVIDER=aws; booleans: "
+     "true/false/1/0"),
+)  # fmt: skip
+
+EXAMPLES: tuple[tuple[str, str], ...] = (
+    ("First server of a cluster (embedded etcd), addresses discovered:",
+     "k3snode apply --role server --cluster-init"),
+    ("An agent joining it, with K3s installer's variables, kept by the daemon from now on:",
+     "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode configure"),
+    ("An agent behind NAT on Tailscale:",
+     "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN_FILE=/etc/k3snode/token "
+     "K3SNODE_TAILSCALE_AUTH_KEY_FILE=/etc/k3snode/tailscale.key k3snode apply --mesh tailscale"),
+)  # fmt: skip
+
+FILES: tuple[tuple[str, str], ...] = (
+    ("/etc/k3snode/config.toml", "settings"),
+    (
+        "/etc/k3snode/k3snode.env",
+        "what k3snode configure and k3snode apply saved from the "
+        "environment or flags (NAME=value, 0600, no secrets); read before the settings file, after "
+        "the environment",
+    ),
+    ("/etc/rancher/k3s/config.yaml", "the K3s config file k3snode merges its keys into"),
+    (
+        "/var/lib/k3snode",
+        "state: the keys k3snode manages, token and vpn-auth copies, generated "
+        "keys, the registration records this server published (registration.json)",
+    ),
+    ("/run/k3snode/status.json", "what the running daemon reports (k3snode status)"),
+)
 
 
 class UsageError(Exception):
     """A mistake in what the user asked for; printed as one line, exit status 2."""
 
 
-def common_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(add_help=False)
-    g = p.add_argument_group("settings (override the settings file and environment)")
+class Parser(argparse.ArgumentParser):
+    """argparse with one-line errors: ``k3snode: error: --role: must be ... (got ...)``, exit 2."""
+
+    def error(self, message: str) -> Any:  # type: ignore[override]
+        print(f"k3snode: error: {self._one_line(message)}", file=sys.stderr)
+        sys.exit(2)
+
+    def _one_line(self, message: str) -> str:
+        message = message.replace("\n", " ")
+        if message.startswith("argument "):
+            message = message[len("argument ") :]
+            flag, _, rest = message.partition(": ")
+            flag = flag.split("/")[-1]
+            if rest.startswith("expected one argument"):
+                return f"{flag}: needs a value"
+            return f"{flag}: {rest}"
+        if message.startswith("unrecognized arguments: "):
+            bad = message.split(": ", 1)[1].split()[0]
+            parser = getattr(self, "command_parser", None) or self
+            known = [o for a in parser._actions for o in a.option_strings]
+            hint = difflib.get_close_matches(bad.split("=")[0], known, n=1)
+            more = f" (did you mean {hint[0]}?)" if hint else ""
+            flag = bad.split("=")[0]
+            if flag in {f.flag for f in SETTING_FLAGS.values()}:
+                return f"{flag}: not used by {parser.prog}; see {parser.prog} --help"
+            if bad.startswith("-"):
+                return f"unknown option {bad}{more}; see {parser.prog} --help"
+            return f"unexpected argument {bad!r}; see {parser.prog} --help"
+        if "required" in message and "COMMAND" in message:
+            return f"a command is needed ({', '.join(available())}); see k3snode --help"
+        if message.startswith("the following arguments are required: "):
+            missing = message.split(": ", 1)[1]
+            choices = [
+                str(c) for a in self._actions if a.dest == missing for c in (a.choices or ())
+            ]
+            what = f"{missing} ({', '.join(choices)})" if choices else missing
+            return f"{self.prog}: needs {what}; see {self.prog} --help"
+        return message
+
+
+def available() -> list[str]:
+    """Commands whose module is installed (a cheap lookup: nothing is imported)."""
+    return [
+        name
+        for name, (module, _) in COMMANDS.items()
+        if importlib.util.find_spec(f"k3snode.commands.{module}") is not None
+    ]
+
+
+def command_module(name: str) -> Any:
+    return importlib.import_module(f"k3snode.commands.{COMMANDS[name][0]}")
+
+
+def flags_of(mod: Any) -> list[SettingFlag]:
+    names = getattr(mod, "FLAGS", None)
+    if names is None:
+        return list(SETTING_FLAGS.values())
+    return [SETTING_FLAGS[n.lstrip("-").replace("-", "_")] for n in names]
+
+
+def environment_of(mod: Any) -> list[tuple[str, str]]:
+    """``(variable, meaning)`` for what a command honours: K3SNODE_CONFIG, the variables of the
+    settings behind its flags, and its own ``ENVIRONMENT``."""
+    from k3snode.settings import spec
+
+    out = [ENVIRONMENT[0]]
+    for f in flags_of(mod):
+        s = spec(f.section, f.key)
+        out.append((", ".join((*s.env, s.generic_env)), f"same as {f.flag}"))
+        out.extend(_RELATED.get(f.dest, ()))
+    out.extend(getattr(mod, "ENVIRONMENT", ()))
+    if getattr(mod, "FLAGS", None) != ():
+        out.append(("K3SNODE_<SECTION>_<KEY>", "any other setting (see k3snode(1), SETTINGS)"))
+    return out
+
+
+# Variables without a flag of their own, shown with the flag they belong with.
+_RELATED: dict[str, tuple[tuple[str, str], ...]] = {
+    "token_file": (("K3S_TOKEN", "the cluster token itself; stored as a 0600 file, never inline"),),
+    "mesh": (
+        ("K3SNODE_TAILSCALE_AUTH_KEY", "mesh tailscale: the auth key (environment only)"),
+        ("K3SNODE_TAILSCALE_AUTH_KEY_FILE", "mesh tailscale: file holding the auth key"),
+    ),
+}
+
+
+def epilog(env: list[tuple[str, str]], examples) -> str:
+    lines = ["environment:"]
+    for name, meaning in env:
+        lines.append(f"  {name}\n      {meaning}")
+    if examples:
+        lines.append("\nexamples:")
+        for what, cmd in examples:
+            lines.append(f"  {what}\n    {cmd}")
+    return "\n".join(lines)
+
+
+def add_command_arguments(p: argparse.ArgumentParser, mod: Any) -> None:
+    """Everything a command's parser has: --config, its settings flags, its own, -v."""
+    g = p.add_argument_group("settings (override the settings file and the environment)")
     g.add_argument(
         "--config",
         metavar="PATH",
         help="settings file (default: $K3SNODE_CONFIG or /etc/k3snode/config.toml)",
     )
-    g.add_argument("--role", choices=("server", "agent"))
-    g.add_argument("--mesh", choices=("wireguard-native", "tailscale", "none"))
-    g.add_argument("--server", metavar="URL", help="https://host:port of an existing server")
-    g.add_argument("--token-file", metavar="PATH", help="file holding the cluster token")
-    g.add_argument("--node-name", metavar="NAME")
-    g.add_argument(
-        "--cluster-init",
-        action="store_const",
-        const=True,
-        default=None,
-        help="this is the first server of an embedded-etcd cluster",
+    for f in flags_of(mod):
+        g.add_argument(f.flag, dest=f.dest, help=f.help, **f.kwargs)
+    if hasattr(mod, "add_arguments"):
+        mod.add_arguments(p)
+    p.add_argument(
+        "-v", "--verbose", action="count", default=0, help="also log what is asked and answered"
     )
-    g.add_argument(
-        "--external-ip",
-        metavar="ADDR",
-        action="append",
-        help="static external address (repeat for IPv4 and IPv6); skips discovery",
-    )
-    g.add_argument(
-        "--k3s-config",
-        metavar="PATH",
-        help="K3s config file or config.yaml.d/NN-name.yaml drop-in to write",
-    )
-    g.add_argument("--k3s-unit", metavar="UNIT", help="K3s's systemd unit")
-    g.add_argument("--provider", metavar="ID", help="cloud provider id, auto or none")
-    g.add_argument(
-        "--metadata-endpoint",
-        metavar="URL",
-        help="replace the metadata service's scheme, host and port",
-    )
-    g.add_argument("--dmi-dir", metavar="DIR", help="read DMI fields from DIR")
-    g.add_argument(
-        "--echo",
-        action="store_const",
-        const=True,
-        default=None,
-        help="allow HTTPS echo services as a last resort",
-    )
-    g.add_argument("--state-dir", metavar="DIR", help="k3snode's state directory")
-    g.add_argument("--run-dir", metavar="DIR", help="directory of the daemon's status file")
-    g.add_argument(
-        "--health-port", metavar="PORT", type=int, help="port of the local health endpoint (0: off)"
-    )
-    g.add_argument("-v", "--verbose", action="count", default=0, help="more log output")
-    return p
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+def _command_kwargs(name: str, mod: Any, with_epilog: bool = True) -> dict[str, Any]:
+    help_text = COMMANDS[name][1]
+    doc = (mod.__doc__ or help_text).strip().split("\n\n")[0].replace("``", "")
+    if doc.startswith(f"k3snode {name}") and ": " in doc:
+        doc = doc.split(": ", 1)[1]
+        doc = doc[0].upper() + doc[1:]
+    return {
+        "help": help_text,
+        "description": doc,
+        "epilog": epilog(environment_of(mod), getattr(mod, "EXAMPLES", ()))
+        if with_epilog
+        else None,
+        "formatter_class": argparse.RawDescriptionHelpFormatter,
+    }
+
+
+def build_parser(command: str | None = None, with_epilogs: bool = True) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s subparser is complete (its module is imported)."""
+    parser = Parser(
         prog="k3snode",
         description="Keeps a K3s node's external address, mesh and config right, on any cloud "
         "or bare metal.",
+        epilog=epilog(list(ENVIRONMENT), EXAMPLES) if with_epilogs else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"k3snode {__version__}")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    common = common_parser()
-    for name, (module, help_text) in COMMANDS.items():
-        sp = sub.add_parser(name, help=help_text, description=help_text, parents=[common])
-        mod = _command_module(module)
-        if hasattr(mod, "add_arguments"):
-            mod.add_arguments(sp)
-        sp.set_defaults(_module=module)
+    for name in available():
+        help_text = COMMANDS[name][1]
+        if name != command:
+            sub.add_parser(name, help=help_text, description=help_text)
+            continue
+        mod = command_module(name)
+        sp = sub.add_parser(name, **_command_kwargs(name, mod, with_epilogs))
+        add_command_arguments(sp, mod)
+        parser.command_parser = sp  # type: ignore[attr-defined]
     return parser
 
 
-def _command_module(name: str) -> Any:
-    return importlib.import_module(f"k3snode.commands.{name}")
+def _command_in(argv: list[str]) -> str | None:
+    """The command named in argv (the first word that is not an option), or None."""
+    for arg in argv:
+        if arg == "--":
+            return None
+        if not arg.startswith("-"):
+            return arg
+    return None
 
 
 def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None):
@@ -143,32 +338,54 @@ def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None):
 
     overrides = {}
     names = {}
-    for dest, key in OVERRIDES.items():
+    for dest, f in SETTING_FLAGS.items():
         value = getattr(args, dest, None)
         if value is not None:
-            overrides[key] = value
-            names[key] = "--" + dest.replace("_", "-")
+            overrides[(f.section, f.key)] = value
+            names[(f.section, f.key)] = f.flag
     return settings_mod.load(
         getattr(args, "config", None), env=env, overrides=overrides, override_names=names
     )
 
 
 def setup_logging(verbose: int) -> None:
-    level = logging.DEBUG if verbose > 0 else logging.INFO
-    logging.basicConfig(level=level, format="k3snode: %(message)s", stream=sys.stderr)
+    from k3snode import logs
+
+    logs.setup(verbose)
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = _command_in(argv)
+    if command is not None and command not in COMMANDS:
+        hint = difflib.get_close_matches(command, list(COMMANDS), n=1)
+        more = f" (did you mean {hint[0]}?)" if hint else ""
+        print(f"k3snode: error: unknown command {command!r}{more}; see k3snode --help",
+              file=sys.stderr)  # fmt: skip
+        return 2
+    if command is not None and command not in available():
+        print(f"k3snode: error: {command}: not in this version of k3snode", file=sys.stderr)
+        return 2
+    wants_help = any(a in ("-h", "--help") for a in argv)
+    args = build_parser(command, with_epilogs=wants_help).parse_args(argv)
+    setup_logging(getattr(args, "verbose", 0))
+    return run_command(args)
+
+
+def run_command(args: argparse.Namespace) -> int:
     from k3snode.k3s.configfile import ConfigFileError
     from k3snode.settings import SettingsError
 
-    args = build_parser().parse_args(argv)
-    setup_logging(getattr(args, "verbose", 0))
     try:
-        return int(_command_module(args._module).run(args) or 0)
+        return int(command_module(args.command).run(args) or 0)
     except (SettingsError, ConfigFileError, UsageError) as e:
-        print(f"k3snode: error: {e}", file=sys.stderr)
+        print(f"k3snode: error: {e}{_root_hint(str(e), args.command)}", file=sys.stderr)
         return 2
+    except PermissionError as e:
+        where = f"{e.filename}: " if e.filename else ""
+        print(f"k3snode: error: {where}permission denied{_root_hint('permission denied', args.command)}",
+              file=sys.stderr)  # fmt: skip
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:
@@ -184,3 +401,12 @@ def _one_line(e: OSError) -> str:
         where = f"{e.filename}: " if e.filename else ""
         text = f"{where}{e.strerror or e}"
     return " ".join(text.split())[:300]
+
+
+def _root_hint(message: str, command: str) -> str:
+    """Permission trouble as a non-root user: say what to do about it."""
+    import os
+
+    if "permission denied" in message.lower() and os.geteuid() != 0:
+        return f"; k3snode reads and writes root's files: run it as root (sudo k3snode {command})"
+    return ""

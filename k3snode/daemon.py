@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import __version__, health, passes
 from k3snode.checks import Observation
+from k3snode.logs import Conditions, duration
 from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
 
@@ -109,6 +110,10 @@ class Daemon:
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
         self.passes = 0
+        # Edge-triggered log lines: a condition is logged when it starts and when it ends.
+        self.conditions = Conditions(log, clock)
+        self._check_states: dict[str, str] = {}  # check -> state last logged about
+        self._boot_restart = False
         self.registration = self._registration_keeper(settings)
 
     # -- scheduling ------------------------------------------------------------------------
@@ -116,13 +121,15 @@ class Daemon:
     def _jitter(self, interval: float) -> float:
         return interval * self._rng.uniform(0.9, 1.1)
 
-    def request_pass(self, why: str, debounce: float | None = None) -> None:
+    def request_pass(self, why: str, debounce: float | None = None, quiet: bool = False) -> None:
         """Ask for a pass after the debounce; more events push it back, up to a cap."""
         now = self._clock()
         wait = self.settings.daemon.debounce if debounce is None else debounce
         if self._first_event is None:
             self._first_event = now
-            quiet = why in ("poll", "confirm", "boot retry")
+            # Timers and netlink's many events are for -v (what they change is logged by the
+            # pass); a reload, the long-poll's news or someone else's edit get a line.
+            quiet = quiet or why in ("poll", "confirm", "boot retry")
             (log.debug if quiet else log.info)("pass requested: %s", why)
         cap = self._first_event + max(10 * self.settings.daemon.debounce, 5.0)
         due = min(now + wait, cap)
@@ -279,8 +286,12 @@ class Daemon:
         if refused:
             if refused != self._last_refusal:
                 kept = ", ".join(self.current) if self.current else "nothing written yet"
-                log.warning("discovery: %s; keeping last good state (%s)", refused, kept)
+                self.conditions.bad(
+                    "discovery", f"discovery: {refused}; keeping last good state ({kept})"
+                )
                 self._last_refusal = refused
+            else:
+                self.conditions.bad("discovery", self.conditions.active("discovery") or refused)
             if self.metrics is not None:
                 self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
             if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
@@ -288,7 +299,7 @@ class Daemon:
             self._failed_pass("discovery", refused)
             return False
         if self._last_refusal is not None:
-            log.info("discovery: working again (%s)", found.summary())
+            self.conditions.good("discovery", f"discovery: working again ({found.summary()})")
             self._last_refusal = None
         self._last_discovery_ok = now
         self.health.observe(
@@ -302,9 +313,12 @@ class Daemon:
         try:
             written = passes.write(self.settings, found)
         except (SettingsError, ConfigFileError, OSError) as e:
-            log.error("write failed: %s; K3s config left as it was", e)
+            self.conditions.bad(
+                "write", f"write failed: {e}; K3s config left as it was", logging.ERROR
+            )
             self._failed_pass("config", f"cannot write: {e}")
             return False
+        self.conditions.good("write", f"{written.path}: writing works again")
         if addrs != self.current:
             before = ", ".join(self.current) if self.current else "none"
             after = ", ".join(addrs) or "none"
@@ -330,6 +344,7 @@ class Daemon:
 
             self.registration.want(wanted(self.settings, addrs))
         if written.changed:
+            self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
             self._become_ready(degraded=False)
@@ -412,13 +427,14 @@ class Daemon:
             self.request_pass("mesh settings changed", debounce=0)
             return
         if error is not None:
-            if error != self._last_refusal:
-                log.error("mesh: %s", error)
-                self._last_refusal = error
+            self.conditions.bad("mesh", f"mesh: {error}", logging.ERROR)
+            self._last_refusal = error
             self._failed_pass(self.settings.mesh, error)
             return
+        if self.conditions.good("mesh", f"mesh: {self.settings.mesh} is up"):
+            self._last_refusal = None
         self._mesh_ok = True
-        self.request_pass("mesh up", debounce=0)
+        self.request_pass("mesh up", debounce=0, quiet=True)
 
     def _failed_pass(self, check: str, reason: str) -> None:
         self.health.observe(Observation(check, False, reason))
@@ -465,10 +481,19 @@ class Daemon:
         }
         if self.metrics is not None:
             self.metrics.restarts.labels(result.outcome).inc()
-        if result.outcome in ("not-running", "not-installed"):
-            log.info("K3s not restarted: %s (config written only)", result.detail)
+        if result.outcome == "not-installed":
+            # Said once (the k3s check's condition), not after every config change.
+            self.conditions.bad(
+                "check:k3s",
+                f"k3s: {result.detail}; its config is written and read when K3s starts",
+                logging.INFO,
+            )
+        elif result.outcome == "not-running":
+            (log.debug if self._boot_restart else log.info)(
+                "K3s not restarted: %s; it reads the new config when it starts", result.detail
+            )
         elif result.restarted:
-            log.info("K3s restarted: %s after %.1fs", result.detail, result.duration)
+            log.info("K3s restarted: %s after %s", result.detail, duration(result.duration))
             self.health.observe(Observation("k3s", True, result.detail))
         else:
             log.error("K3s restart %s: %s (not retried)", result.outcome, result.detail)
@@ -567,6 +592,7 @@ class Daemon:
         now = self._clock()
         self._observe_all()
         snap = self.snapshot()
+        self._log_check_edges(snap)
         if self.metrics is not None:
             self.metrics.set_health(snap)
             self.metrics.set_addresses(self._address_rows())
@@ -583,6 +609,23 @@ class Daemon:
         interval = self._health_interval()
         self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
         return line
+
+    def _log_check_edges(self, snap: health.Health) -> None:
+        """One line when a check turns failing (after its grace period) and one when it is ok
+        again; nothing while it stays as it is. -v shows every change of state or detail."""
+        for c in snap.checks:
+            before = self._check_states.get(c.check)
+            key = f"check:{c.check}"
+            if c.state == "failing":
+                if self.conditions.active(key) is None:
+                    self.conditions.bad(key, f"{c.check}: {c.detail}")
+                else:
+                    self.conditions.bad(key, self.conditions.active(key) or "")
+            elif c.state == "ok":
+                self.conditions.good(key, f"{c.check}: ok again ({c.detail})")
+            if before != c.state:
+                log.debug("check %s: %s (%s)", c.check, c.state, c.detail)
+            self._check_states[c.check] = c.state
 
     def _address_rows(self) -> list[tuple[str, str, str]]:
         rows = []
@@ -773,7 +816,7 @@ class Daemon:
             self._nl = None
             return
         if reasons:
-            self.request_pass(reasons[-1])
+            self.request_pass(reasons[-1], quiet=True)
 
     def _start_long_poll(self) -> None:
         if self.settings.mesh == "tailscale":
@@ -803,7 +846,34 @@ class Daemon:
         for fd in (self._wake_r, self._wake_w):
             with contextlib.suppress(OSError):
                 os.close(fd)
+        _close_event_loops()
         log.info("stopped")
+
+
+def _close_event_loops() -> None:
+    """pyroute2 (0.9) runs its sockets on an asyncio loop it may leave open in this thread; one
+    left to the garbage collector at exit prints a traceback (``BaseEventLoop.__del__``)."""
+    import sys
+
+    if "asyncio" not in sys.modules:
+        return
+    import asyncio
+
+    with contextlib.suppress(Exception):
+        policy = asyncio.get_event_loop_policy()
+        loop = getattr(getattr(policy, "_local", None), "_loop", None)
+        if loop is not None and not loop.is_running() and not loop.is_closed():
+            loop.close()
+    import gc
+
+    for obj in gc.get_objects():
+        with contextlib.suppress(Exception):
+            if (
+                isinstance(obj, asyncio.AbstractEventLoop)
+                and not obj.is_running()
+                and not obj.is_closed()
+            ):
+                obj.close()
 
 
 def _settings_read(settings: Settings) -> str:

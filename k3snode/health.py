@@ -33,6 +33,7 @@ class CheckState:
     detail: str
     since: float | None = None  # unix time the check started failing
     facts: dict[str, str] = field(default_factory=dict)
+    changed: float | None = None  # unix time the check last turned ok or not ok (first seen)
 
     @property
     def ok(self) -> bool:
@@ -78,6 +79,7 @@ class HealthModel:
         self._failing_since: dict[str, float] = {}  # monotonic
         self._failing_wall: dict[str, float] = {}  # the same moment on the wall clock
         self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
+        self._changed: dict[str, float] = {}  # check -> when it last turned ok / not ok
         self._lock = threading.Lock()  # the HTTP thread reads while the loop writes
 
     def observe(self, obs: Observation, immediate: bool = False) -> None:
@@ -86,6 +88,9 @@ class HealthModel:
             self._observe(obs, immediate)
 
     def _observe(self, obs: Observation, immediate: bool) -> None:
+        before = self._obs.get(obs.check)
+        if before is None or before.ok != obs.ok:
+            self._changed[obs.check] = self._wall()
         self._obs[obs.check] = obs
         if obs.ok:
             self._failing_since.pop(obs.check, None)
@@ -105,6 +110,7 @@ class HealthModel:
             failing_since = dict(self._failing_since)
             failing_wall = dict(self._failing_wall)
             forced = set(self._forced)
+            changed = dict(self._changed)
         states = []
         for name in sorted(obs_all):
             obs = obs_all[name]
@@ -116,7 +122,9 @@ class HealthModel:
             else:
                 state = "grace"
             shown = failing_wall.get(name)
-            states.append(CheckState(name, state, obs.detail, shown, dict(obs.facts)))
+            states.append(
+                CheckState(name, state, obs.detail, shown, dict(obs.facts), changed.get(name))
+            )
         status = "degraded" if any(s.state == "failing" for s in states) else "ok"
         return Health(status, tuple(states))
 

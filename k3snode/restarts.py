@@ -59,13 +59,21 @@ class Restarts:
         self.pending = False
         self._deferred_logged = False
         self._last_at = now
-        log.info("restarting K3s: its config changed")
+        log.debug("asking K3s to restart: its config changed")
 
         def work() -> None:
             from k3snode import passes
+            from k3snode.k3s.service import unit_name
+            from k3snode.progress import Step
 
+            text = (
+                f"restarting {unit_name(settings)}: its config changed "
+                f"(up to {settings.daemon.restart_timeout:g} s)"
+            )
             try:
-                result = passes.restart(settings)
+                with Step(log, text, report_end=False) as step:
+                    result = passes.restart(settings)
+                    step.result(result.outcome)
             except Exception as e:  # pragma: no cover - defensive
                 from k3snode.k3s.service import RestartResult, unit_name
 

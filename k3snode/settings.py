@@ -28,7 +28,7 @@ import re
 import stat
 import sys
 import unicodedata
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
 from urllib.parse import urlsplit
@@ -74,10 +74,15 @@ def _choice(*choices: str) -> Callable[[Any], str]:
         if v not in choices:
             hint = difflib.get_close_matches(v, choices, n=1)
             more = f"; did you mean {hint[0]!r}?" if hint else ""
-            raise ValueError(f"must be one of {', '.join(choices)}{more}")
+            raise ValueError(f"must be {_either(choices)}{more}")
         return v
 
     return check
+
+
+def _either(choices: Sequence[str]) -> str:
+    """ "a or b", "a, b or c"."""
+    return choices[0] if len(choices) == 1 else f"{', '.join(choices[:-1])} or {choices[-1]}"
 
 
 def _abs_path(v: Any) -> str:
@@ -146,16 +151,24 @@ def _url(v: Any) -> str:
     return v
 
 
+# Booleans: a TOML boolean in the settings file (true/false, no quotes); in the environment one
+# of these spellings, case-insensitive. Nothing else (no yes/no/on/off: a typo must not be true).
+ENV_TRUE = ("true", "1")
+ENV_FALSE = ("false", "0")
+
+
 def _bool(v: Any) -> bool:
+    """The environment's spellings (a flag or a variable); the file is held to TOML booleans by
+    ``load`` before this runs."""
     if isinstance(v, bool):
         return v
     if isinstance(v, str):
         s = v.strip().lower()
-        if s in ("1", "true", "yes", "on"):
+        if s in ENV_TRUE:
             return True
-        if s in ("0", "false", "no", "off"):
+        if s in ENV_FALSE:
             return False
-    raise ValueError("must be true or false")
+    raise ValueError("must be true or false (in the environment also 1 or 0)")
 
 
 def _number(lo: float, hi: float, integer: bool = False) -> Callable[[Any], float]:
@@ -930,6 +943,12 @@ def load(
     layered: dict[tuple[str, str], tuple[Any, str]] = {}
     sources: dict[str, str] = {}
     file_used: str | None = None
+    try:
+        os.stat(path)
+    except PermissionError:  # a directory on the way is closed to this user: not "missing"
+        raise SettingsError(f"{path}: cannot read (permission denied)") from None
+    except OSError:
+        pass
     if os.path.exists(path) or explicit:
         if not os.path.exists(path):
             src = "--config" if config_path is not None else "environment K3SNODE_CONFIG"
@@ -959,6 +978,9 @@ def load(
         if (spec.section, spec.key) in layered:
             try:
                 _no_control_characters(raw)
+                from_file = file_used is not None and origin.startswith(f"{file_used}: [")
+                if spec.check is _bool and from_file and not isinstance(raw, bool):
+                    raise ValueError("must be true or false (a TOML boolean, without quotes)")
                 value = spec.check(raw)
             except ValueError as e:
                 shown = "********" if spec.secret else _show(raw)

@@ -4,7 +4,8 @@
     packaging/manpage.py > k3snode.1
 
 Nothing is written by hand twice: commands, their options and the settings table come from
-``k3snode.cli.build_parser()`` and ``k3snode.settings.schema_rows()``. The date is taken from
+``k3snode.cli`` (commands, flags, environment, files, examples) and
+``k3snode.settings.schema_rows()``. The date is taken from
 ``SOURCE_DATE_EPOCH`` when set (reproducible package builds), else today.
 """
 
@@ -68,14 +69,11 @@ def _date() -> str:
 
 
 def render() -> str:
-    from k3snode import __version__
-    from k3snode.cli import build_parser, common_parser
+    from k3snode import __version__, cli
     from k3snode.settings import DEFAULT_CONFIG, schema_rows
 
-    parser = build_parser()
-    common_dests = {a.dest for a in common_parser()._actions}
-    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
-    helps = {c.dest: c.help for c in sub._choices_actions}
+    parser = cli.build_parser(with_epilogs=False)
+    shared = {"help", "config", "verbose", *cli.SETTING_FLAGS}
 
     out = [
         f'.TH K3SNODE 1 "{_date()}" "k3snode {__version__}" "User Commands"',
@@ -95,13 +93,27 @@ def render() -> str:
         ),
         ".SH COMMANDS",
     ]
-    for name, sp in sub.choices.items():
-        out += [".SS " + esc(f"k3snode {name}"), esc(helps.get(name) or "")]
-        own = [a for a in sp._actions if a.dest not in common_dests and a.dest != "help"]
+    for name in cli.available():
+        mod = cli.command_module(name)
+        sp = cli.build_parser(name, with_epilogs=False)
+        sub = next(a for a in sp._actions if isinstance(a, argparse._SubParsersAction))
+        cp = sub.choices[name]
+        out += [".SS " + esc(f"k3snode {name}"), esc(cp.description or cli.COMMANDS[name][1])]
+        own = [a for a in cp._actions if a.dest not in shared]
+        flags = [f.flag for f in cli.flags_of(mod)]
         if own:
             out += [".RS", *_options(own), ".RE"]
-    out += [".SH OPTIONS", esc("Every command accepts these; they override the settings file.")]
-    out += _options([a for a in common_parser()._actions if a.dest != "help"])
+        out += [".PP", esc("Settings flags: " + (", ".join(flags) if flags else "none") + ".")]
+        for what, cmd in getattr(mod, "EXAMPLES", ()):
+            out += [".PP", esc(what), ".RS", f"\\fB{esc(cmd)}\\fR", ".RE"]
+    out += [
+        ".SH OPTIONS",
+        esc("Each command accepts the settings flags listed with it; they override the settings "
+            "file and the environment."),
+    ]  # fmt: skip
+    probe = argparse.ArgumentParser(add_help=False)
+    cli.add_command_arguments(probe, None)
+    out += _options([a for a in probe._actions if a.dest != "help"])
     out += [".SH SETTINGS", esc(f"The settings file is TOML ({DEFAULT_CONFIG} by default).")]
     for name, default, env, help_text in schema_rows():
         out += [".TP", f"\\fB{esc(name)}\\fR"]
@@ -111,39 +123,23 @@ def render() -> str:
         if env:
             body += f" Environment: {env}."
         out.append(esc(body))
-    out += [
-        ".SH EXIT STATUS",
-        ".TP",
-        "0",
-        "success",
-        ".TP",
-        "1",
+    out += [".SH ENVIRONMENT"]
+    for var, meaning in cli.ENVIRONMENT:
+        out += [".TP", f"\\fB{esc(var)}\\fR", esc(meaning)]
+    out += [".SH EXIT STATUS",
+        ".TP", "0", "success",
+        ".TP", "1",
         esc("the command ran but the answer is no (no external address, a failed check)"),
-        ".TP",
-        "2",
+        ".TP", "2",
         esc("a usage or settings mistake; one line on standard error, nothing written"),
         ".SH FILES",
-        ".TP",
-        esc(DEFAULT_CONFIG),
-        "settings",
-        ".TP",
-        esc("/etc/k3snode/k3snode.env"),
-        esc(
-            "what k3snode configure and k3snode apply saved from the environment or flags "
-            "(NAME=value, 0600, no secrets); read before the settings file, after the environment"
-        ),
-        ".TP",
-        esc("/etc/rancher/k3s/config.yaml"),
-        esc("the K3s config file k3snode merges its keys into"),
-        ".TP",
-        esc("/var/lib/k3snode"),
-        esc(
-            "state: the keys k3snode manages, token and vpn-auth copies, generated keys, "
-            "the registration records this server published (registration.json)"
-        ),
-        ".TP",
-        esc("/run/k3snode"),
-        "status of the running daemon",
+    ]  # fmt: skip
+    for path, meaning in cli.FILES:
+        out += [".TP", esc(path), esc(meaning)]
+    out += [".SH EXAMPLES"]
+    for what, cmd in cli.EXAMPLES:
+        out += [".PP", esc(what), ".RS", f"\\fB{esc(cmd)}\\fR", ".RE"]
+    out += [
         ".SH SEE ALSO",
         "\\fBk3s\\fR(1), \\fBsystemctl\\fR(1), \\fBwg\\fR(8), \\fBnsupdate\\fR(1)",
     ]

@@ -14,18 +14,15 @@ from helpers import clean_env, run_k3snode
 from k3snode import __version__
 
 
-def _args(root, *extra: str) -> list[str]:
-    return [
-        "--config",
-        str(root / "etc/k3snode/config.toml"),
+def _args(root, *extra: str, paths: bool = True) -> list[str]:
+    """Settings file and (``paths``: for commands that write) k3snode's paths under ``root``."""
+    where = [
         "--state-dir",
         str(root / "var/lib/k3snode"),
-        "--run-dir",
-        str(root / "run/k3snode"),
         "--k3s-config",
         str(root / "etc/rancher/k3s/config.yaml"),
-        *extra,
     ]
+    return ["--config", str(root / "etc/k3snode/config.toml"), *(where if paths else []), *extra]
 
 
 @pytest.fixture
@@ -51,7 +48,14 @@ def test_detect_json_static_shape(root, settings_file):
     r = run_k3snode(
         "detect",
         "--json",
-        *_args(root, "--external-ip", "2600:1F18:0000::0005", "--external-ip", "203.0.113.5"),
+        *_args(
+            root,
+            "--external-ip",
+            "2600:1F18:0000::0005",
+            "--external-ip",
+            "203.0.113.5",
+            paths=False,
+        ),
     )
     assert r.returncode == 0, r.stderr
     out = json.loads(r.stdout)
@@ -65,7 +69,7 @@ def test_detect_json_static_shape(root, settings_file):
 
 
 def test_detect_text_says_where_addresses_came_from(root, settings_file):
-    r = run_k3snode("detect", *_args(root, "--external-ip", "203.0.113.5"))
+    r = run_k3snode("detect", *_args(root, "--external-ip", "203.0.113.5", paths=False))
     assert r.returncode == 0
     assert "203.0.113.5 (static)" in r.stdout
 
@@ -186,3 +190,32 @@ def test_broken_existing_k3s_config_is_left_untouched(root, settings_file):
 def test_unknown_option_is_usage_error():
     r = run_k3snode("render", "--no-such-flag")
     assert r.returncode == 2 and "--no-such-flag" in r.stderr
+
+
+def test_permission_denied_as_non_root_says_to_run_as_root(tmp_path):
+    """A root-only settings file read by an unprivileged user: one line, and what to do."""
+    import shutil
+    import subprocess
+
+    from helpers import REPO
+
+    if os.geteuid() != 0 or not shutil.which("setpriv") or not os.path.exists("/usr/bin/python3"):
+        pytest.skip("needs root, setpriv and /usr/bin/python3")
+    parts = os.path.abspath(REPO).split(os.sep)
+    dirs = [os.sep + os.path.join(*parts[1:i]) for i in range(2, len(parts) + 1)]
+    if not all(os.stat(d).st_mode & 0o005 == 0o005 for d in dirs):
+        pytest.skip(f"{REPO} is not readable by an unprivileged user")
+    secret = tmp_path / "private"
+    secret.mkdir(mode=0o700)
+    (secret / "config.toml").write_text('[node]\nrole = "server"\n')
+    os.chmod(tmp_path, 0o755)
+    r = subprocess.run(
+        ["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+         "env", f"PYTHONPATH={REPO}", "/usr/bin/python3", "-m", "k3snode",
+         "render", "--config", str(secret / "config.toml")],
+        capture_output=True, text=True, cwd="/", timeout=60,
+    )  # fmt: skip
+    assert r.returncode == 2, r.stderr
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert "permission denied" in r.stderr
+    assert r.stderr.rstrip().endswith("run it as root (sudo k3snode render)")

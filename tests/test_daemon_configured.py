@@ -40,7 +40,7 @@ def test_not_configured_node_is_ready_writes_nothing_and_proceeds_after_reload(t
         assert health["status"] == "not-configured"
         assert [c["detail"] for c in health["checks"]] == [_status(ready)]
         out = node.status()
-        assert out.returncode == 0 and "health:       not-configured" in out.stdout
+        assert out.returncode == 0 and out.stdout.startswith("state:        not configured;")
         assert _status(ready) in out.stdout
         assert node.status_json()["configured"] is False
         assert node.read_config() == "" and node.calls() == []

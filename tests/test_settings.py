@@ -98,7 +98,7 @@ BAD_FILES = [
     ('[k3ss]\nserver = "https://a:6443"\n', ["unknown section [k3ss]", "did you mean [k3s]"]),
     ('[k3s]\nsever = "https://a:6443"\n', ["unknown key [k3s] sever", "did you mean server"]),
     ('role = "server"\n', ["unknown key 'role'", "did you mean [node] role"]),
-    ('[node]\nrole = "master"\n', ["[node] role", "server, agent", "'master'"]),
+    ('[node]\nrole = "master"\n', ["[node] role", "server or agent", "'master'"]),
     ('[node]\nmesh = "wireguard"\n', ["[node] mesh", "did you mean 'wireguard-native'", "'wireguard'"]),
     ('[k3s]\nserver = "k3s.example.com"\n', ["[k3s] server", "https://host:port", "'k3s.example.com'"]),
     ('[k3s]\nserver = "http://k3s:6443"\n', ["[k3s] server", "https://host:port", "'http://k3s:6443'"]),
@@ -134,6 +134,10 @@ BAD_FILES = [
     ("[[underlay.peers]]\npubkey = 'x'\n", ["[underlay] peers", "unknown key 'pubkey'", "did you mean 'public_key'"]),
     ("[daemon]\ndebounce = 'soon'\n", ["[daemon] debounce", "number", "'soon'"]),
     ("[tailscale]\ninstall = 'maybe'\n", ["[tailscale] install", "true or false", "'maybe'"]),
+    # booleans in the file are TOML booleans only: no strings, no numbers
+    ('[k3s]\ncluster_init = "yes"\n', ["[k3s] cluster_init", "a TOML boolean, without quotes", "'yes'"]),
+    ('[k3s]\ncluster_init = "true"\n', ["[k3s] cluster_init", "a TOML boolean", "'true'"]),
+    ("[k3s]\ncluster_init = 1\n", ["[k3s] cluster_init", "a TOML boolean", "1"]),
 ]  # fmt: skip
 
 BAD_ENV = [
@@ -143,6 +147,10 @@ BAD_ENV = [
     ({"K3S_TOKEN": "a", "K3S_TOKEN_FILE": "/t"}, ["K3S_TOKEN or K3S_TOKEN_FILE, not both"]),
     ({"K3SNODE_EXTERNAL_IPS": "1.1.1.1,8.8.8.8"}, ["environment K3SNODE_EXTERNAL_IPS", "one IPv4"]),
     ({"K3SNODE_DISCOVERY_ECHO": "perhaps"}, ["environment K3SNODE_DISCOVERY_ECHO", "'perhaps'"]),
+    (
+        {"K3SNODE_K3S_CLUSTER_INIT": "yes"},
+        ["environment K3SNODE_K3S_CLUSTER_INIT", "also 1 or 0", "'yes'"],
+    ),
 ]
 
 BAD_FLAGS = [
@@ -259,3 +267,19 @@ def test_schema_rows_cover_every_setting():
     assert all(help_text for _, _, _, help_text in rows)
     with pytest.raises(SettingsError):
         settings_mod.load("/nonexistent/k3snode.toml", env={})
+
+
+@pytest.mark.parametrize(
+    ("value", "expected"),
+    [("true", True), ("TRUE", True), ("1", True), ("false", False), ("False", False), ("0", False)],
+)
+def test_environment_booleans_are_true_false_1_0(value, expected):
+    s = settings_mod.load("/dev/null", env={"K3SNODE_DISCOVERY_ECHO": value})
+    assert s.discovery.echo is expected
+
+
+def test_file_booleans_are_toml_booleans(tmp_path):
+    path = tmp_path / "config.toml"
+    path.write_text("[k3s]\ncluster_init = true\n[discovery]\necho = false\n")
+    s = settings_mod.load(str(path), env={})
+    assert s.k3s.cluster_init is True and s.discovery.echo is False

@@ -148,11 +148,15 @@ def test_cli_bad_key_file_is_one_line_exit_2(root):
     assert key_file.read_text() == "hunter2\n"
 
 
-def test_cli_up_with_the_underlay_off_is_exit_2(root):
+@pytest.mark.parametrize("action", ["up", "pubkey", "show"])
+def test_cli_with_the_underlay_off_says_so_and_creates_nothing(root, action):
     path = root / "etc/k3snode/config.toml"
-    path.write_text("[underlay]\nenabled = false\n")
-    r = run_k3snode("wireguard", "up", "--config", str(path))
-    assert r.returncode == 2 and "the underlay is off" in r.stderr and "Traceback" not in r.stderr
+    path.write_text(f'[underlay]\nenabled = false\nprivate_key_file = "{root}/underlay.key"\n')
+    r = run_k3snode("wireguard", action, "--config", str(path))
+    assert r.returncode == 2 and r.stdout == "", r
+    assert r.stderr.startswith("k3snode: error: the underlay is not enabled (")
+    assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
+    assert not (root / "underlay.key").exists()
 
 
 def test_cli_bad_interval(root):

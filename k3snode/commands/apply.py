@@ -6,11 +6,32 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 if TYPE_CHECKING:
     from k3snode.reconcile import Prepared
     from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
+
+
+FLAGS = (*NODE_FLAGS, "k3s-unit", *DISCOVERY_FLAGS, "state-dir")
+EXAMPLES = (
+    (
+        "First server of a cluster (embedded etcd), addresses discovered:",
+        "k3snode apply --role server --cluster-init",
+    ),
+    (
+        "An agent, with K3s installer's variables; see what would change first:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode apply --dry-run",
+    ),
+    (
+        "An agent behind NAT on Tailscale, written as a drop-in:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN_FILE=/etc/k3snode/token "
+        "K3SNODE_TAILSCALE_AUTH_KEY_FILE=/etc/k3snode/tailscale.key k3snode apply --mesh tailscale "
+        "--k3s-config /etc/rancher/k3s/config.yaml.d/90-k3snode.yaml",
+    ),
+)
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
@@ -41,6 +62,7 @@ def prepare_for(settings: Settings, external: list[str]) -> Prepared:
 def run(args: argparse.Namespace) -> int:
     from k3snode import identity, passes
     from k3snode.cli import load_settings
+    from k3snode.logs import duration
     from k3snode.reconcile import check_local, check_role, external_addresses
 
     settings = load_settings(args)
@@ -98,12 +120,17 @@ def run(args: argparse.Namespace) -> int:
     rc = 0 if _effective_ok(settings) else 1
     if not done.changed or args.no_restart:
         return rc
-    result = passes.restart(settings)
+    from k3snode.k3s.service import unit_name
+    from k3snode.progress import Step
+
+    timeout = settings.daemon.restart_timeout
+    with Step(log, f"restarting {unit_name(settings)} (up to {timeout:g} s)", report_end=False):
+        result = passes.restart(settings)
     if result.outcome in ("not-running", "not-installed"):
         print(f"{result.detail}: K3s reads the new config when it starts")
         return rc
     if result.restarted:
-        print(f"restarted {result.unit} ({result.duration:.1f}s)")
+        print(f"restarted {result.unit} ({duration(result.duration)})")
         return rc
     log.error("restart of %s: %s", result.unit, result.detail)
     return 1

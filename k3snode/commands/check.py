@@ -10,6 +10,8 @@ import argparse
 import importlib
 import json
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 PREFLIGHTS: list[str] = [
     "k3snode.preflight:settings_and_config",
     "k3snode.k3s.effective:preflight",
@@ -22,8 +24,21 @@ PREFLIGHTS: list[str] = [
 ]
 
 
+JSON_HELP = "print the findings as JSON: a list of {level, topic, message}"
+FLAGS = (*NODE_FLAGS, "k3s-unit", *DISCOVERY_FLAGS, "state-dir")
+EXAMPLES = (
+    ("Before the first start of a server:", "k3snode check --role server --cluster-init"),
+    (
+        "An agent on Tailscale, as JSON:",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN_FILE=/etc/k3snode/token "
+        "K3SNODE_TAILSCALE_AUTH_KEY_FILE=/etc/k3snode/tailscale.key "
+        "k3snode check --mesh tailscale --json",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

@@ -12,6 +12,22 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode.commands import NODE_FLAGS
+
+# Everything configure may save (identity.SAVED), plus what the checks it runs read.
+FLAGS = (*NODE_FLAGS, "state-dir")
+ENVIRONMENT = (
+    ("K3SNODE_TAILSCALE_AUTH_KEY_FILE", "mesh tailscale: file holding the auth key (saved)"),
+)
+EXAMPLES = (
+    (
+        "An agent, as K3s's installer is told (the token is stored 0600, never in argv):",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode configure",
+    ),
+    ("The first server of a cluster:", "k3snode configure --role server --cluster-init"),
+    ("Is this node configured? (exit 1 and what to do when not):", "k3snode configure --check"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

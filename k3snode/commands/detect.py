@@ -5,9 +5,22 @@ from __future__ import annotations
 import argparse
 import json
 
+from k3snode.commands import DISCOVERY_FLAGS
+
+JSON_HELP = "print JSON: provider, source, public_ipv4, public_ipv6, private_ipv4 (+ notes, error)"
+FLAGS = DISCOVERY_FLAGS
+EXAMPLES = (
+    ("Where this node's public addresses come from:", "k3snode detect"),
+    ("On AWS, as JSON, showing each metadata request:", "k3snode detect --provider aws --json -v"),
+    (
+        "A static address (nothing is discovered for IPv4):",
+        "k3snode detect --external-ip 203.0.113.7",
+    ),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args: argparse.Namespace) -> int:

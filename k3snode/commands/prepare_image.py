@@ -60,6 +60,16 @@ class Report:
     notes: list[str] = field(default_factory=list)
 
 
+FLAGS = ("role", "k3s-config", "state-dir", "run-dir")
+EXAMPLES = (
+    ("See what would be removed before capturing this machine:", "k3snode prepare-image --dry-run"),
+    (
+        "An image mounted at /mnt, K3s's own node data too:",
+        "k3snode prepare-image --root /mnt --k3s",
+    ),
+)
+
+
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(
         "--root",

@@ -11,7 +11,21 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode.commands import DISCOVERY_FLAGS
+
 ACTIONS = ("show", "publish", "withdraw")
+FLAGS = ("role", *DISCOVERY_FLAGS, "state-dir")
+ENVIRONMENT = (
+    ("K3SNODE_REGISTRATION_NAME", "the cluster's registration DNS name ([registration] name)"),
+    ("K3SNODE_REGISTRATION_SERVER", "the DNS server taking RFC 2136 updates, host[:port]"),
+    ("K3SNODE_REGISTRATION_KEY_FILE", "TSIG key file, mode 0600 ([registration] key_file)"),
+)
+EXAMPLES = (
+    ("What this server published, and what the DNS server answers for the name:",
+     "k3snode registration show"),
+    ("Take this server's records out of the name before it leaves the cluster:",
+     "k3snode registration withdraw"),
+)  # fmt: skip
 
 
 def add_arguments(p: argparse.ArgumentParser) -> None:

@@ -12,6 +12,15 @@ import os
 import signal
 import sys
 
+FLAGS = ("run-dir",)
+EXAMPLES = (
+    (
+        "After editing /etc/k3snode/config.toml (what systemctl reload k3snode runs):",
+        "k3snode reload",
+    ),
+    ("Only check the settings the daemon would read:", "k3snode check"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

@@ -6,10 +6,22 @@ import argparse
 import re
 import sys
 
+from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+
 # Inline secrets a user may have written into their own config.yaml: never printed.
 _SECRET_LINE = re.compile(
     r"^(?P<key>(token|agent-token|vpn-auth|etcd-s3-secret-key|etcd-s3-access-key|datastore-endpoint)"
     r"\s*:)\s*\S.*$"
+)
+
+
+FLAGS = (*NODE_FLAGS, *DISCOVERY_FLAGS, "state-dir")
+EXAMPLES = (
+    ("What a first server would write:", "k3snode render --role server --cluster-init"),
+    (
+        "What an agent would write (the token is never printed):",
+        "K3S_URL=https://203.0.113.10:6443 K3S_TOKEN=K10example::server:secret k3snode render",
+    ),
 )
 
 

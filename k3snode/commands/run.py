@@ -5,6 +5,12 @@ from __future__ import annotations
 import argparse
 import os
 
+FLAGS = None  # the daemon uses every setting
+EXAMPLES = (
+    ("As systemd runs it (k3snode.service):", "k3snode run"),
+    ("In the foreground, logging what is asked and answered:", "k3snode run -v --health-port 0"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument(

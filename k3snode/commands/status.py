@@ -9,9 +9,16 @@ import os
 import sys
 import time
 
+JSON_HELP = "print what the daemon reports as JSON (its status file, plus updated)"
+FLAGS = ("run-dir",)
+EXAMPLES = (
+    ("What the daemon reports:", "k3snode status"),
+    ("The same as JSON, for scripts:", "k3snode status --json"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--json", action="store_true", help="print JSON")
+    p.add_argument("--json", action="store_true", help=JSON_HELP)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -65,57 +72,100 @@ def _when(t: object) -> str:
     return time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(t))
 
 
-def describe(d: dict) -> str:
+def _ago(t: object, now: float) -> str:
+    """``5 s``, ``3 min 2 s``: how long ago unix time ``t`` was."""
+    from k3snode.logs import duration
+
+    if not isinstance(t, (int, float)):
+        return "?"
+    return duration(max(0.0, now - t)).replace(".0 s", " s")
+
+
+def _source(a: dict, provider: object) -> str:
+    src = a.get("source") or "?"
+    return f"metadata, {provider}" if src == "metadata" and provider else src
+
+
+def describe(d: dict, now: float | None = None) -> str:
+    """The human view: state, node, addresses, K3s, the last change and restart, every check."""
+    now = time.time() if now is None else now
     h = d.get("health") or {}
-    lines = [
-        f"k3snode:      running (pid {d.get('pid')}, since {_when(d.get('started'))})",
-        f"health:       {h.get('status', '?')}",
-    ]
-    if d.get("configured") is False:
-        lines.append(f"settings:     {d.get('summary')}")
+    checks = h.get("checks") or []
+    if d.get("configured") is False:  # nothing says what the node is yet (k3snode configure)
+        state = "not configured"
+    elif not d.get("ready"):
+        state = "starting"
+    elif h.get("status") == "ok":
+        state = "ok"
     else:
-        lines.append(f"role/mesh:    {d.get('role')}, {d.get('mesh')}")
+        bad = [c.get("check") for c in checks if c.get("state") == "failing"]
+        state = "degraded (" + ", ".join(str(b) for b in bad) + ")"
+    rows = [
+        ("state", f"{state}; running for {_ago(d.get('started'), now)} (pid {d.get('pid')})"),
+        ("node", f"{d.get('role')}, mesh {d.get('mesh')}")
+        if d.get("configured") is not False
+        else ("settings", str(d.get("summary"))),
+    ]
     addrs = d.get("addresses") or []
-    shown = ", ".join(f"{a['address']} ({a['source']})" for a in addrs) or "-"
-    lines.append(f"external ip:  {shown}")
+    shown = ", ".join(f"{a['address']} ({_source(a, d.get('provider'))})" for a in addrs)
+    rows.append(("addresses", shown or "none yet"))
     if d.get("candidate"):
-        lines.append(f"confirming:   {', '.join(d['candidate'])}")
-    lines.append(f"K3s config:   {d.get('k3s_config')}")
-    lines.append(f"K3s unit:     {d.get('k3s_state') or d.get('k3s_unit')}")
+        rows.append(("confirming", ", ".join(d["candidate"])))
+    rows.append(("K3s", f"{d.get('k3s_state') or d.get('k3s_unit')}"))
+    rows.append(("K3s config", str(d.get("k3s_config"))))
     ch = d.get("last_change")
     if ch:
         before = ", ".join(ch.get("from") or []) or "none"
         after = ", ".join(ch.get("to") or []) or "none"
-        lines.append(f"last change:  {_when(ch.get('time'))}: {before} -> {after}")
+        rows.append(("last change", f"{_ago(ch.get('time'), now)} ago: {before} -> {after}"))
+    else:
+        rows.append(("last change", "none since start"))
     rs = d.get("last_restart")
     if rs:
-        lines.append(
-            f"last restart: {_when(rs.get('time'))}: {rs.get('outcome')} ({rs.get('detail')})"
+        took = f" after {rs['duration']:g} s" if rs.get("duration") else ""
+        rows.append(
+            (
+                "last restart",
+                f"{_ago(rs.get('time'), now)} ago: {rs.get('outcome')}{took} ({rs.get('detail')})",
+            )
         )
     elif d.get("restart_pending"):
-        lines.append("last restart: pending")
+        rows.append(("last restart", "pending"))
+    else:
+        rows.append(("last restart", "none since start"))
     reg = d.get("registration")
     if reg:
         shown = ", ".join(reg.get("published") or []) or "nothing"
-        lines.append(f"registration: {reg.get('name')} at {reg.get('server')}: {shown}")
+        text = f"{reg.get('name')} at {reg.get('server')}: {shown}"
         last = reg.get("last_update")
         if last:
             outcome = "ok" if last.get("ok") else "failed"
-            lines.append(
-                f"  last update {_when(last.get('time'))}: {outcome}: {last.get('detail')}"
+            text += (
+                f"; last update {_ago(last.get('time'), now)} ago: {outcome}: {last.get('detail')}"
             )
-    for c in h.get("checks") or []:
-        lines.append(f"  {c.get('state', '?'):8} {c.get('check')}: {c.get('detail')}")
+        rows.append(("registration", text))
+    width = max(len(k) for k, _ in rows) + 2
+    lines = [f"{k + ':':{width}}{v}" for k, v in rows]
+    if checks:
+        lines.append("checks:")
+        name_w = max(len(str(c.get("check"))) for c in checks) + 2
+        for c in checks:
+            st = c.get("state", "?")
+            if st == "ok":
+                age = f"ok for {_ago(c.get('changed'), now)}" if c.get("changed") else "ok"
+            else:
+                age = f"{st} for {_ago(c.get('since'), now)}"
+            lines.append(f"  {c.get('check')!s:{name_w}}{age:21} {c.get('detail')}")
     peers = d.get("peers") or []
     if peers:
         lines.append("peers:")
     for p in peers:
         if "online" in p:
-            state = "online" if p["online"] else "offline"
+            pstate = "online" if p["online"] else "offline"
         elif "handshake_age" in p:
-            state = f"handshake {p['handshake_age']:.0f}s ago" + (", stale" if p["stale"] else "")
+            pstate = f"handshake {p['handshake_age']:.0f}s ago" + (", stale" if p["stale"] else "")
         else:
-            state = "no handshake" + (", stale" if p["stale"] else "")
+            pstate = "no handshake" + (", stale" if p["stale"] else "")
         name = p.get("name") or p.get("peer", "")[:12]
-        lines.append(f"  {p.get('interface')} {name} {p.get('endpoint') or '-'}: {state}")
+        lines.append(f"  {p.get('interface')} {name} {p.get('endpoint') or '-'}: {pstate}")
     return "\n".join(lines)

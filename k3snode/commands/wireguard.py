@@ -8,6 +8,19 @@ import json
 import logging
 import time
 
+FLAGS = ("role",)
+EXAMPLES = (
+    (
+        "This server's underlay public key, for the other servers' [[underlay.peers]]:",
+        "k3snode wireguard pubkey",
+    ),
+    ("The underlay's peers and their handshakes:", "k3snode wireguard show"),
+)
+ENVIRONMENT = (
+    ("K3SNODE_UNDERLAY_ENABLED", "turn the underlay on (true/false/1/0)"),
+    ("K3SNODE_UNDERLAY_ADDRESS", "this node's underlay address, e.g. 10.99.0.1/24"),
+)
+
 
 def add_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("action", choices=("pubkey", "show", "up"),
@@ -26,6 +39,12 @@ def run(args: argparse.Namespace) -> int:
     from k3snode.cli import UsageError, load_settings
 
     settings = load_settings(args)
+    if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing
+        where = settings.where("underlay", "enabled")
+        raise UsageError(
+            f"the underlay is not enabled ({where} is false); set [underlay] enabled = true "
+            "and address to use it"
+        )
     u = underlay.Underlay(settings)
     try:
         if args.action == "pubkey":

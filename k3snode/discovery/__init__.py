@@ -260,7 +260,7 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
         client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic,
                         patient=frozenset(getattr(module, "PATIENT", ())))  # fmt: skip
         try:
-            answer = module.fetch(client, ds)
+            answer = _fetch(provider, module, client, ds)
         except MetadataUnreachable as e:
             errors.append(f"{provider} metadata ({client.where}): {e}")
             continue
@@ -286,3 +286,38 @@ def _with_hint(module, error: str) -> str:
     default)."""
     hint = getattr(module, "UNREACHABLE_HINT", "")
     return f"{error}; {hint}" if hint else error
+
+
+def _fetch(provider: str, module, client, ds: DiscoverySettings):
+    """``module.fetch``, announced when it takes more than a second (and asked/answered at -v)."""
+    import logging
+
+    from k3snode.progress import Step
+
+    log = logging.getLogger("k3snode.discovery")
+    host = client.where.split("://", 1)[-1]
+    left = max(0.0, client.left())
+    text = f"asking {provider} metadata at {host} (up to {left:.0f} s)"
+    log.debug("%s", text)
+    from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
+
+    with Step(log, text) as step:
+        try:
+            answer = module.fetch(client, ds)
+        except (MetadataTimeout, MetadataUnreachable):
+            step.result("no answer")
+            raise
+        except MetadataError as e:
+            step.result("no answer" if "no answer" in str(e) else "gave up (see below)")
+            raise
+        except Exception:
+            step.result("no usable answer")
+            raise
+        step.result("answered")
+    log.debug(
+        "%s metadata answered: public IPv4 %s, IPv6 %s",
+        provider,
+        answer.get("ipv4") or "none",
+        answer.get("ipv6") or "none",
+    )
+    return answer

@@ -40,7 +40,11 @@ def check(role: str, key: str, value: Any) -> Any:
         other = "agent" if role == "server" else "server"
         if key in flags(other):
             raise OptionError(f"is a `k3s {other}` flag only; `k3s {role}` does not know it")
-        raise OptionError(f"is not a flag of `k3s {role}`")
+        import difflib
+
+        hint = difflib.get_close_matches(key, list(table), n=1, cutoff=0.7)
+        more = f" (did you mean {hint[0]}?)" if hint else ""
+        raise OptionError(f"is not a flag of `k3s {role}`{more}")
     if kind == "string slice":
         items = (
             [value]

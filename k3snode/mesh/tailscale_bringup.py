@@ -359,8 +359,14 @@ def login(settings: Settings, key: Secret | None) -> None:
         f" (login server {ts.control_server_url})" if ts.control_server_url else "",
         f", keeping K3s's {' '.join(carried)}" if carried else "",
     )
+    from k3snode.mesh.tailscale_progress import Watch
+    from k3snode.progress import Step
+
     try:
-        out = run_cli(login_args(settings, carried), ts.timeout + 15)
+        with Step(log, f"tailscale up: waiting for Running (up to {ts.timeout:g} s)") as step:
+            with Watch(key, ts.control_server_url):
+                out = run_cli(login_args(settings, carried), ts.timeout + 15)
+            step.result("finished" if out.returncode == 0 else f"exit status {out.returncode}")
     except subprocess.TimeoutExpired:
         raise timeout_error(settings, _status_or_none(key)) from None
     except OSError as e:

@@ -21,6 +21,7 @@ import os
 import shutil
 import subprocess
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -117,33 +118,64 @@ def _stop_install_unit() -> None:
         )
 
 
-def _run_alive(argv: list[str], timeout: float) -> tuple[int, str, str]:
+def _run_alive(
+    argv: list[str], timeout: float, echo: Callable[[str], None] | None = None
+) -> tuple[int, str, str]:
     """Run ``argv`` bounded by ``timeout`` (killed then: TimeoutExpired), telling systemd all the
     while that k3snode is alive: an install can outlast the unit's watchdog and start timeout
-    (``WATCHDOG=1``, ``EXTEND_TIMEOUT_USEC``; no-ops outside a ``Type=notify`` unit)."""
+    (``WATCHDOG=1``, ``EXTEND_TIMEOUT_USEC``; no-ops outside a ``Type=notify`` unit). Each line
+    of its output goes to ``echo`` as it comes (progress for the operator)."""
     from k3snode.notify import Notifier
 
     notifier = Notifier()
     step = min(5.0, notifier.watchdog_interval or 5.0)
     deadline = time.monotonic() + timeout
     proc = subprocess.Popen(
-        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
+        argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        errors="replace",
+    )  # fmt: skip
+    out: list[str] = []
+    err: list[str] = []
+
+    def pump(stream, sink: list[str]) -> None:
+        for line in stream:
+            sink.append(line)
+            if echo is not None and line.strip():
+                echo(line.rstrip("\n"))
+
+    pumps = [
+        threading.Thread(target=pump, args=(proc.stdout, out), daemon=True),
+        threading.Thread(target=pump, args=(proc.stderr, err), daemon=True),
+    ]
+    for t in pumps:
+        t.start()
     try:
         while True:
             notifier.send("WATCHDOG=1", f"EXTEND_TIMEOUT_USEC={int(step * 3 * 1e6)}")
             left = deadline - time.monotonic()
             try:
-                stdout, stderr = proc.communicate(timeout=max(0.0, min(step, left)))
-                return proc.returncode, stdout, stderr
+                proc.wait(timeout=max(0.0, min(step, left)))
             except subprocess.TimeoutExpired:
                 if left <= step:
                     raise
+                continue
+            for t in pumps:
+                t.join(5)
+            return proc.returncode, "".join(out), "".join(err)
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.communicate()
+            proc.wait()
         notifier.close()
+
+
+def _echo_install(started: float) -> Callable[[str], None]:
+    """The install script's own output, one log line each: prefix and seconds since its start."""
+
+    def echo(line: str) -> None:
+        log.info("tailscale install [%3.0f s] %s", time.monotonic() - started, scrub(line))
+
+    return echo
 
 
 def install(
@@ -175,7 +207,9 @@ def install(
         started = time.monotonic()
         try:
             # systemd stops a transient unit at RuntimeMaxSec; ours is the backstop.
-            rc, stdout, stderr = _run_alive(argv, timeout + (30 if transient else 0))
+            rc, stdout, stderr = _run_alive(
+                argv, timeout + (30 if transient else 0), echo=_echo_install(started)
+            )
         except subprocess.TimeoutExpired:
             if transient:
                 _stop_install_unit()

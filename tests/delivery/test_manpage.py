@@ -10,7 +10,7 @@ import sys
 import pytest
 from helpers import REPO
 
-from k3snode.cli import COMMANDS, build_parser
+from k3snode.cli import ENVIRONMENT, EXAMPLES, available, build_parser
 from k3snode.settings import SCHEMA
 
 SCRIPT = os.path.join(REPO, "packaging", "manpage.py")
@@ -28,9 +28,9 @@ def page(**env: str) -> str:
 
 def test_every_command_option_and_setting_is_in_the_page():
     text = page()
-    for name in COMMANDS:
+    for name in available():
         assert ".SS k3snode " + name.replace("-", "\\-") in text
-    sub = next(a for a in build_parser()._actions if hasattr(a, "choices") and a.choices)
+    sub = next(a for a in build_parser("apply")._actions if hasattr(a, "choices") and a.choices)
     for action in sub.choices["apply"]._actions:
         for opt in action.option_strings:
             if opt in ("-h", "--help"):
@@ -39,6 +39,18 @@ def test_every_command_option_and_setting_is_in_the_page():
     plain = text.replace("\\-", "-")
     for spec in SCHEMA:
         assert f"\\fB[{spec.section}] {spec.key}\\fR" in plain, spec.name
+
+
+def test_examples_environment_and_files_come_from_the_cli():
+    plain = page().replace("\\-", "-").replace("\\e", "\\")
+    for section in (".SH EXAMPLES", ".SH ENVIRONMENT", ".SH FILES"):
+        assert section in plain
+    for _, cmd in EXAMPLES:
+        assert cmd in plain
+    for var, _ in ENVIRONMENT:
+        assert var in plain
+    examples = plain.split(".SH EXAMPLES")[1]
+    assert "K3S_URL=" in examples and "--mesh tailscale" in examples
 
 
 def test_date_comes_from_source_date_epoch():

@@ -55,3 +55,11 @@ def test_shapes():
     ]:
         with pytest.raises(flags.OptionError):
             flags.check(role, key, bad)
+
+
+def test_an_unknown_option_gets_a_did_you_mean_from_k3s_flag_list():
+    with pytest.raises(flags.OptionError, match=r"\(did you mean node-label\?\)"):
+        flags.check("agent", "node-labels", ["a=b"])
+    with pytest.raises(flags.OptionError) as e:
+        flags.check("server", "entirely-unrelated-thing", "x")
+    assert "did you mean" not in str(e.value)

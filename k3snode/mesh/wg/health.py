@@ -10,6 +10,7 @@ stale once it has had that long since k3snode first saw it.
 from __future__ import annotations
 
 import logging
+import os
 import time
 from typing import TYPE_CHECKING, Callable
 
@@ -189,15 +190,43 @@ def kernel_problem(clock: Callable[[], float] = time.monotonic) -> str | None:
 
     ok, why = kernel_wireguard()
     problem = None
-    if ok is False:
+    if ok is True or (ok is None and os.path.isdir("/sys/module/wireguard")):
+        pass  # it works, or the module is loaded (the probe could not say: no namespaces)
+    elif module_installed():
+        # Normal before K3s's first start: k3snode's unit may not load modules
+        # (ProtectKernelModules=yes); K3s loads it. Not an error, and not logged by default.
+        problem = "the wireguard module is not loaded yet; K3s loads it when it starts"
+        log.debug("%s (%s)", problem, why)
+    else:
+        release = os.uname().release
         problem = (
-            f"this kernel has no WireGuard ({why}): K3s's wireguard-native backend cannot work "
-            'here; install the WireGuard module or set [node] mesh = "tailscale"'
+            f"this kernel has no WireGuard module (Linux {release}): K3s's wireguard-native backend "
+            "cannot work on this node; install the module (modprobe wireguard must work) or "
+            'set [node] mesh = "tailscale"'
         )
-        if _kernel is None or _kernel[1] is None:
+        if _kernel is None or _kernel[1] != problem:
+            from k3snode import logs
+
             log.error("%s", problem)
+            logs.said(problem)
     _kernel = (now, problem)
     return problem
+
+
+def module_installed(release: str | None = None, root: str = "/") -> bool:
+    """The wireguard module is built in or installed for the running kernel (may be unloaded)."""
+    release = release or os.uname().release
+    base = os.path.join(root, "lib/modules", release)
+    if os.path.isdir(os.path.join(root, "sys/module/wireguard")):
+        return True
+    for name in ("modules.builtin", "modules.dep"):
+        try:
+            with open(os.path.join(base, name), encoding="utf-8", errors="replace") as f:
+                if any("/wireguard.ko" in line for line in f):
+                    return True
+        except OSError:
+            continue
+    return False
 
 
 def peer_metrics(

@@ -36,6 +36,12 @@ class Kernel:
         self.ifname = ifname
 
     def _call(self, method: str, *args, **kw):
+        import socket
+
+        try:  # no interface: nothing to ask (and no generic-netlink socket, whose library logs
+            socket.if_nametoindex(self.ifname)  # about a missing module on every attempt)
+        except OSError:
+            raise NoSuchDevice(f"{self.ifname}: no such interface") from None
         try:
             from pyroute2 import WireGuard
             from pyroute2.netlink.exceptions import NetlinkError
