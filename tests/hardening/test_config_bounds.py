@@ -30,8 +30,6 @@ def _args(root) -> list[str]:
         "/dev/null",
         "--state-dir",
         str(root / "var/lib/k3snode"),
-        "--run-dir",
-        str(root / "run/k3snode"),
         "--k3s-config",
         str(root / "etc/rancher/k3s/config.yaml"),
         "--external-ip",

@@ -120,7 +120,7 @@ def test_symlinked_k3s_config_is_refused_in_one_line_and_left_alone(root):
     os.symlink(real, link)
     out = run_k3snode(
         "apply", "--no-restart", "--config", "/dev/null", "--k3s-config", str(link),
-        "--state-dir", str(root / "var/lib/k3snode"), "--run-dir", str(root / "run/k3snode"),
+        "--state-dir", str(root / "var/lib/k3snode"),
         "--external-ip", "203.0.113.5", "--role", "server",
     )  # fmt: skip
     assert out.returncode == 2 and "symbolic link" in out.stderr, out.stderr

@@ -24,8 +24,6 @@ def _args(root, *extra: str) -> list[str]:
         "/dev/null",
         "--state-dir",
         str(root / "var/lib/k3snode"),
-        "--run-dir",
-        str(root / "run/k3snode"),
         "--k3s-config",
         str(root / "etc/rancher/k3s/config.yaml"),
         "--external-ip",
@@ -96,7 +94,9 @@ def test_run_lock_and_write_lock_are_never_followed_through_a_link(root, tmp_pat
     assert out.returncode == 1 and "symbolic link" in out.stderr and "Traceback" not in out.stderr
     assert not target.exists()
     os.symlink(target, root / "run/k3snode/lock")
-    out = run_k3snode("run", *_args(root, "--mesh", "none"), timeout=30)
+    out = run_k3snode(
+        "run", *_args(root, "--mesh", "none", "--run-dir", str(root / "run/k3snode")), timeout=30
+    )
     assert out.returncode == 2 and "symbolic link" in out.stderr, out.stderr
     assert not target.exists()
 
