@@ -390,6 +390,17 @@ def run_command(args: argparse.Namespace) -> int:
         return 130
     except BrokenPipeError:
         return 0
+    except OSError as e:  # no space, read-only, another writer: one line, not a traceback
+        print(f"k3snode: error: {_one_line(e)}", file=sys.stderr)
+        return 1
+
+
+def _one_line(e: OSError) -> str:
+    text = str(e) if type(e).__str__ is not OSError.__str__ else ""
+    if not text:
+        where = f"{e.filename}: " if e.filename else ""
+        text = f"{where}{e.strerror or e}"
+    return " ".join(text.split())[:300]
 
 
 def _root_hint(message: str, command: str) -> str:

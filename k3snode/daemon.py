@@ -68,7 +68,7 @@ class Daemon:
         self._wall = wall
         self.notifier = Notifier(env)
         self._use_netlink = netlink
-        self.health = health.HealthModel(settings.health.grace, wall)
+        self.health = health.HealthModel(settings.health.grace, wall, clock)
         self.metrics: health.Metrics | None = None
         self._server: health.HealthServer | None = None
         self._rng = random.Random()

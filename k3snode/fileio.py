@@ -72,12 +72,31 @@ def remove_stale_tmp(path: str) -> None:
             os.unlink(tmp)
 
 
+class WriteError(OSError):
+    """A write that failed (no space, read-only file system, …); ``str()`` is one line naming
+    the target file, never the temporary one."""
+
+    def __str__(self) -> str:
+        return f"cannot write {self.filename}: {self.strerror}"
+
+
 def atomic_write(path: str, data: bytes, mode: int = 0o600, make_dirs: bool = True) -> WriteResult:
     """Replace ``path`` with ``data`` atomically; do nothing when the content is already equal.
 
     Equal content keeps the file (and its mtime) untouched; only a wrong mode is corrected.
+    Raises WriteError (an OSError) naming ``path`` when the file system refuses.
     """
     path = os.path.abspath(path)
+    try:
+        return _atomic_write(path, data, mode, make_dirs)
+    except WriteError:
+        raise
+    except OSError as e:
+        reason = e.strerror or str(e) or type(e).__name__
+        raise WriteError(e.errno or 0, reason, path) from None
+
+
+def _atomic_write(path: str, data: bytes, mode: int, make_dirs: bool) -> WriteResult:
     old = read_bytes(path)
     if old == data:
         st = os.stat(path)

@@ -64,11 +64,20 @@ class Health:
 class HealthModel:
     """Observations in, a ``Health`` out; remembers since when each check fails."""
 
-    def __init__(self, grace: float, wall: Callable[[], float] = time.time) -> None:
+    def __init__(
+        self,
+        grace: float,
+        wall: Callable[[], float] = time.time,
+        clock: Callable[[], float] | None = None,
+    ) -> None:
+        """Grace is measured on ``clock`` (monotonic: a step of the wall clock changes nothing);
+        ``wall`` only dates ``since`` for people. Tests that inject one clock get it for both."""
         self.grace = grace
         self._wall = wall
+        self._clock = clock or (wall if wall is not time.time else time.monotonic)
         self._obs: dict[str, Observation] = {}
-        self._failing_since: dict[str, float] = {}
+        self._failing_since: dict[str, float] = {}  # monotonic
+        self._failing_wall: dict[str, float] = {}  # the same moment on the wall clock
         self._forced: dict[str, str] = {}  # check -> reason that fails it at once (no grace)
         self._changed: dict[str, float] = {}  # check -> when it last turned ok / not ok
         self._lock = threading.Lock()  # the HTTP thread reads while the loop writes
@@ -85,17 +94,21 @@ class HealthModel:
         self._obs[obs.check] = obs
         if obs.ok:
             self._failing_since.pop(obs.check, None)
+            self._failing_wall.pop(obs.check, None)
             self._forced.pop(obs.check, None)
         else:
-            self._failing_since.setdefault(obs.check, self._wall())
+            if obs.check not in self._failing_since:
+                self._failing_since[obs.check] = self._clock()
+                self._failing_wall[obs.check] = self._wall()
             if immediate:
                 self._forced[obs.check] = obs.detail
 
     def snapshot(self) -> Health:
-        now = self._wall()
+        now = self._clock()
         with self._lock:
             obs_all = dict(self._obs)
             failing_since = dict(self._failing_since)
+            failing_wall = dict(self._failing_wall)
             forced = set(self._forced)
             changed = dict(self._changed)
         states = []
@@ -108,15 +121,16 @@ class HealthModel:
                 state = "failing"
             else:
                 state = "grace"
+            shown = failing_wall.get(name)
             states.append(
-                CheckState(name, state, obs.detail, since, dict(obs.facts), changed.get(name))
+                CheckState(name, state, obs.detail, shown, dict(obs.facts), changed.get(name))
             )
         status = "degraded" if any(s.state == "failing" for s in states) else "ok"
         return Health(status, tuple(states))
 
     def next_change(self) -> float | None:
         """Seconds until a check in grace turns failing (when the status must be rewritten)."""
-        now = self._wall()
+        now = self._clock()
         with self._lock:
             left = [
                 since + self.grace - now
@@ -317,8 +331,82 @@ def failure_reason(error: str) -> str:
 # HTTP
 
 
+# Bounds on what local clients can take from the daemon: at most ``MAX_CONNECTIONS`` handler
+# threads (one more connection is answered 503 and closed at once), ``CONNECTION_DEADLINE``
+# seconds for a whole exchange (a client sending one byte a second is cut off), and
+# ``MAX_REQUEST_BYTES`` of request line and headers.
+MAX_CONNECTIONS = 16
+CONNECTION_DEADLINE = 5.0
+MAX_REQUEST_BYTES = 8192
+_BUSY = b"HTTP/1.0 503 Service Unavailable\r\nContent-Length: 0\r\nConnection: close\r\n\r\n"
+
+
+class _CappedReader:
+    """A file over the request stream that ends (EOF) after ``limit`` bytes in total."""
+
+    def __init__(self, raw: Any, limit: int) -> None:
+        self._raw = raw
+        self._left = limit
+
+    def readline(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        if want <= 0:
+            return b""
+        line = self._raw.readline(want)
+        self._left -= len(line)
+        return line
+
+    def read(self, size: int = -1) -> bytes:
+        want = self._left if size is None or size < 0 else min(size, self._left)
+        if want <= 0:
+            return b""
+        data = self._raw.read(want)
+        self._left -= len(data)
+        return data
+
+    @property
+    def exhausted(self) -> bool:
+        return self._left <= 0
+
+    def close(self) -> None:
+        self._raw.close()
+
+
+def _deadline_socket_class():
+    import socket
+
+    class DeadlineSocket(socket.socket):
+        """An accepted connection whose every read and write ends by ``deadline`` (monotonic)."""
+
+        deadline = 0.0
+
+        def _arm(self) -> None:
+            left = self.deadline - time.monotonic()
+            if left <= 0:
+                raise socket.timeout("connection deadline passed")
+            self.settimeout(left)
+
+        def recv_into(self, *args: Any, **kw: Any) -> int:  # type: ignore[override]
+            self._arm()
+            return super().recv_into(*args, **kw)
+
+        def sendall(self, *args: Any, **kw: Any) -> None:  # type: ignore[override]
+            self._arm()
+            return super().sendall(*args, **kw)
+
+        def send(self, *args: Any, **kw: Any) -> int:  # type: ignore[override]
+            self._arm()
+            return super().send(*args, **kw)
+
+    return DeadlineSocket
+
+
 class HealthServer:
-    """``/healthz`` and ``/metrics`` on a local address, served from a thread."""
+    """``/healthz`` and ``/metrics`` on a local address, served from a thread.
+
+    Whatever clients do, they cannot take more than ``MAX_CONNECTIONS`` threads and sockets or
+    hold one longer than ``CONNECTION_DEADLINE``; the daemon's loop never waits for them.
+    """
 
     def __init__(
         self,
@@ -326,17 +414,28 @@ class HealthServer:
         port: int,
         health: Callable[[], Health],
         metrics: Callable[[], bytes],
+        max_connections: int = MAX_CONNECTIONS,
+        deadline: float = CONNECTION_DEADLINE,
     ) -> None:
         import socket
         import socketserver
         from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
         get_health, get_metrics = health, metrics
+        deadline_socket = _deadline_socket_class()
+        slots = threading.BoundedSemaphore(max_connections)
 
         class Handler(BaseHTTPRequestHandler):
             server_version = "k3snode"
 
+            def setup(self) -> None:
+                super().setup()
+                self.rfile = _CappedReader(self.rfile, MAX_REQUEST_BYTES)  # type: ignore[assignment]
+
             def do_GET(self) -> None:
+                if self.rfile.exhausted:  # type: ignore[attr-defined]
+                    self._send(431, "text/plain", b"request too large\n")
+                    return
                 path = self.path.split("?", 1)[0]
                 if path == "/healthz":
                     h = get_health()
@@ -359,6 +458,8 @@ class HealthServer:
 
         class Server(ThreadingHTTPServer):
             daemon_threads = True
+            block_on_close = False
+            request_queue_size = max_connections
             address_family = socket.AF_INET6 if ":" in listen else socket.AF_INET
 
             def server_bind(self) -> None:
@@ -367,6 +468,35 @@ class HealthServer:
                 socketserver.TCPServer.server_bind(self)
                 self.server_name = str(self.server_address[0])
                 self.server_port = self.server_address[1]
+
+            def get_request(self) -> tuple[Any, Any]:
+                raw, addr = self.socket.accept()
+                sock = deadline_socket(raw.family, raw.type, raw.proto, fileno=raw.detach())
+                sock.deadline = time.monotonic() + deadline
+                return sock, addr
+
+            def process_request(self, request: Any, client_address: Any) -> None:
+                if not slots.acquire(blocking=False):
+                    with contextlib.suppress(OSError):  # busy: say so without waiting, close
+                        request.setblocking(False)
+                        socket.socket.send(request, _BUSY)
+                    self.shutdown_request(request)
+                    return
+                try:
+                    super().process_request(request, client_address)
+                except BaseException:  # no thread started: give the slot back
+                    slots.release()
+                    self.shutdown_request(request)
+                    raise
+
+            def process_request_thread(self, request: Any, client_address: Any) -> None:
+                try:
+                    super().process_request_thread(request, client_address)
+                finally:
+                    slots.release()
+
+            def handle_error(self, request: Any, client_address: Any) -> None:
+                pass  # a client that timed out or went away is not the daemon's error
 
         self._server = Server((listen, port), Handler)
         self.port = self._server.server_address[1]

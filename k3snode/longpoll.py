@@ -12,13 +12,14 @@ timeout)`` when it offers one, else this module's GCP watch when the node is on 
 from __future__ import annotations
 
 import importlib
-import json
 import logging
+import random
+import re
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Callable
+
+from k3snode import bounded
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -35,41 +36,108 @@ class LongPollError(Exception):
     pass
 
 
+# A GCE ETag is 16 hex digits; anything else (spaces, quotes, a megabyte) is refused rather than
+# sent back in the next URL.
+_ETAG = re.compile(r"[0-9A-Za-z_.:-]{1,128}")
+IMMEDIATE = 1.0  # an answer to a waiting request faster than this did not wait
+BACKOFF_FIRST = 1.0
+BACKOFF_MAX = 60.0
+MAX_CHANGES_PER_MINUTE = 6
+
+
 class Watch:
-    """``wait(timeout)`` → a reason when the interfaces changed since the last call, else ""."""
+    """``wait(timeout)`` → a reason when the interfaces changed since the last call, else "".
+
+    Requests go through the shared metadata client (``discovery/metadata_http.py``): no proxy,
+    no redirects (a 302 is an error, so ``Metadata-Flavor: Google`` never goes to another host),
+    bounded body and time."""
 
     def __init__(self, base: str = BASE) -> None:
         self.base = base.rstrip("/")
         self.etag = ""
-        self._opener = urllib.request.build_opener(urllib.request.ProxyHandler({}))
 
     def wait(self, timeout: float) -> str:
+        from k3snode.discovery.errors import MetadataError
+        from k3snode.discovery.metadata_http import Client
+
         seconds = max(1, int(timeout))
         query = "?recursive=true&alt=json"
         if self.etag:
             query += f"&wait_for_change=true&timeout_sec={seconds}&last_etag={self.etag}"
-        req = urllib.request.Request(self.base + PATH + query, headers=HEADERS)
+        client = Client(
+            base=BASE,
+            override=self.base,
+            deadline=time.monotonic() + seconds + 10,
+            read_timeout=seconds + 10,
+            attempts=1,
+            max_body=1 << 20,
+        )
         try:
-            with self._opener.open(req, timeout=seconds + 10) as resp:
-                if resp.headers.get("Metadata-Flavor") != "Google":
-                    raise LongPollError("answer without Metadata-Flavor: Google (not GCE)")
-                etag = resp.headers.get("ETag", "")
-                body = resp.read(1 << 20)
-        except (urllib.error.URLError, OSError) as e:
+            resp = client.get(PATH + query, HEADERS, retry=False)
+        except MetadataError as e:
             raise LongPollError(f"GCP metadata long-poll: {e}") from None
+        if resp.status != 200:
+            raise LongPollError(
+                f"GCP metadata long-poll: HTTP {resp.status} (redirects not followed)"
+            )
+        if resp.header("Metadata-Flavor") != "Google":
+            raise LongPollError("answer without Metadata-Flavor: Google (not GCE)")
+        etag = resp.header("ETag")
         if not etag:
             raise LongPollError("GCP metadata long-poll: no ETag in the answer")
+        if not _ETAG.fullmatch(etag):
+            raise LongPollError(f"GCP metadata long-poll: invalid ETag {etag[:40]!r}")
         first = not self.etag
         changed = etag != self.etag
         self.etag = etag
         if first or not changed:
             return ""
-        return f"GCP metadata changed ({_summary(body)})"
+        return f"GCP metadata changed ({_summary(resp.body)})"
+
+
+class Pacer:
+    """How long the watch loop sleeps before its next request.
+
+    An error, or an answer that came back at once although it should have waited, doubles a
+    pause (``BACKOFF_FIRST`` … ``BACKOFF_MAX``, each with ±50 % jitter so a fleet does not beat
+    in step); a request that really waited resets it. At most ``MAX_CHANGES_PER_MINUTE``
+    changes are reported per minute: a server inventing a new ETag every time cannot make the
+    daemon run a pass after pass.
+    """
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        rand: Callable[[], float] = random.random,
+    ) -> None:
+        self._clock = clock
+        self._rand = rand
+        self._pause = 0.0
+        self._changes: list[float] = []
+
+    def after(self, took: float, ok: bool) -> float:
+        """Seconds to sleep after a request that took ``took`` seconds and succeeded or not."""
+        if ok and took >= IMMEDIATE:
+            self._pause = 0.0
+            return 0.0
+        self._pause = BACKOFF_FIRST if self._pause == 0 else min(self._pause * 2, BACKOFF_MAX)
+        return self._pause * (0.5 + self._rand())
+
+    def change_delay(self) -> float:
+        """Seconds to hold a change back so that at most the cap is reported per minute."""
+        now = self._clock()
+        self._changes = [t for t in self._changes if now - t < 60]
+        if len(self._changes) < MAX_CHANGES_PER_MINUTE:
+            self._changes.append(now)
+            return 0.0
+        wait = 60 - (now - self._changes[0])
+        self._changes = [*self._changes[1:], now + wait]
+        return wait
 
 
 def _summary(body: bytes) -> str:
     try:
-        nics = json.loads(body)
+        nics = bounded.load_json(body)
         ips = [
             ac.get("externalIp", "")
             for nic in nics
@@ -79,6 +147,10 @@ def _summary(body: bytes) -> str:
     except (ValueError, AttributeError, TypeError):
         return "network interfaces"
     return "external IP " + ", ".join(ips) if ips else "network interfaces"
+
+
+def _clean(text: str) -> str:
+    return bounded.one_line(text, 200)
 
 
 def for_settings(settings: Settings) -> Callable[[Settings, float], str | None] | None:
@@ -114,24 +186,30 @@ def start(settings: Settings, changed: Callable[[str], None], stopped: Callable[
         return False
     timeout = LONG_POLL_TIMEOUT
 
+    pacer = Pacer()
+
     def loop() -> None:
         failing = False
         while not stopped():
+            started = time.monotonic()
             try:
                 reason = wait(settings, timeout)
             except Exception as e:
                 if not failing:
-                    log.warning("metadata long-poll: %s; retrying every 5s", e)
+                    log.warning("metadata long-poll: %s; retrying with backoff", _clean(str(e)))
                 failing = True
-                time.sleep(5)
+                time.sleep(pacer.after(time.monotonic() - started, ok=False))
                 continue
             if failing:
                 log.info("metadata long-poll: working again")
                 failing = False
             if reason is None:
                 return
+            time.sleep(pacer.after(time.monotonic() - started, ok=True))
             if reason:
-                changed(reason)
+                time.sleep(pacer.change_delay())
+                if not stopped():
+                    changed(reason)
 
     threading.Thread(target=loop, name="k3snode-longpoll", daemon=True).start()
     return True

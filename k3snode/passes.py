@@ -58,11 +58,15 @@ def prepare(settings: Settings, found: Discovery) -> Prepared:
 
 
 def write(settings: Settings, found: Discovery) -> Written:
-    """Render and write; raises SettingsError / ConfigFileError on a user mistake."""
+    """Render and write; raises SettingsError / ConfigFileError on a user mistake, OSError
+    (``locks.LockBusy`` among them) when it cannot write. The whole read-modify-write runs
+    under the write lock that ``apply`` and the daemon share."""
+    from k3snode import locks
     from k3snode.reconcile import commit
 
-    prepared = prepare(settings, found)
-    done = commit(settings, prepared)
+    with locks.writing(settings.paths.state_dir):
+        prepared = prepare(settings, found)
+        done = commit(settings, prepared)
     plan = prepared.plan
     summary = plan_summary(plan) if done.config_changed else "unchanged"
     return Written(

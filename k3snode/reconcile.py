@@ -200,12 +200,23 @@ def prepare(
     _check_path(settings)
     check_role(settings)
     opts = options.render(settings, external_ips, underlay_ip)
-    st = state.load(settings.state_file)
+    st = load_state(settings)
     previously = frozenset(st.managed.get(path, []))
     plan = configfile.plan(path, opts, set(previously), settings.role)
     stale = {p: keys for p, keys in st.managed.items() if p != path and keys}
     secrets = secret_files(settings) if with_secrets else ()
     return Prepared(opts, plan, secrets, previously, stale)
+
+
+def load_state(settings: Settings) -> state.State:
+    """k3snode's state; when the file is damaged, the managed keys of the config k3snode writes
+    are rebuilt from its marker block (a warning was logged), so none is orphaned."""
+    st = state.load_or_recover(settings.state_file)
+    if st.damaged is not None:
+        keys = configfile.marker_keys(settings.k3s.config)
+        if keys:
+            st.managed[settings.k3s.config] = keys
+    return st
 
 
 def commit(settings: Settings, prepared: Prepared) -> Committed:
@@ -216,7 +227,7 @@ def commit(settings: Settings, prepared: Prepared) -> Committed:
     """
     path = settings.k3s.config
     os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
-    st = state.load(settings.state_file)
+    st = load_state(settings)
     new_keys = list(prepared.options)
     union = list(dict.fromkeys([*st.managed.get(path, []), *new_keys]))
     if st.managed.get(path) != union:

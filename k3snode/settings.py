@@ -22,9 +22,12 @@ is kept as a Secret and written by ``apply`` to a 0600 file; it is never put int
 from __future__ import annotations
 
 import difflib
+import logging
 import os
 import re
+import stat
 import sys
+import unicodedata
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields, replace
 from typing import Any, Callable
@@ -795,6 +798,31 @@ def read_toml(path: str) -> dict[str, Any]:
         raise SettingsError(f"{path}: invalid TOML: {e}") from None
 
 
+def loose_permissions(path: str) -> list[str]:
+    """Why others than root (or the user running k3snode) could change the settings file: it or
+    its directory writable by group or others (without the sticky bit), or owned by someone else.
+    k3snode runs as root and writes what this file says, so such a file is a way to root."""
+    problems = []
+    me = os.geteuid()
+    for what, p in (
+        ("settings file", path),
+        ("its directory", os.path.dirname(os.path.abspath(path))),
+    ):
+        try:
+            st = os.stat(p)
+        except OSError:
+            continue
+        if not (stat.S_ISREG(st.st_mode) or stat.S_ISDIR(st.st_mode)):
+            continue  # /dev/null and the like: nothing to write into
+        mode = stat.S_IMODE(st.st_mode)
+        sticky_dir = stat.S_ISDIR(st.st_mode) and st.st_mode & stat.S_ISVTX
+        if mode & 0o022 and not sticky_dir:
+            problems.append(f"{p}: {what} is writable by others (mode {mode:04o}); chmod go-w it")
+        elif st.st_uid not in (0, me):
+            problems.append(f"{p}: {what} is owned by uid {st.st_uid}, not root")
+    return problems
+
+
 def _did_you_mean(word: str, candidates: list[str]) -> str:
     hint = difflib.get_close_matches(word, candidates, n=1, cutoff=0.6)
     return f" (did you mean {hint[0]}?)" if hint else ""
@@ -927,6 +955,8 @@ def load(
             raise SettingsError(f"{src}: settings file {path} does not exist")
         _stack(layered, sources, _walk_file(path, read_toml(path)), FROM_FILE)
         file_used = path
+        for problem in loose_permissions(path):
+            logging.getLogger("k3snode").warning("warning: %s", problem)
     env_path = envfile.path_for(path)
     try:
         saved = envfile.read(env_path)
@@ -947,6 +977,7 @@ def load(
         raw, origin = layered.get((spec.section, spec.key), (spec.default, ""))
         if (spec.section, spec.key) in layered:
             try:
+                _no_control_characters(raw)
                 from_file = file_used is not None and origin.startswith(f"{file_used}: [")
                 if spec.check is _bool and from_file and not isinstance(raw, bool):
                     raise ValueError("must be true or false (a TOML boolean, without quotes)")
@@ -960,6 +991,23 @@ def load(
         values[spec.section][spec.key] = value
     settings = _finish(file_used, values, origins)
     return replace(settings, sources=sources, env_file=env_path)
+
+
+def _no_control_characters(raw: Any) -> None:
+    """Raise ValueError when a string in ``raw`` holds a control character. Checked on the raw
+    value, before any parser sees it: ``urlsplit`` drops tab/CR/LF and ``$`` matches before a
+    final newline, so a check after parsing would pass ``https://1.2.\t3.4:6443``."""
+    if isinstance(raw, str):
+        bad = next((c for c in raw if unicodedata.category(c) == "Cc"), None)
+        if bad is not None:
+            raise ValueError(f"contains the control character {bad!r}")
+    elif isinstance(raw, (list, tuple)):
+        for item in raw:
+            _no_control_characters(item)
+    elif isinstance(raw, dict):
+        for k, v in raw.items():
+            _no_control_characters(k)
+            _no_control_characters(v)
 
 
 def _show(raw: Any) -> str:

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import os
 import stat
+import time
 import urllib.error
 import urllib.request
 
@@ -126,4 +127,35 @@ def test_http_healthz_and_metrics():
         assert "k3snode_healthy 0.0" in text
         assert _get(base + "/")[0] == 404
     finally:
+        server.stop()
+
+
+def test_http_connections_beyond_the_cap_get_503_at_once_and_slow_ones_are_cut():
+    import socket
+
+    model = health.HealthModel(grace=10)
+    server = health.HealthServer(
+        "127.0.0.1", 0, model.snapshot, lambda: b"", max_connections=2, deadline=1.0
+    )
+    server.start()
+    held = []
+    try:
+        for _ in range(2):
+            s = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+            s.sendall(b"GET /heal")  # never finished
+            held.append(s)
+        time.sleep(0.2)
+        code, _, _ = _get(f"http://127.0.0.1:{server.port}/healthz")
+        assert code == 503, "a third connection is told busy instead of waiting"
+        for s in held:  # the slow ones are closed by the server after the deadline
+            assert s.recv(100) == b""
+        assert _get(f"http://127.0.0.1:{server.port}/healthz")[0] == 200
+        big = socket.create_connection(("127.0.0.1", server.port), timeout=5)
+        big.sendall(b"GET /healthz HTTP/1.0\r\n" + b"X-A: " + b"a" * 20000 + b"\r\n\r\n")
+        answer = big.recv(100)
+        assert not answer.startswith(b"HTTP/1.0 200"), answer
+        big.close()
+    finally:
+        for s in held:
+            s.close()
         server.stop()

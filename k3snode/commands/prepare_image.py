@@ -181,7 +181,7 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
         os.path.basename(p)
         for p in (settings.state_file, settings.vpn_auth_path, settings.status_file)
     }
-    own.update(("token", "registration.json"))
+    own.update(("token", "registration.json", "write.lock"))
     named = {_in(root, p) for p in (settings.k3s.token_file, settings.tailscale.auth_key_file) if p}
     for directory in (state_dir, run_dir):
         _clear(directory, own, dry_run, report, keep=named)

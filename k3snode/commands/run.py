@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import fcntl
 import os
 
 FLAGS = None  # the daemon uses every setting
@@ -71,11 +70,10 @@ def _store_auth_key(settings) -> None:
 
 
 def _lock(run_dir: str) -> int | None:
-    os.makedirs(run_dir, mode=0o755, exist_ok=True)
-    fd = os.open(os.path.join(run_dir, "lock"), os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except OSError:
+    from k3snode import locks
+
+    fd = locks.open_lock(run_dir, "lock")
+    if not locks.try_lock(fd):
         os.close(fd)
         return None
     return fd

@@ -361,6 +361,12 @@ def race(
 
 
 def _describe(e: BaseException) -> str:
+    from k3snode.bounded import one_line
+
+    return one_line(_describe_raw(e), 120)
+
+
+def _describe_raw(e: BaseException) -> str:
     if isinstance(e, ConnectionRefusedError):
         return "connection refused"
     if isinstance(e, (socket.timeout, TimeoutError)):

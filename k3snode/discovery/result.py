@@ -29,6 +29,14 @@ class Discovery:
     error: str | None = None
     duration: float = 0.0
 
+    def __post_init__(self) -> None:
+        # Error text may quote a metadata server's answer: one bounded, printable line each.
+        from k3snode.bounded import one_line
+
+        object.__setattr__(self, "notes", tuple(one_line(n, 1000) for n in self.notes))
+        if self.error is not None:
+            object.__setattr__(self, "error", one_line(self.error, 1000))
+
     @property
     def source(self) -> str | None:
         if self.public_ipv4:

@@ -15,7 +15,7 @@ import os
 from dataclasses import dataclass, field
 from typing import Any
 
-from k3snode import fileio
+from k3snode import bounded, fileio
 from k3snode.k3s import flags, yamlv2
 
 MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
@@ -50,8 +50,25 @@ def _loader():
     return yamlv2.loader()  # read as K3s's yaml.v2 reads: `y` is true, `0o17` is 15
 
 
+# K3s's config is a few dozen keys; these bounds leave room for a thousand-line file and stop
+# an alias bomb before it is expanded (the merge parses the file several times per pass).
+BOUNDS = bounded.Bounds(max_bytes=1024 * 1024, max_depth=32, max_nodes=20_000)
+
+
+def _check_bounds(path: str, text: str) -> None:
+    """Refuse a file too large, too deep or with too many aliased nodes, in one line."""
+    yaml = _yaml()
+    try:
+        bounded.check_yaml(text, BOUNDS)
+    except bounded.TooComplex as e:
+        raise ConfigFileError(f"{path}: refused: {e}; file left untouched") from None
+    except yaml.YAMLError:
+        pass  # _parse says where and what
+
+
 def _parse(path: str, text: str) -> dict[str, Any]:
     yaml = _yaml()
+    _check_bounds(path, text)
     try:
         data = yaml.load(text, Loader=_loader())
     except yaml.YAMLError as e:
@@ -145,7 +162,7 @@ def merge_text(
                 parts.append("\n")
             parts.append(MARKER + "\n" + block)
         text = "".join(parts)
-        if _parse(path, text) == intended:
+        if _reparses_to(path, text, intended):
             return text, kept
     # Not editable line by line: dump the whole mapping (comments are lost, content is not).
     block = _dump(managed)
@@ -153,10 +170,28 @@ def merge_text(
     return text, kept
 
 
+def _reparses_to(path: str, text: str, intended: dict[str, Any]) -> bool:
+    """The line-edited text means ``intended``. False also when it is no longer valid YAML: a
+    ``...`` end marker before the new block, or an alias to an anchor on a key that was cut."""
+    try:
+        return _parse(path, text) == intended
+    except ConfigFileError:
+        return False
+
+
+def _line_ends_like(old_text: str | None, text: str) -> str:
+    """``text`` with CRLF line ends when the existing file used them."""
+    if old_text and "\r\n" in old_text and "\r\n" not in text:
+        return text.replace("\n", "\r\n")
+    return text
+
+
 def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role: str) -> Plan:
     """What writing ``managed`` into ``path`` would do. Reads the file; writes nothing."""
+    check_not_symlink(path)
     raw = _read(path)
     new_text, kept = merge_text(path, raw, managed, previously_managed)
+    new_text = _line_ends_like(raw, new_text)
     old = _parse(path, raw) if raw is not None else {}
     added = tuple(k for k in managed if k not in old)
     modified = tuple(k for k in managed if k in old and old[k] != managed[k])
@@ -167,13 +202,17 @@ def plan(path: str, managed: dict[str, Any], previously_managed: set[str], role:
         try:
             flags.check(role, key[:-1] if key.endswith("+") else key, kept[key])
         except flags.OptionError as e:
-            warnings.append(f"{path}: your key {key!r} {e}; K3s may refuse to start")
+            warnings.append(_short(f"{path}: your key {key!r} {e}; K3s may refuse to start"))
     return Plan(path, raw, new_text, added, removed, modified, tuple(warnings))
 
 
 def apply(p: Plan) -> fileio.WriteResult:
     """Write the planned text atomically (0600); a no-op when nothing changed."""
     return fileio.atomic_write(p.path, p.new_text.encode("utf-8"), mode=0o600)
+
+
+def _short(line: str, limit: int = 300) -> str:
+    return line if len(line) <= limit else line[: limit - 1] + "…"
 
 
 def _read(path: str) -> str | None:
@@ -191,6 +230,24 @@ def _read(path: str) -> str | None:
         raise ConfigFileError(f"{path}: not UTF-8 text; file left untouched") from None
 
 
+def marker_keys(path: str) -> list[str]:
+    """The top-level keys below k3snode's marker line: what k3snode wrote, when its state is lost."""
+    try:
+        raw = _read(path)
+    except ConfigFileError:
+        return []
+    lines = (raw or "").splitlines()
+    if MARKER not in lines:
+        return []
+    at = lines.index(MARKER)
+    try:
+        _check_bounds(path, raw or "")
+        spans = _entry_spans(raw or "")
+    except (ConfigFileError, _yaml().YAMLError):
+        return []
+    return [key for key, start, _ in spans or [] if start > at]
+
+
 def is_dropin(path: str) -> bool:
     return os.path.basename(os.path.dirname(path)).endswith(".yaml.d")
 
@@ -200,4 +257,21 @@ def check_path(path: str) -> str | None:
     base = os.path.basename(path)
     if is_dropin(path) and not base.lower().endswith((".yaml", ".yml")):
         return "K3s reads only *.yaml and *.yml files in config.yaml.d/"
+    if not base.lower().endswith((".yaml", ".yml")):
+        return (
+            "must be K3s's YAML config file (config.yaml) or a config.yaml.d/NN-name.yaml "
+            "drop-in; k3snode writes nothing else"
+        )
     return None
+
+
+def check_not_symlink(path: str) -> None:
+    """k3snode never writes through a symbolic link (nor replaces one): it says so instead.
+    Replacing the link would silently break the user's setup, writing its target would let
+    whoever can change the link choose what root overwrites."""
+    if os.path.islink(path):
+        target = os.readlink(path)
+        raise ConfigFileError(
+            f"{path}: is a symbolic link (to {target}); k3snode does not write through links: "
+            "set [k3s] config to the real file; file left untouched"
+        )

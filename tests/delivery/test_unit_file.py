@@ -67,6 +67,9 @@ def test_notify_watchdog_restart():
     assert values("Service", "RestartPreventExitStatus") == ["2"]
     assert values("Service", "ExecReload") == ["/usr/bin/k3snode reload --pid $MAINPID"]
     assert int(values("Service", "WatchdogSec")[0]) >= 10
+    # Fixed ceilings on fds and threads (issue 15, finding 1).
+    assert 256 <= int(values("Service", "LimitNOFILE")[0]) <= 65536
+    assert 64 <= int(values("Service", "TasksMax")[0]) <= 4096
     assert values("Install", "WantedBy") == ["multi-user.target"]
 
 

@@ -11,11 +11,10 @@ rejected): then the fallbacks may fill it.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from k3snode import addresses
+from k3snode import addresses, bounded
 from k3snode.discovery.errors import MetadataError
 
 if TYPE_CHECKING:
@@ -105,7 +104,9 @@ def parse_json(resp: Response, what: str) -> Any:
     if resp.status != 200:
         raise unexpected(resp, what)
     try:
-        return json.loads(resp.body)
+        return bounded.load_json(resp.body)
+    except bounded.TooComplex as e:
+        raise MetadataError(f"{what}: refused: {e}") from None
     except ValueError:
         raise MetadataError(f"{what}: not JSON: {_preview(resp.text)}") from None
 

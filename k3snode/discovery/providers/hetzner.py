@@ -25,11 +25,15 @@ def recognise(dmi: Dmi) -> bool:
 def fetch(client: Client, ds: object = None) -> Answer:
     import yaml
 
+    from k3snode import bounded
+
     resp = client.get(PATH)
     if resp.status != 200:
         raise unexpected(resp, PATH)
     try:
-        data = yaml.safe_load(resp.text)
+        data = bounded.load_yaml(resp.text)
+    except bounded.TooComplex as e:
+        raise MetadataError(f"{PATH}: refused: {e}") from None
     except yaml.YAMLError:
         raise MetadataError(f"{PATH}: not YAML") from None
     if not isinstance(data, dict):
