@@ -80,7 +80,7 @@ def test_unconfigured_boot_reload_typos_configure_and_reboot(tmp_path):
         m.write("/etc/k3snode/config.toml", TYPO)
         r = m.sh("systemctl", "reload", "k3snode.service", check=False)
         assert r.returncode != 0
-        line = "[node] role: must be one of server, agent; did you mean 'server'? (got 'sever')"
+        line = "[node] role: must be server or agent; did you mean 'server'? (got 'sever')"
         assert line in m.journal("k3snode.service")
         st = m.show("k3snode.service", "ActiveState", "MainPID", "StatusText")
         assert st["ActiveState"] == "active" and st["MainPID"] == pid
