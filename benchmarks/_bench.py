@@ -6,6 +6,7 @@ interleaved run, the ratio (or the difference) to it, and the goal with a verdic
 
 from __future__ import annotations
 
+import contextlib
 import math
 import os
 import resource
@@ -109,3 +110,15 @@ def fit_exponent(ns: Sequence[float], ts: Sequence[float]) -> float:
 
 def repo() -> str:
     return os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def proc_cpu(pid: int) -> float:
+    """CPU seconds of all live threads (``schedstat``: nanoseconds, not 10 ms ticks)."""
+    total = 0
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        with (
+            contextlib.suppress(OSError, ValueError),
+            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
+        ):
+            total += int(f.read().split()[0])
+    return total / 1e9

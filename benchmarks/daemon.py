@@ -41,7 +41,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
-from _bench import Stats, Table  # noqa: E402
+from _bench import Stats, Table, proc_cpu  # noqa: E402
 from fakes import dmi_dir  # noqa: E402
 from fakes.imds import FakeIMDSProcess  # noqa: E402
 from helpers import NetNS, clean_env, free_port, veth, wait_for  # noqa: E402
@@ -90,18 +90,6 @@ def write_settings(root: str, health_port: int, dmi: str) -> str:
                 f"[health]\nport = {health_port}\n"
                 f'[paths]\nstate_dir = "{root}/state"\nrun_dir = "{root}/run"\n')  # fmt: skip
     return path
-
-
-def proc_cpu(pid: int) -> float:
-    """CPU seconds of all live threads (``schedstat``: nanoseconds, not 10 ms ticks)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with (
-            contextlib.suppress(OSError, ValueError),
-            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
-        ):
-            total += int(f.read().split()[0])
-    return total / 1e9
 
 
 def proc_rss_mib(pid: int) -> float:

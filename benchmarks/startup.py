@@ -36,7 +36,7 @@ REPO = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 sys.path.insert(0, os.path.join(REPO, "tests"))
 
-from _bench import Stats, Table, children_cpu  # noqa: E402
+from _bench import Stats, Table, children_cpu, proc_cpu  # noqa: E402
 
 IMDS = "169.254.169.254"
 PUBLIC = ("5.6.7.8/24", "5.6.7.1")
@@ -68,18 +68,6 @@ def settings(root: str, name: str, port: int) -> str:
     return path
 
 
-def task_cpu(pid: int) -> float:
-    """CPU seconds of a live process, all threads (``schedstat``: nanoseconds, not 10 ms ticks)."""
-    total = 0
-    for tid in os.listdir(f"/proc/{pid}/task"):
-        with (
-            contextlib.suppress(OSError, ValueError),
-            open(f"/proc/{pid}/task/{tid}/schedstat") as f,
-        ):
-            total += int(f.read().split()[0])
-    return total / 1e9
-
-
 def timed(cmd: list[str], e: dict[str, str]) -> tuple[float, float]:
     """(wall, CPU) seconds of one run of ``cmd``, output discarded."""
     c, t = children_cpu(), time.perf_counter()
@@ -103,7 +91,7 @@ def until_ready(cmd: list[str], e: dict[str, str], root: str) -> tuple[float, fl
         try:
             while b"READY=1" not in s.recv(4096).split(b"\n"):
                 pass
-            took = time.perf_counter() - t, task_cpu(p.pid)
+            took = time.perf_counter() - t, proc_cpu(p.pid)
         finally:
             p.send_signal(signal.SIGTERM)
             p.wait(10)
