@@ -346,12 +346,21 @@ class Daemon:
             from k3snode.registration import wanted
 
             self.registration.want(wanted(self.settings, addrs))
-        if written.changed:
+        if written.changed and (self._ready or not self._k3s_waits_for_us()):
             self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
             self._become_ready(degraded=False)
         return True
+
+    def _k3s_waits_for_us(self) -> bool:
+        """Before READY: True when K3s is installed and not running, so it reads the new config
+        when it starts (it is ordered after k3snode). Decided here, not in the restart worker:
+        that runs after READY has let K3s start, and would restart the K3s that just started."""
+        from k3snode.k3s.service import Service
+
+        st = Service.for_settings(self.settings).state()
+        return not st.error and st.installed and not st.running
 
     def unconfigured(self) -> str | None:
         """Why no pass may run (the one-line state), or None when the settings say what the node is."""
