@@ -48,7 +48,7 @@ MAX_CHANGES_PER_MINUTE = 6
 class Watch:
     """``wait(timeout)`` → a reason when the interfaces changed since the last call, else "".
 
-    Requests go through the shared metadata client (``discovery/metadata_http.py``): no proxy,
+    Requests go through the shared metadata client (``discovery/http.py``): no proxy,
     no redirects (a 302 is an error, so ``Metadata-Flavor: Google`` never goes to another host),
     bounded body and time."""
 
@@ -58,7 +58,7 @@ class Watch:
 
     def wait(self, timeout: float) -> str:
         from k3snode.discovery.errors import MetadataError
-        from k3snode.discovery.metadata_http import Client
+        from k3snode.discovery.http import Client
 
         seconds = max(1, int(timeout))
         query = "?recursive=true&alt=json"

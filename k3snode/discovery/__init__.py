@@ -240,7 +240,7 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
     ``STAGGER``); the winner is asked, the other one after it only if it was unreachable."""
     from k3snode.discovery import providers
     from k3snode.discovery.errors import MetadataError, MetadataUnreachable
-    from k3snode.discovery.metadata_http import Client, race
+    from k3snode.discovery.http import Client, race
 
     module = providers.load(provider)
     if module.BASE is None:  # no HTTP service (VMware guestinfo): the module reads it itself

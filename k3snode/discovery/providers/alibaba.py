@@ -10,7 +10,7 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "alibaba"

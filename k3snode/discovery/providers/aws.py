@@ -14,7 +14,7 @@ from k3snode.discovery.errors import MetadataError, MetadataTimeout
 from k3snode.discovery.providers.common import Answer, Reading, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "aws"

@@ -18,7 +18,7 @@ from k3snode import addresses, bounded
 from k3snode.discovery.errors import MetadataError
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Response
+    from k3snode.discovery.http import Response
 
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 

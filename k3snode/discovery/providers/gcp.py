@@ -9,7 +9,7 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client, Response
+    from k3snode.discovery.http import Client, Response
 
 
 ID = "gcp"

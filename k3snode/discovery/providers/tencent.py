@@ -11,7 +11,7 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "tencent"
