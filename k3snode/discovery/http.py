@@ -54,7 +54,7 @@ from k3snode.discovery.wire import (
     exchange,
 )
 
-__all__ = ["Client", "Response", "fetch", "race", "resolve"]
+__all__ = ["Client", "Response", "TooLarge", "fetch", "race", "resolve"]
 
 MAX_BODY = 256 * 1024
 CONNECT_TIMEOUT = 1.0
