@@ -178,9 +178,12 @@ class Client:
         what = f"{method} {self.where}{path}"
         if self.left() <= 0:
             raise MetadataTimeout(f"{what}: discovery timeout")
+        budget = max(min(read_timeout, self.left()), 0.05)
         if not self._address:
             try:
-                self._address = resolve(self.host, self.port, 0, self.deadline, self.clock)[0]
+                self._address = resolve(self.host, self.port, 0, self.clock() + budget, self.clock)[
+                    0
+                ]
             except socket.timeout:
                 raise MetadataTimeout(
                     f"{what}: resolving {self.host} took longer than the discovery timeout"
@@ -189,11 +192,9 @@ class Client:
                 raise MetadataError(f"{what}: cannot resolve {self.host}: {e}") from None
         if self.scheme == "https" and self.tls is None:
             self.tls = default_tls()
-        target = Target(
-            self.host, self._address, self.port, self.tls if self.scheme == "https" else None
-        )
+        tls = self.tls if self.scheme == "https" else None
+        target = Target(self.host, self._address, self.port, tls)
         self.requests += 1
-        budget = max(min(read_timeout, self.left()), 0.05)
         try:
             return exchange(
                 target, method, path, headers, body,
