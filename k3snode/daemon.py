@@ -40,6 +40,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import __version__, health, passes
 from k3snode.checks import Observation
+from k3snode.discovery import Session
 from k3snode.logs import Conditions, duration
 from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
@@ -106,6 +107,7 @@ class Daemon:
         self._unconfigured: str | None = None
         self._judge_settings()
         self._last_discovery_ok: float | None = None
+        self._discovery = Session()  # metadata tokens kept between polls
         self.restarts = Restarts(clock, self._restart_result)
         self.last_restart: dict[str, Any] | None = None
         self.last_change: dict[str, Any] | None = None
@@ -258,7 +260,7 @@ class Daemon:
 
         started = self._clock()
         try:
-            found = external_addresses(self.settings)
+            found = external_addresses(self.settings, self._discovery)
         except Exception as e:  # a broken discovery must never end the daemon
             found = Discovery(error=f"discovery failed: {e.__class__.__name__}: {e}")
         if self.metrics is not None:

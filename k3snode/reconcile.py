@@ -14,6 +14,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3snode import fileio, state
+from k3snode.discovery import Session
 from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
@@ -33,7 +34,7 @@ def mesh_up(settings: Settings) -> Any:
     return None
 
 
-def external_addresses(settings: Settings) -> Discovery:
+def external_addresses(settings: Settings, session: Session | None = None) -> Discovery:
     """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
     addresses (``mesh/tailscale.py``), otherwise the discovered public addresses."""
     if settings.mesh == "tailscale":
@@ -42,7 +43,7 @@ def external_addresses(settings: Settings) -> Discovery:
         return tailscale.node_addresses(settings)
     from k3snode.discovery import discover
 
-    return discover(settings)
+    return discover(settings, session=session)
 
 
 def underlay_ip(settings: Settings) -> str | None:

@@ -30,7 +30,7 @@ if TYPE_CHECKING:
     from k3snode.discovery.dmi import Dmi
     from k3snode.settings import DiscoverySettings, Settings
 
-__all__ = ["Discovery", "choose_provider", "discover"]
+__all__ = ["Discovery", "Session", "choose_provider", "discover"]
 
 FAMILIES = ("ipv4", "ipv6")
 
@@ -93,7 +93,19 @@ def _refine(provider: str, ds: DiscoverySettings, dmi: Dmi | None) -> str:
     return next((p for p in candidates if providers.load(p).recognise(dmi)), provider)
 
 
-def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
+class Session:
+    """What a caller that discovers again and again (the daemon) keeps between discoveries: the
+    metadata services' session tokens (AWS IMDSv2's, reused until shortly before it expires), so
+    a poll is one or two GETs. A session's discoveries ask only for what a pass needs: no private
+    address (it is informational, for ``k3snode detect``)."""
+
+    def __init__(self) -> None:
+        self.memo: dict = {}
+
+
+def discover(
+    settings: Settings, monotonic=time.monotonic, session: Session | None = None
+) -> Discovery:
     """One discovery, bounded by ``[discovery] timeout``; never raises for network trouble."""
     started = monotonic()
     ds = settings.discovery
@@ -118,7 +130,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                 notes.append(hint_note)
         provider, how = choose_provider(ds, hint=hint)
     if provider:
-        answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
+        answer, metadata_error = _metadata(provider, ds, deadline, monotonic, session)
         if answer is not None:
             notes.extend(answer.notes)
             private_ipv4 = answer.private_ipv4
@@ -234,7 +246,9 @@ def _warn_if_not_public(address: str | None) -> None:
         )
 
 
-def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
+def _metadata(
+    provider: str, ds: DiscoverySettings, deadline: float, monotonic, session: Session | None
+):
     """(Answer, None) or (None, error text) from the provider's metadata service. Where it has an
     IPv6 address too, both are raced for the first TCP connection (IPv4 at once, IPv6 after
     ``STAGGER``); the winner is asked, the other one after it only if it was unreachable."""
@@ -258,7 +272,8 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
             errors.extend(f"{provider} metadata ({why})" for why in lost)
     for base in bases:
         client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic,
-                        patient=frozenset(getattr(module, "PATIENT", ())))  # fmt: skip
+                        patient=frozenset(getattr(module, "PATIENT", ())),
+                        memo=session.memo if session else {}, brief=session is not None)  # fmt: skip
         try:
             answer = _fetch(provider, module, client, ds)
         except MetadataUnreachable as e:

@@ -89,7 +89,8 @@ class Client:
     sleep: Callable[[float], None] = time.sleep
     patient: frozenset = frozenset()  # statuses retried until the deadline (Azure: 410)
     tls: object = None  # an ssl.SSLContext for an https:// base; None: the system's trust store
-    memo: dict = field(default_factory=dict)  # kept by a caller between discoveries (tokens)
+    memo: dict = field(default_factory=dict)  # kept by the caller between discoveries (tokens)
+    brief: bool = False  # a repeated discovery: only what a pass needs (no private address)
     requests: int = 0  # how many were sent (diagnostics)
 
     def __post_init__(self) -> None:
