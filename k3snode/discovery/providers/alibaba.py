@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 ID = "alibaba"
+CLOUD_INIT = ("aliyun",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://100.100.100.200"
 MD = "/latest/meta-data"
 

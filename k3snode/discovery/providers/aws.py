@@ -23,6 +23,7 @@ if TYPE_CHECKING:
 
 
 ID = "aws"
+CLOUD_INIT = ("aws", "aws-china", "aws-gov")  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:ec2::254]"  # asked when the IPv4 one is unreachable (IPv6-only)
 TOKEN_PATH = "/latest/api/token"

@@ -18,6 +18,7 @@ if TYPE_CHECKING:
 
 
 ID = "azure"
+CLOUD_INIT = ("azure", "azure-china")  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 HEADERS = {"Metadata": "true"}

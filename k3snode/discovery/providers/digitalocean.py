@@ -16,6 +16,7 @@ if TYPE_CHECKING:
 
 
 ID = "digitalocean"
+CLOUD_INIT = ("digitalocean",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PATH = "/metadata/v1.json"
 

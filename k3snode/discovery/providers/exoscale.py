@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 ID = "exoscale"
+CLOUD_INIT = ("exoscale",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 MD = "/1.0/meta-data"
 

@@ -21,6 +21,7 @@ if TYPE_CHECKING:
 
 
 ID = "gcp"
+CLOUD_INIT = ("gce",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 NIC = "/computeMetadata/v1/instance/network-interfaces/0"
 HEADERS = {"Metadata-Flavor": "Google"}

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 ID = "hetzner"
+CLOUD_INIT = ("hetzner",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PATH = "/hetzner/v1/metadata"
 

@@ -14,6 +14,7 @@ if TYPE_CHECKING:
 
 
 ID = "linode"
+CLOUD_INIT = ("akamai",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:a9fe:a9fe::1]"  # asked when the IPv4 one is unreachable (IPv6-only)
 

@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
 
 ID = "openstack"
+CLOUD_INIT = ("openstack",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PRODUCTS = ("OpenStack Nova", "OpenStack Compute")
 ASSET_TAGS = (

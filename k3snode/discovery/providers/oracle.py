@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 ID = "oracle"
+CLOUD_INIT = ("oracle",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:c1::a9fe:a9fe]"  # asked when the IPv4 one is unreachable (IPv6-only)
 PATH = "/opc/v2/vnics/"

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 ID = "scaleway"
+CLOUD_INIT = ("scaleway",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.42.42"
 BASE6 = "http://[fd00:42::42]"  # asked when the IPv4 one is unreachable (IPv6-only)
 PATH = "/conf?format=json"

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 ID = "upcloud"
+CLOUD_INIT = ("upcloud",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PATH = "/metadata/v1.json"
 

@@ -27,6 +27,7 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, as_list, dig
 
 ID = "vmware"
+CLOUD_INIT = ("vmware",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = None  # no HTTP service: ``read`` instead of ``fetch``
 TOOL = "vmware-rpctool"
 NO_VALUE = "No value found"

@@ -13,6 +13,7 @@ if TYPE_CHECKING:
 
 
 ID = "vultr"
+CLOUD_INIT = ("vultr",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PATH = "/v1.json"
 
