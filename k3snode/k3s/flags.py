@@ -13,6 +13,8 @@ import re
 from functools import cache
 from typing import Any
 
+from k3snode.suggest import did_you_mean
+
 ROLES = ("server", "agent")
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 
@@ -40,11 +42,7 @@ def check(role: str, key: str, value: Any) -> Any:
         other = "agent" if role == "server" else "server"
         if key in flags(other):
             raise OptionError(f"is a `k3s {other}` flag only; `k3s {role}` does not know it")
-        import difflib
-
-        hint = difflib.get_close_matches(key, list(table), n=1, cutoff=0.7)
-        more = f" (did you mean {hint[0]}?)" if hint else ""
-        raise OptionError(f"is not a flag of `k3s {role}`{more}")
+        raise OptionError(f"is not a flag of `k3s {role}`{did_you_mean(key, table, cutoff=0.7)}")
     if kind == "string slice":
         items = (
             [value]
