@@ -19,7 +19,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from k3snode.discovery import providers
+from k3snode.discovery.providers import from_cloud_init
 
 DEFAULT_DIR = "/run/cloud-init"
 MAX_BYTES = 1 << 20  # an AWS instance-data.json is ~20 KiB, Azure's ~40 KiB
@@ -85,14 +85,14 @@ def _cloud_id(directory: str) -> tuple[Hint | None, str]:
         return None, ""  # cloud-init did not run (or is not installed): nothing to say
     if not cloud:
         return None, f"cloud-init: {path} is empty"
-    return Hint(cloud, providers.from_cloud_init(cloud), path), ""
+    return Hint(cloud, from_cloud_init(cloud), path), ""
 
 
 def _provider(cloud: str, v1: dict) -> str | None:
     """k3snode's provider for cloud-init's names (each provider module's ``CLOUD_INIT``; "ibmcloud"
     is IBM's Classic infrastructure, a config drive rather than VPC's service: left to DMI)."""
     for name in (cloud, _name(v1.get("cloud_name")), _name(v1.get("platform"))):
-        found = providers.from_cloud_init(name) if name else None
+        found = from_cloud_init(name) if name else None
         if found:  # cloud_id may carry a region variant no provider lists
             return found
     return None

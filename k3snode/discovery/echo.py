@@ -20,7 +20,7 @@ from dataclasses import dataclass
 from typing import Callable
 
 from k3snode import addresses
-from k3snode.discovery import http
+from k3snode.discovery.http import fetch
 
 TIMEOUT = 3.0
 MAX_BODY = 1024
@@ -43,7 +43,7 @@ def ask(url: str, fam: str, timeout: float = TIMEOUT, context=None) -> str:
     ``context``: an ``ssl.SSLContext`` (default: the system's trust store)."""
     if not url.startswith("https://"):
         raise ValueError("not an https:// URL")
-    resp = http.fetch(url, timeout, family=_AF[fam], max_body=MAX_BODY, tls=context,
+    resp = fetch(url, timeout, family=_AF[fam], max_body=MAX_BODY, tls=context,
                       headers={"Accept": "text/plain"})  # fmt: skip
     if resp.status != 200:
         raise ValueError(f"HTTP {resp.status}")

@@ -5,16 +5,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from k3snode import addresses
 from k3snode.checks import Finding
+from k3snode.discovery import choose_provider, dmi, providers
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
 
 
 def findings(settings: Settings) -> list[Finding]:
-    from k3snode import addresses
-    from k3snode.discovery import choose_provider, dmi, providers
-
     ds = settings.discovery
     out: list[Finding] = []
     for address in ds.external_ips:
