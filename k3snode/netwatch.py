@@ -7,13 +7,10 @@ removed on a non-virtual interface, or a default route of the main table added o
 
 from __future__ import annotations
 
-import logging
 import socket
 
 from k3snode import netlink
 from k3snode.discovery.interfaces import is_virtual
-
-log = logging.getLogger(__name__)
 
 RT_TABLE_MAIN = 254
 RT_SCOPE_UNIVERSE = 0
