@@ -16,8 +16,7 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from k3snode.discovery.providers import from_cloud_init
 
@@ -34,8 +33,7 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
     cloud: str  # cloud-init's name, e.g. "aws"
     provider: str | None  # k3snode's id, or None when k3snode has no such provider
     source: str  # the file it came from

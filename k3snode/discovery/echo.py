@@ -16,8 +16,7 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from dataclasses import dataclass
-from typing import Callable
+from typing import Callable, NamedTuple
 
 from k3snode import addresses
 from k3snode.discovery.http import fetch
@@ -28,8 +27,7 @@ QUORUM = 2
 _AF = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 
 
-@dataclass(frozen=True)
-class EchoResult:
+class EchoResult(NamedTuple):
     ipv4: str | None = None
     ipv6: str | None = None
     notes: tuple[str, ...] = ()
