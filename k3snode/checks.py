@@ -56,7 +56,7 @@ class Finding:
 # Components that report into the daemon's health, as "module:function"; each function takes the
 # Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
 OBSERVERS: list[str] = [
-    "k3snode.mesh.tailscale_health:observe",
+    "k3snode.mesh.tailscale.health:observe",
     "k3snode.mesh.wg.health:flannel",
     "k3snode.underlay:observer",
     "k3snode.k3s.effective:observe",

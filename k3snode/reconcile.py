@@ -24,22 +24,22 @@ log = logging.getLogger("k3snode")
 
 def mesh_up(settings: Settings) -> Any:
     """Bring the mesh up before discovery — for mesh "tailscale": install when missing, start
-    tailscaled, ``tailscale up`` unless Running (``mesh/tailscale.py``). Returns its state (None
-    for other meshes); raises ``tailscale.TailscaleError`` with a one-line reason."""
+    tailscaled, ``tailscale up`` unless Running (``mesh/tailscale/bringup.py``). Returns its state
+    (None for other meshes); raises ``TailscaleError`` with a one-line reason."""
     if settings.mesh == "tailscale":
-        from k3snode.mesh import tailscale
+        from k3snode.mesh.tailscale import bringup
 
-        return tailscale.ensure_up(settings)
+        return bringup.ensure_up(settings)
     return None
 
 
 def external_addresses(settings: Settings) -> Discovery:
     """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
-    addresses (``mesh/tailscale.py``), otherwise the discovered public addresses."""
+    addresses (``mesh/tailscale/status.py``), otherwise the discovered public addresses."""
     if settings.mesh == "tailscale":
-        from k3snode.mesh import tailscale
+        from k3snode.mesh.tailscale import status
 
-        return tailscale.node_addresses(settings)
+        return status.node_addresses(settings)
     from k3snode.discovery import discover
 
     return discover(settings)
@@ -146,7 +146,7 @@ def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
         ts = settings.tailscale
         label = settings.where("tailscale", "auth_key_file")
         key = _auth_key(settings)
-        from k3snode.mesh.tailscale_bringup import identity_args
+        from k3snode.mesh.tailscale.up_args import identity_args
 
         try:  # hostname and extra args go along, so that K3s's own `tailscale up` keeps them
             line = vpn_auth_line(key, ts.control_server_url, identity_args(settings))

@@ -157,7 +157,7 @@ def _mesh_up(settings: Settings, dry_run: bool) -> bool:
     if dry_run:
         log.info("dry run: Tailscale is not brought up; its current addresses are used")
         return True
-    from k3snode.mesh.tailscale import TailscaleError
+    from k3snode.mesh.tailscale.types import TailscaleError
     from k3snode.reconcile import mesh_up
 
     try:

@@ -16,7 +16,7 @@ PREFLIGHTS: list[str] = [
     "k3snode.preflight:settings_and_config",
     "k3snode.k3s.effective:preflight",
     "k3snode.k3s.ordering:preflight",
-    "k3snode.mesh.tailscale_health:preflight",
+    "k3snode.mesh.tailscale.health:preflight",
     "k3snode.mesh.wg.preflight:wireguard_native",
     "k3snode.underlay:preflight",
     "k3snode.discovery.preflight:findings",

@@ -22,11 +22,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
-    from k3snode.mesh import tailscale_policy
+    from k3snode.mesh.tailscale import policy
 
     settings = load_settings(args)
     if args.json:
-        print(json.dumps(tailscale_policy.policy(settings), indent=2))
+        print(json.dumps(policy.policy(settings), indent=2))
     else:
-        print(tailscale_policy.render(settings), end="")
+        print(policy.render(settings), end="")
     return 0

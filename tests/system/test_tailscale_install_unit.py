@@ -213,11 +213,11 @@ def test_logged_in_with_the_key_file_and_the_key_is_in_no_journal_field(node):
 PROBE = """
 import sys
 from k3snode import settings
-from k3snode.mesh import tailscale_install
-from k3snode.mesh.tailscale import TailscaleError
+from k3snode.mesh.tailscale import install
+from k3snode.mesh.tailscale.types import TailscaleError
 s = settings.load("/root/probe.toml", env={})
 try:
-    tailscale_install.install(s, timeout=float(sys.argv[1]))
+    install.install(s, timeout=float(sys.argv[1]))
 except TailscaleError as e:
     print(e)
     sys.exit(3)

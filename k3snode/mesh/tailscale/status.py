@@ -1,12 +1,8 @@
-"""K3s's Tailscale integration: bring Tailscale up before K3s and read the node's Tailscale addresses.
+"""The ``tailscale`` CLI, read: run it bounded, parse ``tailscale status --json``, and the node's
+Tailscale addresses for render, detect and a pass (``node_addresses``; it changes nothing).
 
-``ensure_up`` is the one bring-up step (``apply`` and the daemon call it through
-``reconcile.mesh_up`` before discovery); what it does in each Tailscale state, and why, is in
-``tailscale_bringup``. This module reads ``tailscale status --json`` and runs the CLI.
-
-The auth key never leaves its file: ``tailscale`` reads it (``file:`` prefix, Tailscale's
-``cmd/tailscale/cli/up.go``), and every line of Tailscale's output k3snode repeats is scrubbed of the
-key and of anything shaped like ``tskey-…`` first.
+Every line of Tailscale's output k3snode repeats goes through ``scrub`` first (the auth key and
+anything shaped like ``tskey-…`` removed).
 """
 
 from __future__ import annotations
@@ -16,99 +12,23 @@ import logging
 import re
 import shutil
 import subprocess
-import time
-from dataclasses import dataclass
 from operator import attrgetter
 from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import addresses
 from k3snode.discovery.result import Discovery
+from k3snode.mesh.tailscale.types import Peer, Status, TailscaleError
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 INTERFACE = "tailscale0"
 STATUS_TIMEOUT = 15.0  # one `tailscale status --json` call
-POLL = 0.5  # seconds between status polls while waiting
 _TSKEY = re.compile(r"tskey-[A-Za-z0-9-]+")
 _GO_ZERO_TIME = "0001-01-01T00:00:00Z"
-
-
-class TailscaleError(Exception):
-    """Tailscale could not be brought up; the message is one line a user can act on.
-
-    ``kind``: not-installed, too-old, install-failed, daemon, bad-key, needs-login, machine-auth, timeout,
-    no-address, failed.
-    """
-
-    def __init__(self, message: str, kind: str = "failed") -> None:
-        super().__init__(message)
-        self.kind = kind
-
-
-@dataclass(frozen=True)
-class Peer:
-    """One peer from ``tailscale status --json`` (``ipnstate.PeerStatus``)."""
-
-    public_key: str
-    hostname: str
-    dns_name: str
-    addresses: tuple[str, ...]
-    online: bool
-    last_seen: float | None  # unix time; control only reports it while the peer is offline
-    last_handshake: float | None
-    endpoint: str | None  # CurAddr (direct) or "derp:<region>" (relayed)
-    rx_bytes: int
-    tx_bytes: int
-    expired: bool
-
-
-@dataclass(frozen=True)
-class Status:
-    """What ``tailscale status --json`` says (``ipnstate.Status``), reduced to what k3snode uses."""
-
-    backend_state: str
-    addresses: tuple[str, ...]
-    hostname: str
-    online: bool
-    self_expired: bool
-    key_expiry: float | None
-    health: tuple[str, ...]
-    peers: tuple[Peer, ...]
-    auth_url: str = ""
-
-    @property
-    def ipv4(self) -> str | None:
-        return next((a for a in self.addresses if addresses.family(a) == 4), None)
-
-    @property
-    def ipv6(self) -> str | None:
-        return next((a for a in self.addresses if addresses.family(a) == 6), None)
-
-    @property
-    def login_error(self) -> str | None:
-        """Tailscale's "You are logged out. The last login error was: …" health message."""
-        return next((h for h in self.health if "login error" in h or "invalid key" in h), None)
-
-
-@dataclass(frozen=True)
-class TailscaleState:
-    """The outcome of ``ensure_up``: what k3snode found or did, and the node's addresses."""
-
-    backend_state: str
-    ipv4: str | None
-    ipv6: str | None
-    hostname: str
-    installed: bool  # k3snode ran the install script in this call
-    daemon_started: bool  # k3snode started tailscaled in this call
-    brought_up: bool  # k3snode ran `tailscale up` in this call
-
-    @property
-    def addresses(self) -> list[str]:
-        return [a for a in (self.ipv4, self.ipv6) if a]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -334,10 +254,6 @@ def read_status(timeout: float = STATUS_TIMEOUT, secret: Secret | None = None) -
         raise TailscaleError(f"tailscale status --json gave an unreadable answer: {e}") from None
 
 
-# ---------------------------------------------------------------------------------------------
-# Bring-up (``tailscale_bringup``)
-
-
 def read_key(settings: Settings) -> Secret | None:
     """The auth key — only to scrub it from Tailscale's output; it is never passed anywhere."""
     try:
@@ -346,17 +262,6 @@ def read_key(settings: Settings) -> Secret | None:
     except (OSError, UnicodeDecodeError):
         return None
     return Secret(value) if value else None
-
-
-def ensure_up(
-    settings: Settings,
-    monotonic: Callable[[], float] = time.monotonic,
-    sleep: Callable[[float], None] = time.sleep,
-) -> TailscaleState:
-    """Bring Tailscale to Running before K3s starts (``tailscale_bringup.ensure_up``)."""
-    from k3snode.mesh import tailscale_bringup
-
-    return tailscale_bringup.ensure_up(settings, monotonic, sleep)
 
 
 # ---------------------------------------------------------------------------------------------
