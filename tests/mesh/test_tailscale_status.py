@@ -1,21 +1,16 @@
 """Reading ``tailscale status --json`` (``k3snode/mesh/tailscale/status.py``): the parser on odd
-input, Go's time format, the fast peer path against the dataclass, and scrubbing the auth key."""
+input, this node's addresses, the fast peer path against the dataclass, and scrubbing the auth
+key."""
 
 from __future__ import annotations
 
-import calendar
 import dataclasses
-import time
 
 import pytest
 
-from k3snode.mesh.tailscale import status
+from k3snode.mesh.tailscale import gotime, status
 from k3snode.mesh.tailscale.types import Peer
 from k3snode.secret import Secret
-
-
-def T(text):
-    return float(calendar.timegm(time.strptime(text, "%Y-%m-%dT%H:%M:%SZ")))
 
 
 @pytest.mark.parametrize("garbage", [[], "Running", {"Self": {}}, {"BackendState": 3}, None])
@@ -40,20 +35,26 @@ def test_parse_status_tolerates_junk_inside():
 
 
 @pytest.mark.parametrize(
-    ("text", "expected"),
+    ("ips", "want"),
     [
-        ("2026-11-26T15:00:00Z", T("2026-11-26T15:00:00Z")),
-        ("2026-11-26T16:00:00.5+01:00", T("2026-11-26T15:00:00Z") + 0.5),
-        ("2026-11-26T14:00:00.123456789-01:00", T("2026-11-26T15:00:00Z") + 0.123456789),
-        ("2026-02-31T00:00:00Z", None),
-        ("2026-11-26 15:00:00", None),
-        ("0001-01-01T00:00:00Z", None),
-        ("2026-13-45T99:00:00Z", None),
-        ("", None),
+        (["FD7A:115C:A1E0:0:0:0:0:9", "100.64.0.9"], ("fd7a:115c:a1e0::9", "100.64.0.9")),
+        (["1:0:2:3:4:5:6:7"], ("1:0:2:3:4:5:6:7",)),  # RFC 5952: one zero group stays
+        (["100.064.0.9", "100.64.0", "100.64.0.9/32", " 100.64.0.9", "fe80::1%eth0"], ()),
+        (["100.64.0.9\x00", "fd7a::g", "１００.64.0.9", None, ["100.64.0.9"]], ()),
+        ("100.64.0.9", ()),
     ],
 )
-def test_parse_time(text, expected):
-    assert status.parse_time(text) == (pytest.approx(expected) if expected else None)
+def test_own_addresses_are_valid_and_canonical(ips, want):
+    """They become K3s's node-external-ip: strictly parsed, in canonical text form."""
+    st = status.parse_status({"BackendState": "Running", "TailscaleIPs": ips})
+    assert st.addresses == want
+    assert st.ipv4 == next((a for a in want if "." in a), None)
+    assert st.ipv6 == next((a for a in want if ":" in a), None)
+
+
+def test_own_addresses_from_self_when_the_top_level_has_none():
+    st = status.parse_status({"BackendState": "Running", "Self": {"TailscaleIPs": ["100.64.0.7"]}})
+    assert st.addresses == ("100.64.0.7",) and st.ipv6 is None
 
 
 def test_scrub():
@@ -68,15 +69,14 @@ def test_the_fast_peer_parse_builds_the_same_peer_as_the_dataclass():
     peers): they must equal the ones Peer(...) builds, field for field."""
     raw = {
         "PublicKey": "nodekey:ab", "HostName": "h", "DNSName": "h.ts.net.", "Online": True,
-        "TailscaleIPs": ["100.64.0.9", "FD7A:115C:A1E0::9", 7, "not an address!"],
+        "TailscaleIPs": ["100.64.0.9", "FD7A:115C:A1E0::9"], "Expired": False,
         "LastSeen": "0001-01-01T00:00:00Z", "LastHandshake": "2026-11-26T16:59:30.25Z",
         "CurAddr": "", "Relay": "fra", "RxBytes": 5, "TxBytes": True,
     }  # fmt: skip
     (got,) = status.parse_status({"BackendState": "Running", "Peer": {"nodekey:ab": raw}}).peers
-    want = Peer(public_key="nodekey:ab", hostname="h", dns_name="h.ts.net.",
-                addresses=("100.64.0.9", "fd7a:115c:a1e0::9"), online=True, last_seen=None,
-                last_handshake=status.parse_time("2026-11-26T16:59:30.25Z"),
-                endpoint="derp:fra", rx_bytes=5, tx_bytes=0, expired=False)  # fmt: skip
+    want = Peer(public_key="nodekey:ab", hostname="h", dns_name="h.ts.net.", online=True,
+                last_seen=None, last_handshake=gotime.parse_time("2026-11-26T16:59:30.25Z"),
+                endpoint="derp:fra", rx_bytes=5, tx_bytes=0)  # fmt: skip
     assert got == want and hash(got) == hash(want)
     assert set(vars(got)) == {f.name for f in dataclasses.fields(Peer)}
     with pytest.raises(dataclasses.FrozenInstanceError):

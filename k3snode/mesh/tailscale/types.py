@@ -5,8 +5,6 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from k3snode import addresses
-
 
 class TailscaleError(Exception):
     """Tailscale could not be brought up; the message is one line a user can act on.
@@ -22,19 +20,18 @@ class TailscaleError(Exception):
 
 @dataclass(frozen=True)
 class Peer:
-    """One peer from ``tailscale status --json`` (``ipnstate.PeerStatus``)."""
+    """One peer from ``tailscale status --json`` (``ipnstate.PeerStatus``): what the health
+    report shows of it."""
 
     public_key: str
     hostname: str
     dns_name: str
-    addresses: tuple[str, ...]
     online: bool
     last_seen: float | None  # unix time; control only reports it while the peer is offline
     last_handshake: float | None
     endpoint: str | None  # CurAddr (direct) or "derp:<region>" (relayed)
     rx_bytes: int
     tx_bytes: int
-    expired: bool
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class Status:
     """What ``tailscale status --json`` says (``ipnstate.Status``), reduced to what k3snode uses."""
 
     backend_state: str
-    addresses: tuple[str, ...]
+    addresses: tuple[str, ...]  # this node's, valid and in canonical form (``status._own_ips``)
     hostname: str
     online: bool
     self_expired: bool
@@ -53,11 +50,11 @@ class Status:
 
     @property
     def ipv4(self) -> str | None:
-        return next((a for a in self.addresses if addresses.family(a) == 4), None)
+        return next((a for a in self.addresses if ":" not in a), None)
 
     @property
     def ipv6(self) -> str | None:
-        return next((a for a in self.addresses if addresses.family(a) == 6), None)
+        return next((a for a in self.addresses if ":" in a), None)
 
     @property
     def login_error(self) -> str | None:
