@@ -3,7 +3,8 @@ addresses and health.
 
 Modules, each importing only those listed before it (no circle):
 
-- ``types``: the status, peer and outcome dataclasses and ``TailscaleError``;
+- ``types``: the status, peer and outcome dataclasses and ``TailscaleError``; ``gotime``: Go's
+  ``time.Time`` JSON read fast;
 - ``status``: runs the ``tailscale`` CLI and parses ``tailscale status --json``; the node's
   Tailscale addresses (``node_addresses``);
 - ``version``: the Tailscale version floor; ``up_args``: what ``tailscale up`` is told;

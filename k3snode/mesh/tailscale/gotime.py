@@ -8,11 +8,8 @@ tailscaled writes (``…THH:MM:SS[.frac]Z``) read by slicing, each date-hour-min
 
 from __future__ import annotations
 
-import logging
 import re
 from typing import Any, Callable
-
-log = logging.getLogger(__name__)
 
 ZERO = "0001-01-01T00:00:00Z"
 _TIME = re.compile(r"^(\d{4})-(\d\d)-(\d\d)T(\d\d):(\d\d):(\d\d)(?:\.(\d+))?(Z|[+-]\d\d:\d\d)$")

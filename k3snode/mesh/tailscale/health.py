@@ -9,7 +9,6 @@ tailscale #6786) and an auth key the control server refused ("invalid key: …" 
 
 from __future__ import annotations
 
-import logging
 import os
 import stat
 import time
@@ -25,8 +24,6 @@ from k3snode.mesh.tailscale.version import too_old, version
 if TYPE_CHECKING:
     from k3snode.secret import Secret
     from k3snode.settings import Settings
-
-log = logging.getLogger(__name__)
 
 CHECK = "tailscale"
 EXPIRY_WARNING = 7 * 86400  # say so when this node's key expires within a week

@@ -10,13 +10,10 @@ traffic, ACLs that let the nodes and the pods reach each other. Nodes are identi
 from __future__ import annotations
 
 import json
-import logging
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
-
-log = logging.getLogger(__name__)
 
 
 def policy(settings: Settings) -> dict[str, Any]:

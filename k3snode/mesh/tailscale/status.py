@@ -8,7 +8,6 @@ anything shaped like ``tskey-…`` removed).
 from __future__ import annotations
 
 import json
-import logging
 import re
 import shutil
 import subprocess
@@ -23,8 +22,6 @@ from k3snode.secret import Secret
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
-
-log = logging.getLogger(__name__)
 
 INTERFACE = "tailscale0"
 STATUS_TIMEOUT = 15.0  # one `tailscale status --json` call
