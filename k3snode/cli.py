@@ -232,7 +232,7 @@ def flags_of(mod: Any) -> list[SettingFlag]:
 def environment_of(mod: Any) -> list[tuple[str, str]]:
     """``(variable, meaning)`` for what a command honours: K3SNODE_CONFIG, the variables of the
     settings behind its flags, and its own ``ENVIRONMENT``."""
-    from k3snode.settings import spec
+    from k3snode.config.schema import spec
 
     out = [ENVIRONMENT[0]]
     for f in flags_of(mod):
@@ -334,7 +334,10 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None):
-    from k3snode import settings as settings_mod
+    """Settings from file, saved environment, environment and this command's flags, with
+    ``[k3s] options`` checked against K3s's flags for the role; SettingsError on a mistake."""
+    from k3snode.config.load import load
+    from k3snode.k3s.options import check_settings
 
     overrides = {}
     names = {}
@@ -343,8 +346,8 @@ def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None):
         if value is not None:
             overrides[(f.section, f.key)] = value
             names[(f.section, f.key)] = f.flag
-    return settings_mod.load(
-        getattr(args, "config", None), env=env, overrides=overrides, override_names=names
+    return check_settings(
+        load(getattr(args, "config", None), env=env, overrides=overrides, override_names=names)
     )
 
 
@@ -373,8 +376,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
+    from k3snode.config.model import SettingsError
     from k3snode.k3s.configfile import ConfigFileError
-    from k3snode.settings import SettingsError
 
     try:
         return int(command_module(args.command).run(args) or 0)

@@ -45,9 +45,9 @@ from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.discovery.result import Discovery
     from k3snode.k3s.service import RestartResult
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 
@@ -267,8 +267,8 @@ class Daemon:
 
     def run_pass(self) -> bool:
         """One pass: discover, confirm, write, ask for a restart. True when the config is current."""
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.passes += 1
         now = self._clock()
@@ -747,8 +747,8 @@ class Daemon:
     # -- reload, signals, edges -----------------------------------------------------------
 
     def _do_reload(self) -> None:
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.notifier.reloading()
         if self._reload is not None:

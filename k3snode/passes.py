@@ -12,10 +12,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.discovery.result import Discovery
     from k3snode.k3s.service import RestartResult
     from k3snode.reconcile import Committed, Prepared
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from k3snode.checks import Finding
-from k3snode.settings import Settings
+from k3snode.config.model import Settings
 
 
 def settings_and_config(settings: Settings) -> list[Finding]:

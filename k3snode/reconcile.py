@@ -14,10 +14,10 @@ from dataclasses import dataclass
 from typing import Any
 
 from k3snode import fileio, state
+from k3snode.config.model import DEFAULT_CONFIG, Settings, SettingsError
 from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
-from k3snode.settings import DEFAULT_CONFIG, Settings, SettingsError
 
 log = logging.getLogger("k3snode")
 

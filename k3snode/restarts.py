@@ -11,8 +11,8 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.k3s.service import RestartResult
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 

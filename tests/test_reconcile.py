@@ -8,19 +8,20 @@ import stat
 import pytest
 import yaml
 
-from k3snode import reconcile, settings
-from k3snode.settings import SettingsError
+from k3snode import reconcile
+from k3snode.config import load as config_load
+from k3snode.config.model import Settings, SettingsError
 
 
-def load(root, text: str, **env: str) -> settings.Settings:
+def load(root, text: str, **env: str) -> Settings:
     cfg = root / "etc/k3snode/config.toml"
     cfg.write_text(
         f'[paths]\nstate_dir = "{root}/var/lib/k3snode"\nrun_dir = "{root}/run/k3snode"\n' + text
     )
-    return settings.load(str(cfg), env=env)
+    return config_load.load(str(cfg), env=env)
 
 
-def one_pass(s: settings.Settings, ips=("203.0.113.5",)) -> reconcile.Committed:
+def one_pass(s: Settings, ips=("203.0.113.5",)) -> reconcile.Committed:
     return reconcile.commit(s, reconcile.prepare(s, list(ips), reconcile.underlay_ip(s)))
 
 

@@ -9,8 +9,8 @@ from typing import TYPE_CHECKING
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.reconcile import Prepared
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 

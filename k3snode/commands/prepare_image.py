@@ -97,7 +97,7 @@ def run(args: argparse.Namespace) -> int:
     env = None
     if root != "/":
         # The image's settings, not this machine's environment; no settings file: the defaults.
-        from k3snode.settings import DEFAULT_CONFIG
+        from k3snode.config.model import DEFAULT_CONFIG
 
         env = {}
         if getattr(args, "config", None) is None:

@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         lock = _lock(settings.paths.run_dir)
     except OSError as e:
-        from k3snode.settings import SettingsError
+        from k3snode.config.model import SettingsError
 
         where = settings.where("paths", "run_dir")
         raise SettingsError(

@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from k3snode.k3s import flags, yamlv2
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 DEFAULT_CONFIG = "/etc/rancher/k3s/config.yaml"
 MAX_FILE_BYTES = 1 << 20  # K3s config files are a few KiB; a bigger one is not read

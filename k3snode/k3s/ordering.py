@@ -18,7 +18,7 @@ from typing import TYPE_CHECKING
 from k3snode import fileio
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 SHIPPED_BEFORE = ("k3s", "k3s-agent")  # k3snode.service's Before=
 DROPIN_NAME = "10-k3snode.conf"

@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 OUTCOMES = ("restarted", "failed", "timeout", "not-running", "not-installed", "error")
 NO_SYSTEMD = "systemd is not running"

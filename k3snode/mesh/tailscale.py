@@ -26,7 +26,7 @@ from k3snode.discovery.result import Discovery
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

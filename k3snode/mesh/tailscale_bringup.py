@@ -57,7 +57,7 @@ from k3snode.mesh.tailscale import (
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

@@ -39,7 +39,7 @@ from k3snode.mesh.tailscale import (
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

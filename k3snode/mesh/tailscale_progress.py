@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
     from k3snode.mesh.tailscale import Status
-    from k3snode.settings import Secret
+    from k3snode.secret import Secret
 
 log = logging.getLogger("k3snode.tailscale")
 

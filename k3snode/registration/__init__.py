@@ -20,7 +20,7 @@ from k3snode.registration import record
 from k3snode.registration.backend import Backend, RegistrationError, load
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

@@ -14,7 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
-    from k3snode.settings import RegistrationSettings
+    from k3snode.config.model import RegistrationSettings
 
 
 class RegistrationError(Exception):

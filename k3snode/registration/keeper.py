@@ -23,7 +23,7 @@ from k3snode.checks import Observation
 from k3snode.registration import Outcome, publish, record
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

@@ -10,7 +10,7 @@ from urllib.parse import urlsplit
 from k3snode.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 TOPIC = "registration"
 
