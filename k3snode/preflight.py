@@ -19,7 +19,7 @@ def settings_and_config(settings: Settings) -> list[Finding]:
     ]
     if not settings.configured:
         out.append(Finding("warning", "settings", settings.not_configured()))
-    from k3snode.reconcile import loose_mode
+    from k3snode.k3s.secrets import loose_mode
 
     for path in (settings.k3s.token_file, settings.tailscale.auth_key_file):
         warning = loose_mode(path)

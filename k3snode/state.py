@@ -4,7 +4,7 @@
   needs (after switching mesh, say) is removed while every key the user wrote stays.
 - ``last_good``: the last discovery that produced addresses, so a failed pass keeps what worked.
 - ``role``: the role last applied, so that a role nobody named (K3s's default) never silently
-  turns an agent into a server (``reconcile.check_role``).
+  turns an agent into a server (``pipeline.check_role``).
 
 The file is opened without following a symbolic link and must be a regular file holding exactly
 this shape. ``load`` raises StateError on anything else; ``load_or_recover`` (the write path)

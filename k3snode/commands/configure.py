@@ -40,7 +40,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from k3snode import identity
     from k3snode.cli import load_settings
-    from k3snode.reconcile import check_local, check_role
+    from k3snode.pipeline import check_local, check_role
 
     settings = load_settings(args)
     check_local(settings)

@@ -64,7 +64,7 @@ def _withdraw(settings) -> int:
 
 
 def _publish(settings) -> int:
-    from k3snode.reconcile import external_addresses
+    from k3snode.pipeline import discover as external_addresses
     from k3snode.registration import publish, wanted
 
     found = external_addresses(settings)

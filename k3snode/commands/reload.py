@@ -35,7 +35,7 @@ def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
     from k3snode.config.model import SettingsError
     from k3snode.k3s.configfile import ConfigFileError
-    from k3snode.reconcile import check_local
+    from k3snode.pipeline import check_local
 
     error = None
     settings = None

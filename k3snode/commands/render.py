@@ -33,17 +33,17 @@ def redact(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from k3snode import pipeline
     from k3snode.cli import load_settings
-    from k3snode.commands.apply import discover_for, prepare_for
-    from k3snode.reconcile import check_local
+    from k3snode.commands.apply import discover_for
 
     settings = load_settings(args)
-    check_local(settings)
+    pipeline.check_local(settings)
     external, notes = discover_for(settings)
     for note in notes:
         print(f"k3snode: {note}", file=sys.stderr)
-    prepared = prepare_for(settings, external)
-    sys.stdout.write(redact(prepared.plan.new_text))
-    for w in prepared.plan.warnings:
+    planned = pipeline.plan(settings, external)
+    sys.stdout.write(redact(planned.file.new_text))
+    for w in planned.file.warnings:
         print(f"k3snode: warning: {w}", file=sys.stderr)
     return 0

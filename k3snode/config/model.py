@@ -192,6 +192,13 @@ class Settings:
         return ""
 
     @property
+    def underlay_ip(self) -> str | None:
+        """This node's underlay address (without prefix) when the underlay is on: K3s's node-ip."""
+        if not self.underlay.enabled:
+            return None
+        return self.underlay.address.split("/", 1)[0]
+
+    @property
     def auth_key_store(self) -> str:
         """Where k3snode keeps an auth key given as K3SNODE_TAILSCALE_AUTH_KEY."""
         return os.path.join(self.paths.state_dir, "tailscale.key")

@@ -130,8 +130,7 @@ def _with_san(sans: Any, name: str) -> list[str]:
 
 def managed_keys(settings: Settings) -> list[str]:
     """The keys ``render`` writes for these settings, whatever the addresses turn out to be."""
-    underlay = settings.underlay.address.split("/", 1)[0] if settings.underlay.enabled else None
-    return ["node-external-ip", *render(settings, [], underlay)]
+    return ["node-external-ip", *render(settings, [], settings.underlay_ip)]
 
 
 def redacted(options: dict[str, Any]) -> dict[str, Any]:
