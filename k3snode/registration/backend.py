@@ -13,12 +13,12 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Protocol
 
+from k3snode.registration.errors import RegistrationError
+
 if TYPE_CHECKING:
     from k3snode.config.model import RegistrationSettings
 
-
-class RegistrationError(Exception):
-    """An update that did not happen; one line naming the name, the server and the answer."""
+__all__ = ["Backend", "RegistrationError", "load"]  # plugins import RegistrationError from here
 
 
 class Backend(Protocol):
