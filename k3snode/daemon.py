@@ -41,8 +41,8 @@ from typing import TYPE_CHECKING, Any, Callable
 from k3snode import __version__, health, pipeline
 from k3snode.checks import Observation
 from k3snode.logs import Conditions, duration
-from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
+from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings

@@ -125,7 +125,7 @@ def _run_alive(
     while that k3snode is alive: an install can outlast the unit's watchdog and start timeout
     (``WATCHDOG=1``, ``EXTEND_TIMEOUT_USEC``; no-ops outside a ``Type=notify`` unit). Each line
     of its output goes to ``echo`` as it comes (progress for the operator)."""
-    from k3snode.notify import Notifier
+    from k3snode.systemd import Notifier
 
     notifier = Notifier()
     step = min(5.0, notifier.watchdog_interval or 5.0)
