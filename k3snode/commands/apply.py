@@ -54,7 +54,7 @@ def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode import identity
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
     from k3snode.logs import duration
 
     settings = load_settings(args)

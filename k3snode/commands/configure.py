@@ -39,7 +39,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode import identity
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
     from k3snode.pipeline import check_local, check_role
 
     settings = load_settings(args)

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
     from k3snode.discovery import discover
 
     settings = load_settings(args)

@@ -89,7 +89,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import UsageError, load_settings
+    from k3snode.cli_settings import load_settings
+    from k3snode.errors import UsageError
 
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):

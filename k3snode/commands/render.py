@@ -34,7 +34,7 @@ def redact(text: str) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode import pipeline
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
     from k3snode.commands.apply import discover_for
 
     settings = load_settings(args)

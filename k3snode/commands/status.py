@@ -22,7 +22,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
     from k3snode.config.model import SettingsError
     from k3snode.fileio import pid_alive
     from k3snode.health import read_status

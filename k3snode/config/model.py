@@ -12,6 +12,7 @@ from dataclasses import dataclass, field, fields
 from typing import Any
 
 from k3snode import addresses, envfile
+from k3snode.errors import UserError
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
@@ -19,7 +20,7 @@ DEFAULT_CONFIG = "/etc/k3snode/config.toml"
 FROM_FILE, FROM_SAVED, FROM_ENV, FROM_FLAG = "file", "saved", "environment", "flag"
 
 
-class SettingsError(Exception):
+class SettingsError(UserError):
     """A user mistake in settings; the message is one line naming where, which key and what value."""
 
 
