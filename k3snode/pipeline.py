@@ -21,10 +21,12 @@ from typing import Any
 
 from k3snode import fileio, locks, state
 from k3snode.config.model import DEFAULT_CONFIG, Settings, SettingsError
+from k3snode.discovery import discover as discover_public
 from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.secrets import SecretFile, loose_mode, read_secret, secret_files
 from k3snode.k3s.service import RestartResult, Service
+from k3snode.mesh import tailscale
 
 log = logging.getLogger(__name__)
 
@@ -97,8 +99,6 @@ def mesh_up(settings: Settings) -> Any:
     tailscaled, ``tailscale up`` unless Running. Returns its state (None for other meshes);
     raises ``TailscaleError`` with a one-line reason."""
     if settings.mesh == "tailscale":
-        from k3snode.mesh import tailscale
-
         return tailscale.ensure_up(settings)
     return None
 
@@ -107,10 +107,7 @@ def discover(settings: Settings) -> Discovery:
     """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
     addresses, otherwise the discovered public addresses."""
     if settings.mesh == "tailscale":
-        from k3snode.mesh import tailscale
-
         return tailscale.node_addresses(settings)
-    from k3snode.discovery import discover as discover_public
 
     return discover_public(settings)
 

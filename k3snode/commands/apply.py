@@ -6,8 +6,15 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
-from k3snode import pipeline
+from k3snode import identity, pipeline
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+from k3snode.commands.detect import NO_ADDRESS_HINT
+from k3snode.k3s import effective, ordering
+from k3snode.k3s.service import unit_name
+from k3snode.logs import duration
+from k3snode.mesh.tailscale import TailscaleError
+from k3snode.progress import Step
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -41,7 +48,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
     """The addresses to write as node-external-ip, and notes worth telling the user."""
-    from k3snode.commands.detect import NO_ADDRESS_HINT
 
     found = pipeline.discover(settings)
     notes = list(found.notes)
@@ -53,9 +59,6 @@ def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import identity
-    from k3snode.cli_settings import load_settings
-    from k3snode.logs import duration
 
     settings = load_settings(args)
     pipeline.check_local(settings)
@@ -75,8 +78,6 @@ def run(args: argparse.Namespace) -> int:
         log.info("%s", note)
     refused = pipeline.judge(settings, found)
     if refused:
-        from k3snode.commands.detect import NO_ADDRESS_HINT
-
         log.error("%s; nothing written", refused)
         if not found.error:
             log.info("%s", NO_ADDRESS_HINT)
@@ -103,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
         print(f"written {path} (0600)")
     for path in done.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
-    from k3snode.k3s import ordering
 
     try:
         dropin = ordering.ensure(settings)
@@ -116,8 +116,6 @@ def run(args: argparse.Namespace) -> int:
     rc = 0 if _effective_ok(settings) else 1
     if not done.restart_needed or args.no_restart:
         return rc
-    from k3snode.k3s.service import unit_name
-    from k3snode.progress import Step
 
     timeout = settings.daemon.restart_timeout
     with Step(log, f"restarting {unit_name(settings)} (up to {timeout:g} s)", report_end=False):
@@ -135,7 +133,6 @@ def run(args: argparse.Namespace) -> int:
 def _effective_ok(settings: Settings) -> bool:
     """Say what the other files K3s reads do to k3snode's keys (``k3s/effective.py``); False when
     K3s would not read k3snode's file or would refuse one of its files."""
-    from k3snode.k3s import effective
 
     _view, report = effective.for_settings(settings)
     for level, message in report.lines():
@@ -153,7 +150,6 @@ def _mesh_up(settings: Settings, dry_run: bool) -> bool:
     if dry_run:
         log.info("dry run: Tailscale is not brought up; its current addresses are used")
         return True
-    from k3snode.mesh.tailscale import TailscaleError
 
     try:
         pipeline.mesh_up(settings)

@@ -6,7 +6,10 @@ import argparse
 import re
 import sys
 
+from k3snode import pipeline
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+from k3snode.commands.apply import discover_for
 
 # Inline secrets a user may have written into their own config.yaml: never printed.
 _SECRET_LINE = re.compile(
@@ -33,9 +36,6 @@ def redact(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import pipeline
-    from k3snode.cli_settings import load_settings
-    from k3snode.commands.apply import discover_for
 
     settings = load_settings(args)
     pipeline.check_local(settings)

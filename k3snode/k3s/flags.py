@@ -7,6 +7,7 @@
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
@@ -40,7 +41,6 @@ def check(role: str, key: str, value: Any) -> Any:
         other = "agent" if role == "server" else "server"
         if key in flags(other):
             raise OptionError(f"is a `k3s {other}` flag only; `k3s {role}` does not know it")
-        import difflib
 
         hint = difflib.get_close_matches(key, list(table), n=1, cutoff=0.7)
         more = f" (did you mean {hint[0]}?)" if hint else ""

@@ -17,6 +17,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from k3snode import fileio, systemd
+from k3snode.checks import Finding
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -65,7 +66,6 @@ def ensure(settings: Settings, root: str = "/") -> str | None:
 
 
 def preflight(settings: Settings, root: str = "/") -> list:
-    from k3snode.checks import Finding
 
     unit = _unit(settings)
     if not needed(settings):

@@ -14,6 +14,7 @@ import importlib
 from typing import TYPE_CHECKING, Protocol
 
 from k3snode.registration.errors import RegistrationError
+from k3snode.registration.rfc2136 import Rfc2136
 
 if TYPE_CHECKING:
     from k3snode.config.model import RegistrationSettings
@@ -41,8 +42,6 @@ class Backend(Protocol):
 def load(reg: RegistrationSettings) -> Backend:
     """The configured backend (no network, no import of dnspython yet)."""
     if reg.backend == "rfc2136":
-        from k3snode.registration.rfc2136 import Rfc2136
-
         return Rfc2136(reg)
     module, _, factory = reg.backend.partition(":")
     try:
