@@ -14,7 +14,7 @@ if TYPE_CHECKING:
     from k3snode.config.model import Settings
     from k3snode.k3s.service import RestartResult
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 
 class Restarts:

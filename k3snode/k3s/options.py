@@ -131,9 +131,3 @@ def _with_san(sans: Any, name: str) -> list[str]:
 def managed_keys(settings: Settings) -> list[str]:
     """The keys ``render`` writes for these settings, whatever the addresses turn out to be."""
     return ["node-external-ip", *render(settings, [], settings.underlay_ip)]
-
-
-def redacted(options: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to print: nothing in it is secret today (secrets live in files), but any key
-    that names a secret inline is masked should a future option add one."""
-    return {k: ("********" if k in _INLINE_SECRETS else v) for k, v in options.items()}

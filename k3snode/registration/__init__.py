@@ -22,7 +22,7 @@ from k3snode.registration.backend import Backend, RegistrationError, load
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 __all__ = ["Outcome", "RegistrationError", "publish", "wanted", "withdraw"]
 
