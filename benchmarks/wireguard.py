@@ -40,7 +40,7 @@ sys.path.insert(0, sys.argv[4])
 from _bench import interleaved
 from k3snode import underlay
 from k3snode.mesh.wg import keys
-from k3snode.settings import load
+from k3snode.config.load import load
 derived = [0]
 real = keys.public_key
 def counting(k):

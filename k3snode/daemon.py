@@ -38,16 +38,16 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode import __version__, health, passes
+from k3snode import __version__, health, pipeline
 from k3snode.checks import Observation
 from k3snode.logs import Conditions, duration
-from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
+from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.discovery.result import Discovery
     from k3snode.k3s.service import RestartResult
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 
@@ -254,11 +254,10 @@ class Daemon:
 
     def _discover(self) -> Discovery:
         from k3snode.discovery.result import Discovery
-        from k3snode.reconcile import external_addresses
 
         started = self._clock()
         try:
-            found = external_addresses(self.settings)
+            found = pipeline.discover(self.settings)
         except Exception as e:  # a broken discovery must never end the daemon
             found = Discovery(error=f"discovery failed: {e.__class__.__name__}: {e}")
         if self.metrics is not None:
@@ -267,8 +266,8 @@ class Daemon:
 
     def run_pass(self) -> bool:
         """One pass: discover, confirm, write, ask for a restart. True when the config is current."""
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.passes += 1
         now = self._clock()
@@ -283,7 +282,7 @@ class Daemon:
             return False
         self._keep_underlay()
         found = self._discover()
-        refused = passes.judge(self.settings, found, allow_empty=not self.current)
+        refused = pipeline.judge(self.settings, found, allow_empty=not self.current)
         if refused:
             if refused != self._last_refusal:
                 kept = ", ".join(self.current) if self.current else "nothing written yet"
@@ -312,7 +311,7 @@ class Daemon:
             return False
         self.candidate = None
         try:
-            written = passes.write(self.settings, found)
+            written = pipeline.write(self.settings, found)
         except (SettingsError, ConfigFileError, OSError) as e:
             self.conditions.bad(
                 "write", f"write failed: {e}; K3s config left as it was", logging.ERROR
@@ -334,19 +333,19 @@ class Daemon:
                 self.metrics.last_change.set(self.last_change["time"])
         self.current = addrs
         self.found = found
-        if written.committed.config_changed:
+        if written.config_changed:
             log.info("written %s: %s", written.path, written.summary)
             if self.metrics is not None:
                 self.metrics.config_writes.inc()
             else:
                 self._boot_writes += 1  # counted once the metrics exist (after READY)
-        for path in written.committed.secrets_changed:
+        for path in written.secrets_changed:
             log.info("written %s (0600)", path)
         if self.registration is not None:
             from k3snode.registration import wanted
 
             self.registration.want(wanted(self.settings, addrs))
-        if written.changed and (self._ready or not self._k3s_waits_for_us()):
+        if written.restart_needed and (self._ready or not self._k3s_waits_for_us()):
             self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
@@ -372,12 +371,11 @@ class Daemon:
         self._unconfigured = None
         if self.settings.configured:
             return
-        from k3snode.reconcile import RoleChangeError, check_role
 
         self._unconfigured = self.settings.not_configured()
         try:
-            check_role(self.settings)
-        except RoleChangeError as e:
+            pipeline.check_role(self.settings)
+        except pipeline.RoleChangeError as e:
             self._unconfigured = str(e)
         except Exception:  # an unreadable state file is reported by the pass once configured
             pass
@@ -416,13 +414,12 @@ class Daemon:
         back through the results queue and asks for the pass that then writes the config."""
         if self._mesh_busy:
             return False
-        from k3snode.reconcile import mesh_up
 
         settings, gen = self.settings, self._mesh_gen
 
         def work() -> None:
             try:
-                mesh_up(settings)
+                pipeline.mesh_up(settings)
             except Exception as e:  # TailscaleError, or anything unexpected from the mesh
                 self._results.put(("mesh", (gen, str(e))))
             else:
@@ -580,18 +577,19 @@ class Daemon:
             )
         if self.found is not None:
             try:
-                plan = passes.prepare(self.settings, self.found).plan
+                planned = pipeline.plan(self.settings, self.found.external_ips)
             except Exception as e:
                 self.health.observe(Observation("config", False, f"cannot render: {e}"))
             else:
-                if passes.keys_changed(plan):
-                    what = passes.plan_summary(plan)
-                    detail = f"{plan.path} differs from what k3snode would write ({what})"
+                path = planned.file.path
+                if planned.keys_changed:
+                    what = planned.summary
+                    detail = f"{path} differs from what k3snode would write ({what})"
                     self.health.observe(Observation("config", False, detail))
                     if self._pass_due is None:
-                        self.request_pass(f"{plan.path} changed by someone else ({what})")
+                        self.request_pass(f"{path} changed by someone else ({what})")
                 else:
-                    self.health.observe(Observation("config", True, f"{plan.path} is current"))
+                    self.health.observe(Observation("config", True, f"{path} is current"))
         observed: list[Observation] = []
         for ref in _observers():
             try:
@@ -747,16 +745,15 @@ class Daemon:
     # -- reload, signals, edges -----------------------------------------------------------
 
     def _do_reload(self) -> None:
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.notifier.reloading()
         if self._reload is not None:
             try:
                 new = self._reload()
-                from k3snode.reconcile import check_local
 
-                check_local(new)
+                pipeline.check_local(new)
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
                 self._settings_error = f"{e} (running on the previous settings)"

@@ -24,11 +24,11 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from k3snode.checks import Finding, Observation
+from k3snode.config.model import Settings, UnderlayPeer
 from k3snode.mesh import wg
 from k3snode.mesh.wg import PeerUpdate, Update, keys, link
 from k3snode.mesh.wg import health as wgh
 from k3snode.secret import Secret
-from k3snode.settings import Settings, UnderlayPeer
 
 log = logging.getLogger(__name__)
 

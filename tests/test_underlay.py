@@ -11,8 +11,8 @@ from helpers import run_k3snode
 from k3snode import underlay
 from k3snode.checks import OBSERVERS
 from k3snode.commands.check import PREFLIGHTS
+from k3snode.config.load import load
 from k3snode.mesh.wg import keys
-from k3snode.settings import load
 
 KEYS = [keys.generate_private() for _ in range(3)]
 PUBS = [keys.public_key(k) for k in KEYS]

@@ -120,7 +120,7 @@ def test_the_daemons_observer_keeps_the_underlay(root, node):
     cfg = _toml(root, peers=[_peer(1, endpoint="192.0.2.2:51822")], extra=f'interface = "{ifname}"')
     code = (
         "import json, logging, sys; from k3snode import underlay; "
-        "from k3snode.settings import load; logging.basicConfig(level=logging.INFO); "
+        "from k3snode.config.load import load; logging.basicConfig(level=logging.INFO); "
         "s = load(sys.argv[1]); "
         "print(json.dumps([[o.check, o.ok, o.detail, o.facts] for _ in range(2) "
         "for o in underlay.observer(s)]))"

@@ -42,7 +42,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
+    from k3snode.cli_settings import load_settings
 
     settings = load_settings(args)
     findings = []

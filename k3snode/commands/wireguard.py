@@ -36,7 +36,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def run(args: argparse.Namespace) -> int:
     from k3snode import underlay
-    from k3snode.cli import UsageError, load_settings
+    from k3snode.cli_settings import load_settings
+    from k3snode.errors import UsageError
 
     settings = load_settings(args)
     if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing

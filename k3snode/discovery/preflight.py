@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from k3snode.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 
 def findings(settings: Settings) -> list[Finding]:

@@ -1,6 +1,6 @@
 """The K3s config as K3s itself reads it: every file, in K3s's order, with K3s's merge rules.
 
-K3s (``pkg/configfilearg/parser.go``, ``readConfigFile``; ``../shared/reference/k3s.md`` §1):
+K3s (``pkg/configfilearg/parser.go``, ``readConfigFile``):
 
 - starts from ``K3S_CONFIG_FILE`` when that is set and not empty (it wins over ``--config``), else
   ``/etc/rancher/k3s/config.yaml``; the file may be missing when drop-ins exist;
@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 from k3snode.k3s import flags, yamlv2
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 DEFAULT_CONFIG = "/etc/rancher/k3s/config.yaml"
 MAX_FILE_BYTES = 1 << 20  # K3s config files are a few KiB; a bigger one is not read

@@ -14,8 +14,8 @@ import pytest
 from goyaml import build, decode
 from helpers import run_k3snode
 
+from k3snode.config.load import load
 from k3snode.k3s import configfile, effective, families, ordering
-from k3snode.settings import load
 
 
 def k3s_dir(tmp_path, main: str | None, **dropins: str):

@@ -13,7 +13,7 @@ from helpers import run_k3snode
 from tailscale_stub import KEY, TailscaleStub, write_settings
 
 from k3snode import checks
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
 from k3snode.mesh.tailscale import health
 
 PEERS = [
@@ -39,7 +39,7 @@ def stub(tmp_path, monkeypatch):
 
 
 def settings_for(tmp_path, **kw):
-    return settings_mod.load(str(write_settings(tmp_path, **kw)), env={})
+    return load(str(write_settings(tmp_path, **kw)), env={})
 
 
 def observe(tmp_path, now=None, **kw):
@@ -126,8 +126,8 @@ def test_not_installed(tmp_path, monkeypatch):
 def test_other_meshes_observe_nothing(tmp_path):
     cfg = tmp_path / "c.toml"
     cfg.write_text('[node]\nmesh = "wireguard-native"\n')
-    assert health.observe(settings_mod.load(str(cfg), env={})) == []
-    assert health.preflight(settings_mod.load(str(cfg), env={})) == []
+    assert health.observe(load(str(cfg), env={})) == []
+    assert health.preflight(load(str(cfg), env={})) == []
 
 
 # --- k3snode check ------------------------------------------------------------------------------

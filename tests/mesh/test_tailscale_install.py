@@ -190,9 +190,9 @@ def systemd_run(tmp_path, monkeypatch, missing):
 
 
 def _settings(tmp_path, url):
-    from k3snode import settings
+    from k3snode.config.load import load
 
-    return settings.load(str(write_settings(tmp_path, install_url=url)), env={})
+    return load(str(write_settings(tmp_path, install_url=url)), env={})
 
 
 def test_install_through_systemd_run(server, missing, systemd_run, tmp_path):

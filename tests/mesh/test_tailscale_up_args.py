@@ -8,7 +8,8 @@ import random
 
 import pytest
 
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
+from k3snode.config.model import SettingsError
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
 from k3snode.mesh.tailscale import up_args
 
@@ -31,7 +32,7 @@ def _settings(tmp_path, **ts):
     lines += [f"{k} = {v!r}".replace("'", '"') for k, v in ts.items()]
     path = tmp_path / "c.toml"
     path.write_text("\n".join(lines) + "\n")
-    return settings_mod.load(str(path), env={})
+    return load(str(path), env={})
 
 
 def test_login_args_put_k3s_routes_before_the_users_extra_args(tmp_path):
@@ -60,7 +61,7 @@ def test_extra_args_from_the_environment_split_on_whitespace(tmp_path):
         "K3SNODE_TAILSCALE_AUTH_KEY_FILE": str(key),
         "K3SNODE_TAILSCALE_EXTRA_ARGS": "--advertise-tags=tag:a,tag:b  --accept-dns=false",
     }
-    s = settings_mod.load(None, env=env)
+    s = load(None, env=env)
     assert s.tailscale.extra_args == ("--advertise-tags=tag:a,tag:b", "--accept-dns=false")
 
 
@@ -68,7 +69,7 @@ def test_extra_args_from_the_environment_split_on_whitespace(tmp_path):
     "bad", [["--a b"], ["--x=1,extraArgs=--y"], ["plain"], ["--authkey=tskey-1"], [""]]
 )
 def test_extra_args_k3s_cannot_carry(tmp_path, bad):
-    with pytest.raises(settings_mod.SettingsError, match=r"\[tailscale\] extra_args"):
+    with pytest.raises(SettingsError, match=r"\[tailscale\] extra_args"):
         _settings(tmp_path, extra_args=bad)
 
 

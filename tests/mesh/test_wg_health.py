@@ -10,10 +10,10 @@ from helpers import NetNS, veth, wait_for
 from wgtest import need_wireguard_go, ping_within, wireguard_go
 
 from k3snode.checks import OBSERVERS, Observation
+from k3snode.config.load import load
 from k3snode.mesh.wg import Device, Peer, PeerUpdate, Update, keys
 from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg.userspace import Userspace
-from k3snode.settings import load
 
 
 @pytest.mark.netns
@@ -136,7 +136,7 @@ import json, os, subprocess, sys, time
 from k3snode.mesh.wg import PeerUpdate, Update, keys
 from k3snode.mesh.wg import health
 from k3snode.mesh.wg.userspace import Userspace
-from k3snode.settings import load
+from k3snode.config.load import load
 
 # a private /var/run/wireguard: this flannel-wg cannot meet any other on the machine
 subprocess.run(["mount", "-t", "tmpfs", "k3snode-test", "/var/run/wireguard"], check=True)

@@ -80,8 +80,8 @@ def test_udp_port_holders_finds_this_process():
 def test_flannel_observer_says_why_flannel_wg_is_missing():
     """The daemon runs observers from its start: without kernel WireGuard the missing flannel-wg
     is explained, not left to look like K3s starting slowly."""
+    from k3snode.config.load import load
     from k3snode.mesh.wg import health
-    from k3snode.settings import load
 
     (obs,) = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
     assert obs.check == "wireguard:flannel-wg" and not obs.ok

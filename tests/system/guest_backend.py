@@ -41,8 +41,8 @@ b.configure(Update(replace_peers=True, peers=(PeerUpdate(p3, allowed_ips=("10.1.
 out["replaced"] = [q.public_key == p3 for q in b.read().peers]
 
 # the flannel observer on a kernel flannel-wg (what K3s's wireguard-native creates)
+from k3snode.config.load import load  # noqa: E402
 from k3snode.mesh.wg import health  # noqa: E402
-from k3snode.settings import load  # noqa: E402
 
 fl = link.create_kernel("flannel-wg")
 fl.configure(Update(k, 51820, peers=(PeerUpdate(p1, endpoint="192.0.2.2:51820", keepalive=25,

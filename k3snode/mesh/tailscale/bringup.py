@@ -49,7 +49,7 @@ from k3snode.progress import Step
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 

@@ -22,8 +22,8 @@ from k3snode.mesh.tailscale.up_args import identity_args
 from k3snode.mesh.tailscale.version import too_old, version
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.secret import Secret
-    from k3snode.settings import Settings
 
 CHECK = "tailscale"
 EXPIRY_WARNING = 7 * 86400  # say so when this node's key expires within a week

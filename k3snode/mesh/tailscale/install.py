@@ -29,12 +29,12 @@ from typing import TYPE_CHECKING, Callable
 
 from k3snode.mesh.tailscale.status import installed, last_line, read_status, scrub
 from k3snode.mesh.tailscale.types import Status, TailscaleError
-from k3snode.notify import Notifier
+from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 

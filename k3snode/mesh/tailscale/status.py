@@ -21,7 +21,7 @@ from k3snode.mesh.tailscale.types import Peer, Status, TailscaleError
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 INTERFACE = "tailscale0"
 STATUS_TIMEOUT = 15.0  # one `tailscale status --json` call

@@ -14,7 +14,7 @@ from k3snode.mesh.tailscale.status import STATUS_TIMEOUT, run_cli, scrub
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 

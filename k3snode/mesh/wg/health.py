@@ -18,7 +18,7 @@ from k3snode.checks import Observation, PeerHealth
 from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING
 from k3snode.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 CLONE_NEWNET = 0x40000000
 FLANNEL_PORTS = {51820: "flannel-wg", 51821: "flannel-wg-v6"}
