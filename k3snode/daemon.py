@@ -38,8 +38,9 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode import __version__, health, passes
-from k3snode.checks import Observation
+from k3snode import __version__, passes
+from k3snode.health import server as health
+from k3snode.health.checks import Observation
 from k3snode.logs import Conditions, duration
 from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
@@ -941,7 +942,7 @@ def _host(listen: str) -> str:
 
 
 def _observers() -> list[str]:
-    from k3snode import checks
+    from k3snode.health import checks
 
     return list(checks.OBSERVERS)
 

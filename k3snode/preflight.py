@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 from k3snode.settings import Settings
 
 

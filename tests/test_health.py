@@ -12,8 +12,8 @@ import urllib.request
 
 import pytest
 
-from k3snode import health
-from k3snode.checks import Observation
+from k3snode.health import server as health
+from k3snode.health.checks import Observation
 
 
 class Clock:

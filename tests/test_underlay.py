@@ -9,8 +9,8 @@ import pytest
 from helpers import run_k3snode
 
 from k3snode import underlay
-from k3snode.checks import OBSERVERS
 from k3snode.commands.check import PREFLIGHTS
+from k3snode.health.checks import OBSERVERS
 from k3snode.mesh.wg import keys
 from k3snode.settings import load
 

@@ -403,7 +403,7 @@ def for_settings(settings: Settings, root: str = "/") -> tuple[View, Report]:
 
 def preflight(settings: Settings, root: str = "/") -> list:
     """``k3snode check``: the effective config's errors, overrides and notes as findings."""
-    from k3snode.checks import Finding
+    from k3snode.health.checks import Finding
 
     view, rep = for_settings(settings, root)
     out = [Finding(level, "k3s", msg) for level, msg in rep.lines()]
@@ -416,7 +416,7 @@ def observe(settings: Settings, root: str = "/") -> list:
     """The OBSERVERS entry ``k3s-config``: not ok while K3s would not use k3snode's keys as
     written (another file replaces or extends one, K3s reads another config, a file K3s would
     refuse); duplicates and unknown keys elsewhere are facts, not failures."""
-    from k3snode.checks import Observation
+    from k3snode.health.checks import Observation
 
     view, rep = for_settings(settings, root)
     facts = {f"note {i + 1}": msg for i, msg in enumerate(rep.notes[:10])}

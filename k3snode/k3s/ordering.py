@@ -63,7 +63,7 @@ def ensure(settings: Settings, root: str = "/") -> str | None:
 
 
 def preflight(settings: Settings, root: str = "/") -> list:
-    from k3snode.checks import Finding
+    from k3snode.health.checks import Finding
 
     unit = _unit(settings)
     if not needed(settings):

@@ -14,7 +14,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Finding, Observation, PeerHealth
+from k3snode.health.checks import Finding, Observation, PeerHealth
 from k3snode.mesh import tailscale
 from k3snode.mesh.tailscale import Status, TailscaleError
 

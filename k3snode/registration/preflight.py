@@ -7,7 +7,7 @@ import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings

@@ -18,7 +18,7 @@ import pytest
 from daemon_node import make_node
 from helpers import wait_for
 
-from k3snode import health
+from k3snode.health import server as health
 
 pytestmark = pytest.mark.netns
 

@@ -7,9 +7,10 @@ import os
 import pytest
 from helpers import run_k3snode
 
-from k3snode import addresses, health
+from k3snode import addresses
 from k3snode import settings as settings_mod
-from k3snode.checks import Observation
+from k3snode.health import server as health
+from k3snode.health.checks import Observation
 
 
 @pytest.mark.parametrize(

@@ -309,7 +309,7 @@ def test_check_and_apply_report_a_dropin_override(root):
 def test_health_observation(tmp_path):
     """The daemon's `k3s-config` check: ok with notes as facts; not ok while a drop-in replaces
     one of k3snode's keys."""
-    from k3snode.checks import OBSERVERS
+    from k3snode.health.checks import OBSERVERS
 
     assert "k3snode.k3s.effective:observe" in OBSERVERS
     d = k3s_dir(tmp_path, "node-external-ip: [203.0.113.5]\nnode-name: a\nnode-name: b\n")

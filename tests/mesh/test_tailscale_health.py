@@ -12,8 +12,8 @@ import pytest
 from helpers import run_k3snode
 from tailscale_stub import KEY, TailscaleStub, write_settings
 
-from k3snode import checks
 from k3snode import settings as settings_mod
+from k3snode.health import checks
 from k3snode.mesh import tailscale, tailscale_health
 from k3snode.secret import Secret
 

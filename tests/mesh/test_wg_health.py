@@ -9,7 +9,7 @@ import pytest
 from helpers import NetNS, veth, wait_for
 from wgtest import need_wireguard_go, ping_within, wireguard_go
 
-from k3snode.checks import OBSERVERS, Observation
+from k3snode.health.checks import OBSERVERS, Observation
 from k3snode.mesh.wg import Device, Peer, PeerUpdate, Update, keys
 from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg.userspace import Userspace
@@ -217,7 +217,7 @@ def test_flannel_observer_ipv6_only_cluster(tmp_path):
 
 
 def test_peer_metrics():
-    from k3snode.checks import PeerHealth
+    from k3snode.health.checks import PeerHealth
 
     now = 5_000.0
     obs = [

@@ -14,7 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Observation, PeerHealth
+from k3snode.health.checks import Observation, PeerHealth
 from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
 
 if TYPE_CHECKING:

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Callable
 from k3snode import fileio
 
 if TYPE_CHECKING:
-    from k3snode.checks import Observation
+    from k3snode.health.checks import Observation
 
 log = logging.getLogger("k3snode")
 
