@@ -63,7 +63,7 @@ def run(args: argparse.Namespace) -> int:
 
 def _daemon_pid(settings) -> int:
     from k3snode.fileio import pid_alive
-    from k3snode.health import read_status
+    from k3snode.health.statusfile import read_status
 
     if settings is None:
         return 0

@@ -24,7 +24,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 def run(args: argparse.Namespace) -> int:
     from k3snode.cli import load_settings
     from k3snode.fileio import pid_alive
-    from k3snode.health import read_status
+    from k3snode.health.statusfile import read_status
     from k3snode.settings import SettingsError
 
     try:

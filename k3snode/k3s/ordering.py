@@ -16,6 +16,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from k3snode import fileio
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -62,9 +63,7 @@ def ensure(settings: Settings, root: str = "/") -> str | None:
     return path
 
 
-def preflight(settings: Settings, root: str = "/") -> list:
-    from k3snode.health.checks import Finding
-
+def preflight(settings: Settings, root: str = "/") -> list[Finding]:
     unit = _unit(settings)
     if not needed(settings):
         return [

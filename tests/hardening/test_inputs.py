@@ -9,8 +9,8 @@ from helpers import run_k3snode
 
 from k3snode import addresses
 from k3snode import settings as settings_mod
-from k3snode.health import server as health
 from k3snode.health.checks import Observation
+from k3snode.health.model import HealthModel
 
 
 @pytest.mark.parametrize(
@@ -70,7 +70,7 @@ class Clocks:
 
 def test_grace_ignores_a_backward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall -= 3600  # NTP steps the clock back an hour
     c.tick(600)
@@ -81,7 +81,7 @@ def test_grace_ignores_a_backward_wall_clock_step():
 
 def test_grace_ignores_a_forward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall += 3600
     c.tick(1)
