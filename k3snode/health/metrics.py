@@ -4,9 +4,11 @@ Events (a discovery's duration, its failures, config writes, restarts, registrat
 prometheus-client counters and a histogram, counted as they happen. Everything that describes the
 current state (addresses, checks, peers, K3s's unit, registration) is a ``Snapshot`` the daemon
 replaces whole after each report; ``Metrics`` is a custom collector (prometheus-client's
-``Collector`` protocol: ``collect`` and ``describe``) that builds those gauge families from the
-snapshot it reads once per scrape. A scrape therefore sees one report's state complete, never a
-gauge cleared and half refilled by the report running beside it.
+``Collector`` protocol: ``collect`` and ``describe``; its registry takes any object that has them,
+so the class need not subclass ``prometheus_client.registry.Collector`` and import the library with
+this module) that builds those gauge families from the snapshot it reads once per scrape. A
+scrape therefore sees one report's state complete, never a gauge cleared and half refilled by the
+report running beside it.
 
 prometheus-client is imported only when a ``Metrics`` is made (the daemon does so after READY=1:
 its import is the slowest part of a start), never by importing this module.
@@ -84,10 +86,6 @@ class Metrics:
         self._snapshot = Snapshot()
         self._lock = threading.Lock()  # updates from the loop and from workers do not interleave
         r.register(self)
-
-    @property
-    def snapshot(self) -> Snapshot:
-        return self._snapshot
 
     def update(self, **changes: Any) -> None:
         """Replace the snapshot by one with ``changes`` (``Snapshot`` fields); one assignment,
