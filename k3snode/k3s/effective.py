@@ -31,6 +31,7 @@ import stat
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
+from k3snode.health.checks import Finding, Observation
 from k3snode.k3s import flags, yamlv2
 
 if TYPE_CHECKING:
@@ -401,10 +402,8 @@ def for_settings(settings: Settings, root: str = "/") -> tuple[View, Report]:
 # --- the three places that report it -----------------------------------------------------------
 
 
-def preflight(settings: Settings, root: str = "/") -> list:
+def preflight(settings: Settings, root: str = "/") -> list[Finding]:
     """``k3snode check``: the effective config's errors, overrides and notes as findings."""
-    from k3snode.checks import Finding
-
     view, rep = for_settings(settings, root)
     out = [Finding(level, "k3s", msg) for level, msg in rep.lines()]
     if not out:
@@ -412,12 +411,10 @@ def preflight(settings: Settings, root: str = "/") -> list:
     return out
 
 
-def observe(settings: Settings, root: str = "/") -> list:
+def observe(settings: Settings, root: str = "/") -> list[Observation]:
     """The OBSERVERS entry ``k3s-config``: not ok while K3s would not use k3snode's keys as
     written (another file replaces or extends one, K3s reads another config, a file K3s would
     refuse); duplicates and unknown keys elsewhere are facts, not failures."""
-    from k3snode.checks import Observation
-
     view, rep = for_settings(settings, root)
     facts = {f"note {i + 1}": msg for i, msg in enumerate(rep.notes[:10])}
     facts["files"] = ", ".join(view.files) or "none"
