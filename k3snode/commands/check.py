@@ -16,7 +16,7 @@ from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
 from k3snode.discovery import preflight as discovery_preflight
 from k3snode.health.checks import Finding
-from k3snode.k3s import effective, ordering
+from k3snode.k3s import ordering, overrides
 from k3snode.mesh import tailscale_health
 from k3snode.mesh.wg import preflight as wg_preflight
 from k3snode.registration import preflight as registration_preflight
@@ -28,7 +28,7 @@ Preflight = Callable[["Settings"], "list[Finding]"]
 
 PREFLIGHTS: tuple[Preflight, ...] = (
     preflight.settings_and_config,
-    effective.preflight,
+    overrides.preflight,
     ordering.preflight,
     tailscale_health.preflight,
     wg_preflight.wireguard_native,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Callable
 
 from k3snode import underlay
 from k3snode.health.checks import Observation
-from k3snode.k3s import effective
+from k3snode.k3s import overrides
 from k3snode.mesh import tailscale_health
 from k3snode.mesh.wg import health as wg_health
 
@@ -29,7 +29,7 @@ OBSERVERS: tuple[Observer, ...] = (
     tailscale_health.observe,
     wg_health.flannel,
     underlay.observer,
-    effective.observe,
+    overrides.observe,
 )
 
 

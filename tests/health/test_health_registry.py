@@ -10,7 +10,7 @@ from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
 from k3snode.health import registry
 from k3snode.health.checks import Finding, Observation
-from k3snode.k3s import effective
+from k3snode.k3s import overrides
 from k3snode.mesh import tailscale_health
 from k3snode.mesh.wg import health as wg_health
 
@@ -20,14 +20,14 @@ def test_observers_are_the_components_functions():
         tailscale_health.observe,
         wg_health.flannel,
         underlay.observer,
-        effective.observe,
+        overrides.observe,
     ) == registry.OBSERVERS
     names = [registry.name(o) for o in registry.OBSERVERS]
     assert names == [
         "k3snode.mesh.tailscale_health:observe",
         "k3snode.mesh.wg.health:flannel",
         "k3snode.underlay:observer",
-        "k3snode.k3s.effective:observe",
+        "k3snode.k3s.overrides:observe",
     ]
 
 
