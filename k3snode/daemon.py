@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
 import os
 import queue
@@ -38,8 +37,12 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode import __version__, health, pipeline
-from k3snode.checks import Observation
+from k3snode import __version__, pipeline
+from k3snode.health.checks import Observation
+from k3snode.health.metrics import Metrics, failure_reason
+from k3snode.health.model import Health, HealthModel
+from k3snode.health.server import HealthServer
+from k3snode.health.statusfile import peer_rows, remove_status, write_status
 from k3snode.logs import Conditions, duration
 from k3snode.restarts import Restarts
 from k3snode.systemd import Notifier
@@ -68,9 +71,9 @@ class Daemon:
         self._wall = wall
         self.notifier = Notifier(env)
         self._use_netlink = netlink
-        self.health = health.HealthModel(settings.health.grace, wall, clock)
-        self.metrics: health.Metrics | None = None
-        self._server: health.HealthServer | None = None
+        self.health = HealthModel(settings.health.grace, wall, clock)
+        self.metrics: Metrics | None = None
+        self._server: HealthServer | None = None
         self._rng = random.Random()
         self._running = False  # run() was called: READY starts what the loop needs after it
         self._boot_writes = 0  # config writes before the metrics existed
@@ -293,7 +296,7 @@ class Daemon:
             else:
                 self.conditions.bad("discovery", self.conditions.active("discovery") or refused)
             if self.metrics is not None:
-                self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+                self.metrics.discovery_failures.labels(failure_reason(refused)).inc()
             if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
                 self._mesh_ok = False
             self._failed_pass("discovery", refused)
@@ -330,7 +333,7 @@ class Daemon:
                 "to": list(addrs),
             }
             if self.metrics is not None:
-                self.metrics.last_change.set(self.last_change["time"])
+                self.metrics.update(last_change=self.last_change["time"])
         self.current = addrs
         self.found = found
         if written.config_changed:
@@ -385,7 +388,7 @@ class Daemon:
         u = self._unconfigured
         return u is not None and self._settings_error is None and u.startswith("not configured")
 
-    def snapshot(self) -> health.Health:
+    def snapshot(self) -> Health:
         """The health as /healthz, STATUS= and the status file show it: ``not-configured`` (503)
         while nothing says what the node is."""
         snap = self.health.snapshot()
@@ -565,7 +568,7 @@ class Daemon:
             if not failed_restart:
                 self.health.observe(Observation("k3s", ok, st.describe()))
             if self.metrics is not None:
-                self.metrics.k3s_active.set(1 if ok else 0)
+                self.metrics.update(k3s_active=ok)
 
     def _observe_rest(self) -> None:
         now = self._clock()
@@ -590,13 +593,15 @@ class Daemon:
                         self.request_pass(f"{path} changed by someone else ({what})")
                 else:
                     self.health.observe(Observation("config", True, f"{path} is current"))
+        from k3snode.health import registry  # here, not at the top: see its docstring
+
         observed: list[Observation] = []
-        for ref in _observers():
+        for observe in registry.OBSERVERS:
             try:
-                module, func = ref.split(":")
-                got = getattr(importlib.import_module(module), func)(self.settings)
+                got = observe(self.settings)
             except Exception as e:
-                self.health.observe(Observation(ref, False, f"observer failed: {e}"))
+                check = registry.name(observe)
+                self.health.observe(Observation(check, False, f"observer failed: {e}"))
                 continue
             for obs in got:
                 self.health.observe(obs)
@@ -612,15 +617,18 @@ class Daemon:
         snap = self.snapshot()
         self._log_check_edges(snap)
         if self.metrics is not None:
-            self.metrics.set_health(snap)
-            self.metrics.set_addresses(self._address_rows())
-            self.metrics.set_peers(self._observed, self._wall())
-            self.metrics.set_registration(self._registration_status())
+            self.metrics.update(
+                health=snap,
+                addresses=tuple(self._address_rows()),
+                peers=tuple(self._observed),
+                peers_at=self._wall(),
+                registration=self._registration_status(),
+            )
         line = self.status_line(snap)
         if self._ready and notify:
             self.notifier.status(line)
         try:
-            health.write_status(self.settings.status_file, self.status(snap, line))
+            write_status(self.settings.status_file, self.status(snap, line))
         except OSError as e:
             log.warning("cannot write status file %s: %s", self.settings.status_file, e)
         nxt = self.health.next_change()
@@ -628,7 +636,7 @@ class Daemon:
         self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
         return line
 
-    def _log_check_edges(self, snap: health.Health) -> None:
+    def _log_check_edges(self, snap: Health) -> None:
         """One line when a check turns failing (after its grace period) and one when it is ok
         again; nothing while it stays as it is. -v shows every change of state or detail."""
         for c in snap.checks:
@@ -654,7 +662,7 @@ class Daemon:
                 rows.append((addr, fam, self.found.sources.get(fam, "")))
         return rows
 
-    def status_line(self, snap: health.Health) -> str:
+    def status_line(self, snap: Health) -> str:
         s = self.settings
         if self._not_configured():
             return str(self._unconfigured)
@@ -680,7 +688,7 @@ class Daemon:
             parts.insert(0, "degraded (" + "; ".join(bad) + ")")
         return "; ".join(parts)
 
-    def status(self, snap: health.Health, line: str) -> dict[str, Any]:
+    def status(self, snap: Health, line: str) -> dict[str, Any]:
         s = self.settings
         return {
             "version": __version__,
@@ -704,7 +712,7 @@ class Daemon:
             "last_restart": self.last_restart,
             "restart_pending": self.restarts.pending,
             "health": snap.to_json(),
-            "peers": health.peer_rows(self._observed, self._wall()),
+            "peers": peer_rows(self._observed, self._wall()),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,
             "registration": self._registration_status(),
@@ -731,7 +739,7 @@ class Daemon:
         snap = self.snapshot()
         line = self.status_line(snap)
         try:
-            health.write_status(self.settings.status_file, self.status(snap, line))
+            write_status(self.settings.status_file, self.status(snap, line))
         except OSError as e:
             log.warning("cannot write status file %s: %s", self.settings.status_file, e)
         self.notifier.ready(line)
@@ -818,9 +826,7 @@ class Daemon:
         if h.port == 0:
             return
         try:
-            self._server = health.HealthServer(
-                h.listen, h.port, self.snapshot, self._render_metrics
-            )
+            self._server = HealthServer(h.listen, h.port, self.snapshot, self._render_metrics)
         except OSError as e:
             log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
             self._server = None
@@ -838,7 +844,7 @@ class Daemon:
         if self._server is None:
             return
         try:
-            metrics = health.Metrics()
+            metrics = Metrics()
         except ImportError as e:
             log.error("/metrics needs prometheus-client (%s); serving /healthz only", e)
             return
@@ -847,7 +853,7 @@ class Daemon:
         if self._boot_writes:
             metrics.config_writes.inc(self._boot_writes)
         if self.last_change is not None:
-            metrics.last_change.set(self.last_change["time"])
+            metrics.update(last_change=self.last_change["time"])
         self.metrics = metrics
 
     def _open_netlink(self) -> None:
@@ -890,7 +896,7 @@ class Daemon:
         if self._nl is not None:
             with contextlib.suppress(Exception):
                 self._nl.close()
-        health.remove_status(self.settings.status_file)
+        remove_status(self.settings.status_file)
         self.notifier.close()
         with contextlib.suppress(ValueError):
             if threading.current_thread() is threading.main_thread():
@@ -935,12 +941,6 @@ def _settings_read(settings: Settings) -> str:
 
 def _host(listen: str) -> str:
     return f"[{listen}]" if ":" in listen else listen
-
-
-def _observers() -> list[str]:
-    from k3snode import checks
-
-    return list(checks.OBSERVERS)
 
 
 def _discovery_facts(found: Discovery) -> dict[str, str]:

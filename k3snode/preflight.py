@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from k3snode.checks import Finding
 from k3snode.config.model import Settings
+from k3snode.health.checks import Finding
 from k3snode.k3s import configfile
 from k3snode.k3s.secrets import loose_mode
 

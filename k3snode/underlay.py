@@ -23,8 +23,8 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from k3snode.checks import Finding, Observation
 from k3snode.config.model import Settings, UnderlayPeer
+from k3snode.health.checks import Finding, Observation
 from k3snode.mesh import wg
 from k3snode.mesh.wg import PeerUpdate, Update, keys, link
 from k3snode.mesh.wg import health as wgh

@@ -9,9 +9,9 @@ import pytest
 from helpers import run_k3snode
 
 from k3snode import underlay
-from k3snode.checks import OBSERVERS
 from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
+from k3snode.health.registry import OBSERVERS
 from k3snode.mesh.wg import keys
 
 KEYS = [keys.generate_private() for _ in range(3)]
@@ -44,8 +44,8 @@ def _peer(i, **kw):
 
 
 def test_registered():
-    assert "k3snode.underlay:observer" in OBSERVERS
-    assert "k3snode.underlay:preflight" in PREFLIGHTS
+    assert underlay.observer in OBSERVERS
+    assert underlay.preflight in PREFLIGHTS
 
 
 def test_a_node_skips_itself_in_a_shared_list(root):

@@ -10,7 +10,7 @@ from k3snode import identity, pipeline
 from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
 from k3snode.commands.detect import NO_ADDRESS_HINT
-from k3snode.k3s import effective, ordering
+from k3snode.k3s import ordering, overrides
 from k3snode.k3s.service import unit_name
 from k3snode.logs import duration
 from k3snode.mesh.tailscale.types import TailscaleError
@@ -134,7 +134,7 @@ def _effective_ok(settings: Settings) -> bool:
     """Say what the other files K3s reads do to k3snode's keys (``k3s/effective.py``); False when
     K3s would not read k3snode's file or would refuse one of its files."""
 
-    _view, report = effective.for_settings(settings)
+    _view, report = overrides.for_settings(settings)
     for level, message in report.lines():
         if level == "error":
             log.error("error: %s", message)

@@ -15,7 +15,7 @@ import sys
 from k3snode.cli_settings import load_settings
 from k3snode.config.model import SettingsError
 from k3snode.fileio import pid_alive
-from k3snode.health import read_status
+from k3snode.health.statusfile import read_status
 from k3snode.k3s.configfile import ConfigFileError
 from k3snode.pipeline import check_local
 

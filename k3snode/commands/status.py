@@ -14,7 +14,7 @@ from k3snode.config.load import read_toml
 from k3snode.config.model import DEFAULT_CONFIG, SettingsError
 from k3snode.config.schema import spec
 from k3snode.fileio import pid_alive
-from k3snode.health import read_status
+from k3snode.health.statusfile import read_status
 from k3snode.logs import duration
 
 JSON_HELP = "print what the daemon reports as JSON (its status file, plus updated)"

@@ -17,7 +17,7 @@ import subprocess
 from typing import TYPE_CHECKING
 
 from k3snode import fileio, systemd
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -65,8 +65,7 @@ def ensure(settings: Settings, root: str = "/") -> str | None:
     return path
 
 
-def preflight(settings: Settings, root: str = "/") -> list:
-
+def preflight(settings: Settings, root: str = "/") -> list[Finding]:
     unit = _unit(settings)
     if not needed(settings):
         return [

@@ -19,7 +19,7 @@ import random
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode.checks import Observation
+from k3snode.health.checks import Observation
 from k3snode.registration import Outcome, publish, record
 
 if TYPE_CHECKING:

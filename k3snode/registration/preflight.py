@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 from k3snode import state
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 from k3snode.k3s import configfile
 from k3snode.registration import keyfile
 from k3snode.registration.backend import RegistrationError, load

@@ -7,10 +7,11 @@ import os
 import pytest
 from helpers import run_k3snode
 
-from k3snode import addresses, health
-from k3snode.checks import Observation
+from k3snode import addresses
 from k3snode.config.load import load
 from k3snode.config.model import SettingsError
+from k3snode.health.checks import Observation
+from k3snode.health.model import HealthModel
 
 
 @pytest.mark.parametrize(
@@ -70,7 +71,7 @@ class Clocks:
 
 def test_grace_ignores_a_backward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall -= 3600  # NTP steps the clock back an hour
     c.tick(600)
@@ -81,7 +82,7 @@ def test_grace_ignores_a_backward_wall_clock_step():
 
 def test_grace_ignores_a_forward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall += 3600
     c.tick(1)

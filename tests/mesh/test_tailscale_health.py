@@ -4,7 +4,6 @@ last seen, expired and rejected keys), and ``k3snode check`` (``k3snode/mesh/tai
 from __future__ import annotations
 
 import calendar
-import importlib
 import json
 import time
 
@@ -12,8 +11,9 @@ import pytest
 from helpers import run_k3snode
 from tailscale_stub import KEY, TailscaleStub, write_settings
 
-from k3snode import checks
+from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
+from k3snode.health.registry import OBSERVERS
 from k3snode.mesh.tailscale import health
 
 PEERS = [
@@ -48,11 +48,9 @@ def observe(tmp_path, now=None, **kw):
     return obs
 
 
-def test_registered_as_an_observer():
-    for ref in checks.OBSERVERS:
-        module, func = ref.split(":")
-        assert callable(getattr(importlib.import_module(module), func))
-    assert "k3snode.mesh.tailscale.health:observe" in checks.OBSERVERS
+def test_registered_as_an_observer_and_a_preflight():
+    assert health.observe in OBSERVERS
+    assert health.preflight in PREFLIGHTS
 
 
 def test_running_with_peers_online_and_offline(stub, tmp_path):

@@ -9,8 +9,9 @@ import pytest
 from helpers import NetNS, veth, wait_for
 from wgtest import need_wireguard_go, ping_within, wireguard_go
 
-from k3snode.checks import OBSERVERS, Observation
 from k3snode.config.load import load
+from k3snode.health.checks import Observation
+from k3snode.health.registry import OBSERVERS
 from k3snode.mesh.wg import Device, Peer, PeerUpdate, Update, keys
 from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg.userspace import Userspace
@@ -95,7 +96,7 @@ def test_summary_lines():
 
 
 def test_flannel_observer(tmp_path):
-    assert "k3snode.mesh.wg.health:flannel" in OBSERVERS
+    assert wgh.flannel in OBSERVERS
     none = load(None, env={"K3SNODE_MESH": "none"})
     assert wgh.flannel(none) == []
     wg = load(None, env={"K3SNODE_MESH": "wireguard-native"})
@@ -214,26 +215,3 @@ def test_flannel_observer_ipv6_only_cluster(tmp_path):
     ((check, ok, detail, _facts, peers, handshaken),) = got
     assert (check, ok) == ("wireguard:flannel-wg-v6", True), detail
     assert peers == [peer] and handshaken == [True]
-
-
-def test_peer_metrics():
-    from k3snode.checks import PeerHealth
-
-    now = 5_000.0
-    obs = [
-        Observation("wireguard:flannel-wg", True, "", peers=(
-            PeerHealth("flannel-wg", "K1", "192.0.2.1:51820", now - 12.5, 10, 20),
-            PeerHealth("flannel-wg", "K2", None, None, stale=True),
-        )),
-        Observation("tailscale", True, "", peers=(PeerHealth("tailscale0", "n", online=True),)),
-        Observation("underlay", True, "", peers=(PeerHealth("ul", "K3", None, now + 3, name="cp-2"),)),
-    ]  # fmt: skip
-    got = wgh.peer_metrics(obs, now)
-    assert got == [
-        ({"interface": "flannel-wg", "peer": "K1", "name": ""},
-         {"handshake_age_seconds": 12.5, "stale": 0.0, "rx_bytes": 10.0, "tx_bytes": 20.0}),
-        ({"interface": "flannel-wg", "peer": "K2", "name": ""},
-         {"handshake_age_seconds": -1.0, "stale": 1.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
-        ({"interface": "ul", "peer": "K3", "name": "cp-2"},  # a clock step back: never negative
-         {"handshake_age_seconds": 0.0, "stale": 0.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
-    ]  # fmt: skip

@@ -14,7 +14,7 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Finding, Observation, PeerHealth
+from k3snode.health.checks import Finding, Observation, PeerHealth
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
 from k3snode.mesh.tailscale.status import INTERFACE, installed, read_key, read_status, scrub
 from k3snode.mesh.tailscale.types import Status, TailscaleError
@@ -104,7 +104,7 @@ def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = No
 
 
 def observe(settings: Settings, now: Callable[[], float] = time.time) -> list[Observation]:
-    """The daemon's Tailscale observer (``checks.OBSERVERS``); nothing unless mesh = tailscale."""
+    """The daemon's Tailscale observer (``registry.OBSERVERS``); nothing unless mesh = tailscale."""
     if settings.mesh != "tailscale":
         return []
     if not installed():

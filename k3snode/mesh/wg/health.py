@@ -14,7 +14,7 @@ import os
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Observation, PeerHealth
+from k3snode.health.checks import Observation, PeerHealth
 from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
 
 if TYPE_CHECKING:
@@ -227,27 +227,3 @@ def module_installed(release: str | None = None, root: str = "/") -> bool:
         except OSError:
             continue
     return False
-
-
-def peer_metrics(
-    observations, now: float | None = None
-) -> list[tuple[dict[str, str], dict[str, float]]]:
-    """For ``/metrics``: per WireGuard peer of any observation, its labels (interface, peer public
-    key, name) and values — ``handshake_age_seconds`` (-1: never), ``stale`` (0/1), ``rx_bytes``,
-    ``tx_bytes``. Tailscale peers (no handshake, ``online`` set) are skipped."""
-    now = time.time() if now is None else now
-    out = []
-    for obs in observations:
-        for p in obs.peers:
-            if p.online is not None:
-                continue
-            labels = {"interface": p.interface, "peer": p.public_key, "name": p.name}
-            age = -1.0 if p.last_handshake is None else max(0.0, now - p.last_handshake)
-            values = {
-                "handshake_age_seconds": age,
-                "stale": 1.0 if p.stale else 0.0,
-                "rx_bytes": float(p.rx_bytes),
-                "tx_bytes": float(p.tx_bytes),
-            }
-            out.append((labels, values))
-    return out

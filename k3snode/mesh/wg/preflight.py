@@ -14,7 +14,7 @@ import os
 import platform
 from typing import TYPE_CHECKING
 
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
