@@ -54,10 +54,11 @@ class Finding:
 
 
 # Components that report into the daemon's health, as "module:function"; each function takes the
-# Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
+# Settings and returns a list of Observation. Imported lazily by the daemon, only when listed. A
+# class (an observer with state across calls) is instantiated once by the daemon and then called.
 OBSERVERS: list[str] = [
     "k3snode.mesh.tailscale_health:observe",
-    "k3snode.mesh.wg.health:flannel",
+    "k3snode.mesh.wg.health:Flannel",
     "k3snode.underlay:observer",
     "k3snode.k3s.effective:observe",
 ]

@@ -111,6 +111,7 @@ class Daemon:
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
+        self._observer_fns: dict[str, Callable] = {}  # ref -> function, or the instance of a class
         self.passes = 0
         # Edge-triggered log lines: a condition is logged when it starts and when it ends.
         self.conditions = Conditions(log, clock)
@@ -595,8 +596,14 @@ class Daemon:
         observed: list[Observation] = []
         for ref in _observers():
             try:
-                module, func = ref.split(":")
-                got = getattr(importlib.import_module(module), func)(self.settings)
+                fn = self._observer_fns.get(ref)
+                if fn is None:
+                    module, func = ref.split(":")
+                    fn = getattr(importlib.import_module(module), func)
+                    if isinstance(fn, type):  # an observer with state: one per daemon
+                        fn = fn()
+                    self._observer_fns[ref] = fn
+                got = fn(self.settings)
             except Exception as e:
                 self.health.observe(Observation(ref, False, f"observer failed: {e}"))
                 continue

@@ -10,7 +10,7 @@ import pytest
 from test_underlay import KEYS, PUBS, _peer, _toml
 
 from k3snode import underlay
-from k3snode.mesh.wg import Device, Peer
+from k3snode.mesh.wg.types import Device, Peer
 from k3snode.settings import load
 
 

@@ -2,7 +2,9 @@
 
 import json
 
-from k3snode.mesh.wg import PeerUpdate, Update, keys, link, open_backend
+from k3snode.mesh.wg import keys, link
+from k3snode.mesh.wg.link import open_backend
+from k3snode.mesh.wg.types import PeerUpdate, Update
 
 b = link.create_kernel("wgk")  # in the namespace the guest script runs this in (PYTHONPATH set)
 assert open_backend("wgk").kind == "kernel"
@@ -47,6 +49,6 @@ from k3snode.settings import load  # noqa: E402
 fl = link.create_kernel("flannel-wg")
 fl.configure(Update(k, 51820, peers=(PeerUpdate(p1, endpoint="192.0.2.2:51820", keepalive=25,
                                                 allowed_ips=("10.42.1.0/24",)),)))  # fmt: skip
-obs = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+obs = health.Flannel()(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
 out["flannel"] = [[o.check, o.ok, o.facts.get("backend"), o.facts.get("peers")] for o in obs]
 print(json.dumps(out))
