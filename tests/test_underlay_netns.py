@@ -88,7 +88,7 @@ def test_userspace_never_without_kernel_wireguard(root, node):
         pytest.skip("this kernel has WireGuard")
     cfg = _toml(root, extra=f'interface = "{ifname}"\nuserspace = "never"')
     r = run_k3snode("wireguard", "up", "--config", cfg, netns=ns.name)
-    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.returncode == 1 and "Traceback" not in r.stderr  # a runtime failure, not usage
     assert "userspace = never" in r.stderr and "the kernel has no WireGuard" in r.stderr
     assert not os.path.exists(f"/var/run/wireguard/{ifname}.sock")
     assert ifname not in ns.ip("link").stdout
