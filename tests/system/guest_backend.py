@@ -1,6 +1,7 @@
 """In the guest, inside a namespace: the kernel backend on a fresh kernel WireGuard link."""
 
 import json
+import os
 
 from k3snode.mesh.wg import keys, link
 from k3snode.mesh.wg.link import open_backend
@@ -49,6 +50,19 @@ from k3snode.settings import load  # noqa: E402
 fl = link.create_kernel("flannel-wg")
 fl.configure(Update(k, 51820, peers=(PeerUpdate(p1, endpoint="192.0.2.2:51820", keepalive=25,
                                                 allowed_ips=("10.42.1.0/24",)),)))  # fmt: skip
-obs = health.Flannel()(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+flannel = health.Flannel()  # as the daemon keeps it: one netlink socket across its calls
+settings = load(None, env={"K3SNODE_MESH": "wireguard-native"})
+obs = flannel(settings)
 out["flannel"] = [[o.check, o.ok, o.facts.get("backend"), o.facts.get("peers")] for o in obs]
+
+
+def sockets() -> int:
+    return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+               for fd in os.listdir("/proc/self/fd"))  # fmt: skip
+
+
+before = sockets()
+for _ in range(5):
+    flannel(settings)
+out["flannel_sockets"] = [before, sockets()]
 print(json.dumps(out))

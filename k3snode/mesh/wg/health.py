@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 from k3snode.checks import Observation, PeerHealth
 from k3snode.k3s import effective, families
+from k3snode.mesh.wg.kernel import Kernel
 from k3snode.mesh.wg.link import open_backend
 from k3snode.mesh.wg.preflight import KernelCheck
 from k3snode.mesh.wg.types import (
@@ -30,6 +31,7 @@ from k3snode.mesh.wg.types import (
     WireGuardError,
     userspace_socket,
 )
+from k3snode.mesh.wg.userspace import Userspace
 
 if TYPE_CHECKING:
     from k3snode.settings import Settings
@@ -223,13 +225,12 @@ class Flannel:
     def _backend(self, ifname: str) -> Backend:
         """The interface's backend from the last call, unless it changed kind (wireguard-go
         replaced by the kernel or back)."""
-        kind = (
-            "userspace" if os.path.exists(userspace_socket(ifname, self.socket_dir)) else "kernel"
-        )
+        userspace = os.path.exists(userspace_socket(ifname, self.socket_dir))
         b = self._backends.get(ifname)
-        if b is None or b.kind != kind:
+        if b is None or (b.kind == "userspace") != userspace:
             self._drop(ifname)
-            b = self._backends[ifname] = open_backend(ifname, self.socket_dir)
+            b = Userspace(ifname, self.socket_dir) if userspace else Kernel(ifname)
+            self._backends[ifname] = b
         return b
 
     def _drop(self, ifname: str) -> None:
