@@ -179,7 +179,7 @@ class Underlay:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        # X25519 in pure Python costs milliseconds: derive once per key, not every pass
+        # derive once per key, not every pass: the daemon makes one every health interval
         if self._derived is None or self._derived[0] != key.reveal():
             self._derived = (key.reveal(), keys.public_key(key))
         pub = self._derived[1]
