@@ -10,6 +10,8 @@ import logging
 import sys
 import time
 
+from k3snode import underlay
+
 log = logging.getLogger(__name__)
 
 FLAGS = ("role",)
@@ -39,8 +41,7 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import underlay
-    from k3snode.cli import UsageError, load_settings
+    from k3snode.cli import UsageError, load_settings  # cli imports the commands: not at the top
 
     settings = load_settings(args)
     if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing
@@ -72,8 +73,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _show(settings, as_json: bool) -> int:
-    from k3snode import underlay
-
     obs = underlay.observe(settings)
     now = time.time()
     if as_json:

@@ -7,10 +7,9 @@ from __future__ import annotations
 import functools
 import os
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol
+from typing import Protocol
 
-if TYPE_CHECKING:
-    from k3snode.secret import Secret
+from k3snode.secret import Secret
 
 SOCKET_DIR = "/var/run/wireguard"
 
