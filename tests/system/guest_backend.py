@@ -57,8 +57,14 @@ out["flannel"] = [[o.check, o.ok, o.facts.get("backend"), o.facts.get("peers")] 
 
 
 def sockets() -> int:
-    return sum(os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
-               for fd in os.listdir("/proc/self/fd"))  # fmt: skip
+    """Open sockets of this process (the listing's own descriptor is gone when it is read)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            continue
+    return n
 
 
 before = sockets()
