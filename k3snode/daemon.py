@@ -114,6 +114,7 @@ class Daemon:
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
+        self._observers: tuple[Callable, ...] | None = None  # made at the first health report
         self.passes = 0
         # Edge-triggered log lines: a condition is logged when it starts and when it ends.
         self.conditions = Conditions(log, clock)
@@ -596,7 +597,9 @@ class Daemon:
         from k3snode.health import registry  # here, not at the top: see its docstring
 
         observed: list[Observation] = []
-        for observe in registry.OBSERVERS:
+        if self._observers is None:
+            self._observers = registry.observers()
+        for observe in self._observers:
             try:
                 got = observe(self.settings)
             except Exception as e:

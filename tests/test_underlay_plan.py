@@ -11,7 +11,7 @@ from test_underlay import KEYS, PUBS, _peer, _toml
 
 from k3snode import underlay
 from k3snode.config.load import load
-from k3snode.mesh.wg import Device, Peer
+from k3snode.mesh.wg.types import Device, Peer
 
 
 class Clock:

@@ -25,14 +25,21 @@ if TYPE_CHECKING:
 
 Observer = Callable[["Settings"], "list[Observation]"]
 
-OBSERVERS: tuple[Observer, ...] = (
-    tailscale_health.observe,
-    wg_health.flannel,
-    underlay.observer,
-    overrides.observe,
-)
+
+def observers() -> tuple[Observer, ...]:
+    """One daemon's observers, in report order. Made once per daemon: an observer with state
+    between calls (flannel's: the peers' first sightings, one netlink socket per interface) is
+    an object created here."""
+    return (
+        tailscale_health.observe,
+        wg_health.Flannel(),
+        underlay.observer,
+        overrides.observe,
+    )
 
 
 def name(observer: Observer) -> str:
-    """``module:function``, the check an observer's own failure is reported under."""
-    return f"{observer.__module__}:{observer.__qualname__}"
+    """``module:function`` (``module:Class`` for an object), the check an observer's own failure
+    is reported under."""
+    what = observer if hasattr(observer, "__qualname__") else type(observer)
+    return f"{what.__module__}:{what.__qualname__}"

@@ -127,7 +127,7 @@ def preflight(settings: Settings, root: str = "/") -> list[Finding]:
 
 
 def observe(settings: Settings, root: str = "/") -> list[Observation]:
-    """The OBSERVERS entry ``k3s-config``: not ok while K3s would not use k3snode's keys as
+    """The observer (``health.registry.observers()``) ``k3s-config``: not ok while K3s would not use k3snode's keys as
     written (another file replaces or extends one, K3s reads another config, a file K3s would
     refuse); duplicates and unknown keys elsewhere are facts, not failures."""
     view, rep = for_settings(settings, root)

@@ -16,22 +16,21 @@ from k3snode.mesh.wg import health as wg_health
 
 
 def test_observers_are_the_components_functions():
-    assert (
-        tailscale_health.observe,
-        wg_health.flannel,
-        underlay.observer,
-        overrides.observe,
-    ) == registry.OBSERVERS
-    names = [registry.name(o) for o in registry.OBSERVERS]
+    got = registry.observers()
+    assert got[0] is tailscale_health.observe
+    assert isinstance(got[1], wg_health.Flannel)
+    assert got[2:] == (underlay.observer, overrides.observe)
+    assert registry.observers()[1] is not got[1], "each daemon gets its own stateful observers"
+    names = [registry.name(o) for o in got]
     assert names == [
         "k3snode.mesh.tailscale.health:observe",
-        "k3snode.mesh.wg.health:flannel",
+        "k3snode.mesh.wg.health:Flannel",
         "k3snode.underlay:observer",
         "k3snode.k3s.overrides:observe",
     ]
 
 
-@pytest.mark.parametrize("observe", registry.OBSERVERS, ids=registry.name)
+@pytest.mark.parametrize("observe", registry.observers(), ids=registry.name)
 def test_each_observer_answers_observations_for_a_plain_node(observe, tmp_path):
     settings = load(None, env={"K3SNODE_ROLE": "server", "K3SNODE_MESH": "none"})
     got = observe(settings)

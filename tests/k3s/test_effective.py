@@ -15,7 +15,7 @@ from goyaml import build, decode
 from helpers import run_k3snode
 
 from k3snode.config.load import load
-from k3snode.health.registry import OBSERVERS
+from k3snode.health.registry import observers
 from k3snode.k3s import configfile, effective, families, ordering, overrides
 
 
@@ -310,7 +310,7 @@ def test_check_and_apply_report_a_dropin_override(root):
 def test_health_observation(tmp_path):
     """The daemon's `k3s-config` check: ok with notes as facts; not ok while a drop-in replaces
     one of k3snode's keys."""
-    assert overrides.observe in OBSERVERS
+    assert overrides.observe in observers()
     d = k3s_dir(tmp_path, "node-external-ip: [203.0.113.5]\nnode-name: a\nnode-name: b\n")
     env = {
         "K3SNODE_MESH": "none",

@@ -13,7 +13,7 @@ from tailscale_stub import KEY, TailscaleStub, write_settings
 
 from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
-from k3snode.health.registry import OBSERVERS
+from k3snode.health.registry import observers
 from k3snode.mesh.tailscale import health
 
 PEERS = [
@@ -49,7 +49,7 @@ def observe(tmp_path, now=None, **kw):
 
 
 def test_registered_as_an_observer_and_a_preflight():
-    assert health.observe in OBSERVERS
+    assert health.observe in observers()
     assert health.preflight in PREFLIGHTS
 
 

@@ -104,7 +104,7 @@ def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = No
 
 
 def observe(settings: Settings, now: Callable[[], float] = time.time) -> list[Observation]:
-    """The daemon's Tailscale observer (``registry.OBSERVERS``); nothing unless mesh = tailscale."""
+    """The daemon's Tailscale observer (``registry.observers()``); nothing unless mesh = tailscale."""
     if settings.mesh != "tailscale":
         return []
     if not installed():
