@@ -26,7 +26,7 @@ from k3snode.discovery import choose_provider, providers
 from k3snode.discovery.http import Client
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 

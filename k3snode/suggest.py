@@ -1,5 +1,4 @@
-"""The one "did you mean …?" for every mistyped name (a setting, a section, a command, a flag,
-a K3s option, a provider): ``difflib``'s closest match, worded the same everywhere."""
+"""The one "did you mean" of k3snode: the closest known word to a mistyped one."""
 
 from __future__ import annotations
 
@@ -7,13 +6,13 @@ import difflib
 from collections.abc import Iterable
 
 
-def did_you_mean(
-    word: str, candidates: Iterable[str], cutoff: float = 0.6, quote: bool = False
-) -> str:
-    """`` (did you mean X?)`` for the closest of ``candidates`` to ``word``, or "" when none is
-    close (``cutoff`` as in ``difflib.get_close_matches``); ``quote`` shows X as ``'X'``."""
+def closest(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str | None:
+    """The candidate closest to ``word`` (difflib's ratio ≥ ``cutoff``), or None."""
     hint = difflib.get_close_matches(word, list(candidates), n=1, cutoff=cutoff)
-    if not hint:
-        return ""
-    shown = repr(hint[0]) if quote else hint[0]
-    return f" (did you mean {shown}?)"
+    return hint[0] if hint else None
+
+
+def did_you_mean(word: str, candidates: Iterable[str], cutoff: float = 0.6) -> str:
+    """`` (did you mean X?)`` for the closest candidate, or "" when none is close."""
+    hint = closest(word, candidates, cutoff)
+    return f" (did you mean {hint}?)" if hint else ""

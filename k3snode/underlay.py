@@ -23,12 +23,13 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from k3snode.checks import Finding, Observation
-from k3snode.mesh import wg
-from k3snode.mesh.wg import PeerUpdate, Update, keys, link
+from k3snode.config.model import Settings, UnderlayPeer
+from k3snode.health.checks import Finding, Observation
 from k3snode.mesh.wg import health as wgh
+from k3snode.mesh.wg import keys, link
+from k3snode.mesh.wg import types as wg
+from k3snode.mesh.wg.types import PeerUpdate, Update
 from k3snode.secret import Secret
-from k3snode.settings import Settings, UnderlayPeer
 
 log = logging.getLogger(__name__)
 
@@ -161,6 +162,7 @@ class Underlay:
         self._literal: dict[str, bool] = {}  # endpoint host -> is an IP address (no DNS)
         self._backend_kept: wg.Backend | None = None  # the interface's backend, while it lives
         self.device: wg.Device | None = None  # what the last pass read, when it changed nothing
+        self.judge = wgh.PeerJudge()  # peers' staleness, with memory across passes
 
     # -- the key ---------------------------------------------------------------------------
 
@@ -177,7 +179,7 @@ class Underlay:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        # X25519 in pure Python costs milliseconds: derive once per key, not every pass
+        # derive once per key, not every pass: the daemon makes one every health interval
         if self._derived is None or self._derived[0] != key.reveal():
             self._derived = (key.reveal(), keys.public_key(key))
         pub = self._derived[1]
@@ -191,6 +193,8 @@ class Underlay:
         kept = self._backend_kept
         if kept is not None and self._alive(kept):  # the pass's own read is the full check
             return kept
+        if kept is not None:
+            kept.close()
         self._backend_kept = b = self._find_or_create(result)
         return b
 
@@ -344,7 +348,7 @@ class Underlay:
                 self._applied.pop(have.public_key, None)
         for p in peers:
             have = current.get(p.public_key)
-            stale = have is not None and wgh.is_stale(
+            stale = have is not None and self.judge.is_stale(
                 dev.ifname, _with_keepalive(have, p.keepalive), now, self.stale_threshold
             )
             quiet = have is not None and self._quiet(p.public_key, have.rx_bytes)
@@ -407,14 +411,14 @@ class Underlay:
     # -- health ----------------------------------------------------------------------------
 
     def observe(self) -> Observation:
-        return observe(self.settings, self.stale_threshold, self.socket_dir)
+        return observe(self.settings, self.stale_threshold, self.socket_dir, self.judge)
 
     def observe_last(self) -> Observation:
         """The peers' health as the last pass read them when it changed nothing (no second read
         of the device), else as the device is now."""
         if self.device is None:
             return self.observe()
-        return _judge(self.settings, self.device, time.time(), self.stale_threshold)
+        return _judge(self.settings, self.device, time.time(), self.stale_threshold, self.judge)
 
 
 def _with_keepalive(peer: wg.Peer, keepalive: int) -> wg.Peer:
@@ -430,22 +434,30 @@ def names(settings: Settings) -> dict[str, str]:
 
 
 def observe(
-    settings: Settings, threshold: float | None = None, socket_dir: str = wg.SOCKET_DIR
+    settings: Settings,
+    threshold: float | None = None,
+    socket_dir: str = wg.SOCKET_DIR,
+    judge: wgh.PeerJudge | None = None,
 ) -> Observation:
     ul = settings.underlay
     now = time.time()
+    backend = link.open_backend(ul.interface, socket_dir)
     try:
-        dev = wg.open_backend(ul.interface, socket_dir).read()
+        dev = backend.read()
     except wg.NoSuchDevice:
         return Observation("underlay", False, f"{ul.interface} does not exist (underlay down)")
     except wg.WireGuardError as e:
         return Observation("underlay", False, str(e))
-    return _judge(settings, dev, now, threshold)
+    finally:
+        backend.close()
+    return _judge(settings, dev, now, threshold, judge or wgh.PeerJudge())
 
 
-def _judge(settings: Settings, dev: wg.Device, now: float, threshold: float | None) -> Observation:
+def _judge(
+    settings: Settings, dev: wg.Device, now: float, threshold: float | None, judge: wgh.PeerJudge
+) -> Observation:
     ul = settings.underlay
-    peers = wgh.peer_health(dev, now, threshold, names(settings))
+    peers = judge.peer_health(dev, now, threshold, names(settings))
     obs = wgh.summarize("underlay", dev, peers, now)
     return Observation(
         obs.check, obs.ok, obs.detail, obs.peers, {**obs.facts, "address": ul.address}

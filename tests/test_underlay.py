@@ -9,10 +9,10 @@ import pytest
 from helpers import run_k3snode
 
 from k3snode import underlay
-from k3snode.checks import OBSERVERS
 from k3snode.commands.check import PREFLIGHTS
+from k3snode.config.load import load
+from k3snode.health.registry import observers
 from k3snode.mesh.wg import keys
-from k3snode.settings import load
 
 KEYS = [keys.generate_private() for _ in range(3)]
 PUBS = [keys.public_key(k) for k in KEYS]
@@ -44,8 +44,8 @@ def _peer(i, **kw):
 
 
 def test_registered():
-    assert "k3snode.underlay:observer" in OBSERVERS
-    assert "k3snode.underlay:preflight" in PREFLIGHTS
+    assert underlay.observer in observers()
+    assert underlay.preflight in PREFLIGHTS
 
 
 def test_a_node_skips_itself_in_a_shared_list(root):
@@ -135,13 +135,14 @@ def test_cli_pubkey_creates_the_key_once(root):
     assert "created private key" in r1.stderr and "created" not in r2.stderr
 
 
-def test_cli_bad_key_file_is_one_line_exit_2(root):
+def test_cli_bad_key_file_is_one_line_exit_1(root):
+    """A key file that holds garbage is broken state, not a usage mistake: exit 1."""
     cfg = _toml(root)
     key_file = root / "var/lib/k3snode/underlay.key"
     key_file.write_text("hunter2\n")
     for action in ("pubkey", "up"):
         r = run_k3snode("wireguard", action, "--config", cfg)
-        assert r.returncode == 2, r.stderr
+        assert r.returncode == 1, r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         assert str(key_file) in r.stderr and "not a WireGuard private key" in r.stderr
         assert "hunter2" not in r.stderr

@@ -10,8 +10,8 @@ import pytest
 from test_underlay import KEYS, PUBS, _peer, _toml
 
 from k3snode import underlay
-from k3snode.mesh.wg import Device, Peer
-from k3snode.settings import load
+from k3snode.config.load import load
+from k3snode.mesh.wg.types import Device, Peer
 
 
 class Clock:

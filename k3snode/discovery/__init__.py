@@ -34,8 +34,8 @@ from k3snode.discovery.result import Discovery
 from k3snode.progress import Step
 
 if TYPE_CHECKING:
+    from k3snode.config.model import DiscoverySettings, Settings
     from k3snode.discovery.dmi import Dmi
-    from k3snode.settings import DiscoverySettings, Settings
 
 log = logging.getLogger(__name__)
 
