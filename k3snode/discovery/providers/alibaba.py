@@ -72,7 +72,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
             r.say_none("ipv6", "ipv6s: 404")
         else:
             raise unexpected(resp, path)
-    resp = client.get(f"{MD}/private-ipv4", headers)
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(f"{MD}/private-ipv4", headers)
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

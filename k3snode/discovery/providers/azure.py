@@ -56,7 +56,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
                     break
             if not frontends:
                 r.say_none("ipv4", "instance publicIpAddress empty, no loadbalancer public IP")
-    resp = client.get(PRIVATE, HEADERS)
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(PRIVATE, HEADERS)
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

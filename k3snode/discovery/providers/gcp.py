@@ -59,9 +59,10 @@ def fetch(client: Client, ds: object = None) -> Answer:
                 break
     else:
         r.text_leaf("ipv6", resp, path)
-    resp = _get(client, f"{NIC}/ip")
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = _get(client, f"{NIC}/ip")
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()
 
 
