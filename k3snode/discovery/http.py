@@ -183,15 +183,14 @@ class Client:
         budget = max(min(read_timeout, self.left()), 0.05)
         if not self._address:
             try:
-                self._address = resolve(self.host, self.port, 0, self.clock() + budget, self.clock)[
-                    0
-                ]
+                found = resolve(self.host, self.port, 0, self.clock() + budget, self.clock)
             except socket.timeout:
                 raise MetadataTimeout(
                     f"{what}: resolving {self.host} took longer than the discovery timeout"
                 ) from None
             except OSError as e:
                 raise MetadataError(f"{what}: cannot resolve {self.host}: {e}") from None
+            self._address = found[0]
         if self.scheme == "https" and self.tls is None:
             self.tls = default_tls()
         tls = self.tls if self.scheme == "https" else None
@@ -201,7 +200,8 @@ class Client:
             return exchange(
                 target, method, path, headers, body,
                 connect_timeout=min(self.connect_timeout, max(self.left(), 0.05)),
-                deadline=self.clock() + budget, max_body=self.max_body, clock=self.clock,
+                read_timeout=budget, deadline=self.deadline, max_body=self.max_body,
+                clock=self.clock,
             )  # fmt: skip
         except Deadline:
             raise MetadataTimeout(f"{what}: no answer within {budget:.1f}s") from None
@@ -274,7 +274,8 @@ def fetch(
             try:
                 resp = exchange(
                     Target(u.hostname, address, port, context), "GET", path, headers or {}, b"",
-                    connect_timeout=left, deadline=deadline, max_body=max_body, clock=clock,
+                    connect_timeout=left, read_timeout=left, deadline=deadline,
+                    max_body=max_body, clock=clock,
                 )  # fmt: skip
                 break
             except ConnectFailed as e:

@@ -84,20 +84,22 @@ def exchange(
     body: bytes,
     *,
     connect_timeout: float,
+    read_timeout: float,
     deadline: float,
     max_body: int,
     clock: Callable[[], float],
 ) -> Response:
-    """Send one request and read its whole answer before ``deadline`` (``clock`` seconds).
+    """Send one request and read its whole answer (TLS handshake included) within
+    ``read_timeout`` seconds of the TCP connection, and before ``deadline`` (``clock`` seconds).
 
     Raises ConnectFailed (no TCP connection within ``connect_timeout``), Deadline, TooLarge,
-    ProtocolError, or OSError (reset, TLS errors such as an untrusted certificate)."""
+    ProtocolError, BadRequest, or OSError (reset, TLS errors such as an untrusted certificate)."""
     request = _request(target, method, path, headers, body)
     try:
         raw = socket.create_connection((target.address, target.port), connect_timeout)
     except OSError as e:
         raise ConnectFailed(str(e)) from e
-    stream = _Stream(raw, deadline, clock)
+    stream = _Stream(raw, min(deadline, clock() + read_timeout), clock)
     try:
         raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         raw.setblocking(False)

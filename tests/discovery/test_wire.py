@@ -91,12 +91,12 @@ def dribble(conn, stop) -> None:
         conn.sendall(b"x")
 
 
-def ask(server: Server, cert=None, *, deadline: float = 10.0, max_body: int = 1024, method="GET"):
+def ask(server: Server, cert=None, *, timeout=10.0, deadline=60.0, max_body=1024, method="GET"):
     tls = ssl.create_default_context(cafile=cert[0]) if cert else None
     return exchange(
         Target("127.0.0.1", "127.0.0.1", server.port, tls), method, "/x", {"A": "b"}, b"",
-        connect_timeout=1, deadline=time.monotonic() + deadline, max_body=max_body,
-        clock=time.monotonic,
+        connect_timeout=1, read_timeout=timeout, deadline=time.monotonic() + deadline,
+        max_body=max_body, clock=time.monotonic,
     )  # fmt: skip
 
 
@@ -120,13 +120,16 @@ def test_bodies_by_length_chunks_and_end_of_connection(cert, tls):
 
 @pytest.mark.parametrize("tls", [False, True])
 def test_a_dribbling_server_is_cut_off_at_the_deadline_over_http_and_https(cert, tls):
-    with Server(dribble, cert if tls else None) as srv, pytest.raises(Deadline):
-        ask(srv, cert if tls else None, deadline=1.0)
+    with Server(dribble, cert if tls else None) as srv:
+        with pytest.raises(Deadline):
+            ask(srv, cert if tls else None, timeout=1.0)  # the answer's own time
+        with pytest.raises(Deadline):
+            ask(srv, cert if tls else None, timeout=60, deadline=1.0)  # the caller's deadline
 
 
 def test_a_tls_handshake_that_never_comes_is_cut_off_at_the_deadline(cert):
     with Server(dribble, cert, handshake=False) as srv, pytest.raises(Deadline):
-        ask(srv, cert, deadline=1.0)
+        ask(srv, cert, timeout=1.0)
 
 
 def test_metadata_client_over_https_gets_the_whole_answer_deadline(cert):
@@ -173,8 +176,8 @@ def test_control_characters_are_refused_before_connecting():
     target = Target("127.0.0.1", "127.0.0.1", 9, None)  # discard port: never connected to
     for path, headers in (("/a b", {}), ("/a\r\nX: y", {}), ("/", {"A": "b\r\nC: d"})):
         with pytest.raises(BadRequest):
-            exchange(target, "GET", path, headers, b"", connect_timeout=1, deadline=0,
-                     max_body=10, clock=time.monotonic)  # fmt: skip
+            exchange(target, "GET", path, headers, b"", connect_timeout=1, read_timeout=1,
+                     deadline=0, max_body=10, clock=time.monotonic)  # fmt: skip
 
 
 def test_redirects_followed_only_when_asked_and_only_to_https(cert):
