@@ -55,9 +55,9 @@ class Finding:
 
 # Components that report into the daemon's health, as "module:function"; each function takes the
 # Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
+# The underlay is not listed: the daemon judges what its own keeper's last pass saw.
 OBSERVERS: list[str] = [
     "k3snode.mesh.tailscale_health:observe",
     "k3snode.mesh.wg.health:flannel",
-    "k3snode.underlay:observer",
     "k3snode.k3s.effective:observe",
 ]

@@ -18,7 +18,7 @@ PREFLIGHTS: list[str] = [
     "k3snode.k3s.ordering:preflight",
     "k3snode.mesh.tailscale_health:preflight",
     "k3snode.mesh.wg.preflight:wireguard_native",
-    "k3snode.underlay:preflight",
+    "k3snode.mesh.underlay.checks:preflight",
     "k3snode.discovery.preflight:findings",
     "k3snode.registration.preflight:findings",
 ]

@@ -8,6 +8,9 @@ import json
 import logging
 import time
 
+from k3snode.mesh.underlay import checks, keeper
+from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
+
 FLAGS = ("role",)
 EXAMPLES = (
     (
@@ -35,7 +38,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import underlay
     from k3snode.cli import UsageError, load_settings
 
     settings = load_settings(args)
@@ -45,7 +47,7 @@ def run(args: argparse.Namespace) -> int:
             f"the underlay is not enabled ({where} is false); set [underlay] enabled = true "
             "and address to use it"
         )
-    u = underlay.Underlay(settings)
+    u = Keeper(settings)
     try:
         if args.action == "pubkey":
             print(u.private_key()[1])
@@ -58,20 +60,18 @@ def run(args: argparse.Namespace) -> int:
         if not args.watch:
             print("\n".join(result.changes) if result.changed else "unchanged")
             return 0
-        logging.getLogger("k3snode.underlay").info(
+        logging.getLogger(keeper.__name__).info(
             "underlay: %s is up; a pass every %gs", settings.underlay.interface, args.interval
         )
         while True:
             time.sleep(args.interval)
             u.run_once()
-    except underlay.UnderlayError as e:
+    except UnderlayError as e:
         raise UsageError(str(e)) from None
 
 
 def _show(settings, as_json: bool) -> int:
-    from k3snode import underlay
-
-    obs = underlay.observe(settings)
+    obs = checks.observe(settings)
     now = time.time()
     if as_json:
         print(json.dumps({
