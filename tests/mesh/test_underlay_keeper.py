@@ -9,7 +9,7 @@ from dataclasses import replace
 import pytest
 from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
 
-from k3snode.mesh.underlay.keeper import Keeper
+from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
 from k3snode.mesh.underlay.plan import Result, wanted_peers
 from k3snode.mesh.wg import Device, Peer
 from k3snode.settings import load
@@ -219,3 +219,23 @@ def test_keep_turns_a_bad_key_into_what_it_saw(root):
     assert k.seen is not None and k.seen.device is None
     assert str(key_file) in k.seen.problem and "not a WireGuard private key" in k.seen.problem
     assert key_file.read_text() == "garbage\n"
+
+
+def test_the_key_is_read_again_only_when_its_file_changed(root):
+    cfg = underlay_toml(root, extra='interface = "k3snode-nx2"')
+    key_file = root / "var/lib/k3snode/underlay.key"
+    k = Keeper(load(cfg))
+    key, pub = k.private_key()  # created
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert k.private_key() == (key, pub)
+    key_file.chmod(0o644)  # opened to others: narrowed again on the next pass
+    assert k.private_key()[1] == pub
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    tmp = root / "var/lib/k3snode/new.key"  # replaced (as an operator restoring a backup would)
+    tmp.write_text(KEYS[2].reveal() + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(key_file)
+    assert k.private_key()[1] == PUBS[2]
+    key_file.write_text("garbage\n")
+    with pytest.raises(UnderlayError, match="not a WireGuard private key"):
+        k.private_key()

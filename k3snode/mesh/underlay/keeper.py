@@ -84,7 +84,7 @@ class Keeper:
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
         self._rx: dict[str, tuple[int, float]] = {}  # public key -> (rx bytes, seen since)
         self._found = False  # the interface was found or made by a pass of this instance
-        self._derived: tuple[str, str] | None = None  # (private key, its public key): derived once
+        self._key: tuple[tuple[int, ...] | None, Secret, str] | None = None  # (file, key, public)
         self._peers: tuple[str, list[Wanted], list[str]] | None = None  # (own key, peers, routes)
         self._literal: dict[str, bool] = {}  # endpoint host -> is an IP address (no DNS)
         self._backend_kept: wg.Backend | None = None  # the interface's backend, while it lives
@@ -93,7 +93,12 @@ class Keeper:
     # -- the key ---------------------------------------------------------------------------
 
     def private_key(self) -> tuple[Secret, str]:
+        """This node's key (created on first use) and its public key. The file is read again
+        only when it changed (one ``stat`` per pass), the public key derived once per key."""
         path = self.settings.underlay.private_key_file
+        kept = self._key
+        if kept is not None and kept[0] is not None and kept[0] == _file_id(path):
+            return kept[1], kept[2]
         try:
             key, created = keys.load_or_create(path)
         except keys.BadKey as e:
@@ -105,10 +110,11 @@ class Keeper:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        # X25519 in pure Python costs milliseconds: derive once per key, not every pass
-        if self._derived is None or self._derived[0] != key.reveal():
-            self._derived = (key.reveal(), keys.public_key(key))
-        pub = self._derived[1]
+        if kept is not None and kept[1].reveal() == key.reveal():
+            pub = kept[2]
+        else:
+            pub = keys.public_key(key)
+        self._key = (_file_id(path), key, pub)
         if created:
             log.info("underlay: created private key %s (public key %s)", path, pub)
         return key, pub
@@ -355,6 +361,18 @@ class Keeper:
             self._rx[public_key] = (rx_bytes, now)
             return False
         return now - last[1] >= QUIET_AFTER
+
+
+def _file_id(path: str) -> tuple[int, ...] | None:
+    """What tells a changed key file (content, owner or mode: ctime), or None when it cannot be
+    read; a mode open to others is not kept, so the next pass narrows it again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_mode & 0o077:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _with_keepalive(peer: wg.Peer, keepalive: int) -> wg.Peer:
