@@ -414,7 +414,7 @@ class Daemon:
         from k3snode.mesh.underlay.keeper import PASS_INTERVAL, Keeper
 
         if self.underlay is None or self.underlay.settings != self.settings:
-            self.underlay = Keeper(self.settings)
+            self.underlay = Keeper(self.settings, clock=self._clock, wall=self._wall)
         self.underlay.keep()
         self._underlay_due = self._clock() + PASS_INTERVAL
 
