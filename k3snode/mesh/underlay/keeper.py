@@ -129,9 +129,14 @@ class Keeper:
         return b
 
     def _alive(self, backend: wg.Backend) -> bool:
+        """The kept interface still exists (two ``stat``s). A killed wireguard-go leaves its
+        socket behind but takes its interface with it: look for both, so the very next pass
+        makes a new one."""
         ifname = self.settings.underlay.interface
-        if backend.kind == "userspace":
-            return os.path.exists(wg.userspace_socket(ifname, self.socket_dir))
+        if backend.kind == "userspace" and not os.path.exists(
+            wg.userspace_socket(ifname, self.socket_dir)
+        ):
+            return False
         return link.exists(ifname)
 
     def _find_or_create(self, result: Result) -> wg.Backend:
