@@ -97,7 +97,8 @@ class Keeper:
         only when it changed (one ``stat`` per pass), the public key derived once per key."""
         path = self.settings.underlay.private_key_file
         kept = self._key
-        if kept is not None and kept[0] is not None and kept[0] == _file_id(path):
+        ident = _file_id(path)  # before reading: a change after it is seen by the next pass
+        if kept is not None and ident is not None and kept[0] == ident:
             return kept[1], kept[2]
         try:
             key, created = keys.load_or_create(path)
@@ -114,7 +115,7 @@ class Keeper:
             pub = kept[2]
         else:
             pub = keys.public_key(key)
-        self._key = (_file_id(path), key, pub)
+        self._key = (ident, key, pub)
         if created:
             log.info("underlay: created private key %s (public key %s)", path, pub)
         return key, pub
