@@ -115,6 +115,8 @@ class Keeper:
             pub = kept[2]
         else:
             pub = keys.public_key(key)
+        if created:  # made by this call: nobody replaced it since
+            ident = _file_id(path)
         self._key = (ident, key, pub)
         if created:
             log.info("underlay: created private key %s (public key %s)", path, pub)
