@@ -46,7 +46,7 @@ from fakes import dmi_dir  # noqa: E402
 from fakes.imds import FakeIMDSProcess  # noqa: E402
 from helpers import NetNS, clean_env, free_port, veth, wait_for  # noqa: E402
 
-from k3snode import settings as settings_mod  # noqa: E402
+from k3snode.config.schema import SCHEMA  # noqa: E402
 
 STUB = """#!/bin/sh
 # systemctl stand-in: records when a restart was asked for, says the unit is active
@@ -71,7 +71,7 @@ BASELINE = (
 IMDS = "169.254.169.254"
 ADDRS = [("5.6.7.8/24", "5.6.7.1"), ("9.9.9.9/24", "9.9.9.1")]
 EIPS = ["3.120.45.10", "3.120.45.11"]
-DEFAULTS = {s.key: s.default for s in settings_mod.SCHEMA if s.section == "daemon"}
+DEFAULTS = {s.key: s.default for s in SCHEMA if s.section == "daemon"}
 CPU_GOAL = 0.05  # % of one core
 REACTION_GOAL = 30.0
 MIN_POLLS = 10

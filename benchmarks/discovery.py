@@ -99,10 +99,10 @@ def in_process(args: list[str], n: int) -> float:
     """Median Discovery.duration of discover() called in one process (after a warm-up)."""
     code = (
         "import sys, json, statistics\n"
-        "from k3snode import settings\n"
+        "from k3snode.config.load import load\n"
         "from k3snode.discovery import discover\n"
         "kv = dict(a.split('=', 1) for a in sys.argv[2:])\n"
-        "s = settings.load(None, env={}, overrides={('discovery', k): v for k, v in kv.items()})\n"
+        "s = load(None, env={}, overrides={('discovery', k): v for k, v in kv.items()})\n"
         "discover(s)\n"
         "d = [discover(s).duration for _ in range(int(sys.argv[1]))]\n"
         "print(statistics.median(d))\n"

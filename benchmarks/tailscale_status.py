@@ -2,7 +2,7 @@
 """What reading Tailscale costs a daemon pass: ``json.loads`` + ``parse_status`` of a
 ``tailscale status --json`` text for tailnets of 100, 1000 and 5000 peers, against ``json.loads``
 of the same text alone (the real baseline: the least any reader has to do), interleaved in one
-run, in CPU time; plus judging the parsed status (``tailscale_health.judge``). Goal: parse ≤ 3× json.loads.
+run, in CPU time; plus judging the parsed status (``mesh/tailscale/health.judge``). Goal: parse ≤ 3× json.loads.
 
     python benchmarks/tailscale_status.py [ROUNDS]
 """
@@ -20,7 +20,7 @@ sys.path.insert(0, os.path.join(REPO, "benchmarks"))
 
 from _bench import Table, interleaved  # noqa: E402
 
-from k3snode.mesh import tailscale, tailscale_health  # noqa: E402
+from k3snode.mesh.tailscale import health, status  # noqa: E402
 
 SIZES = (100, 1000, 5000)
 GOAL = 3.0
@@ -56,12 +56,12 @@ def main() -> None:
     now = time.time()
     for n in SIZES:
         doc = status_doc(n)
-        st = tailscale.parse_status(json.loads(doc))
+        st = status.parse_status(json.loads(doc))
         assert len(st.peers) == n
         r = interleaved({
             "loads": lambda doc=doc: json.loads(doc),
-            "parse": lambda doc=doc: tailscale.parse_status(json.loads(doc)),
-            "judge": lambda st=st: tailscale_health.judge(st, now),
+            "parse": lambda doc=doc: status.parse_status(json.loads(doc)),
+            "judge": lambda st=st: health.judge(st, now),
         }, rounds if n < 5000 else max(5, rounds // 3))  # fmt: skip
         base = r["loads"].median
         ratio = r["parse"].median / base

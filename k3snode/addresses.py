@@ -101,10 +101,6 @@ def public_problem(address: str | IPAddress) -> str | None:
     return None
 
 
-def is_public(address: str | IPAddress) -> bool:
-    return public_problem(address) is None
-
-
 @dataclass(frozen=True)
 class Judged:
     """One candidate address and the verdict on it."""

@@ -20,14 +20,15 @@ the modules import heavy libraries (pyroute2, prometheus-client, PyYAML) inside 
 from __future__ import annotations
 
 import argparse
-import difflib
 import importlib
 import importlib.util
+import os
 import sys
-from dataclasses import dataclass, field
 from typing import Any
 
-from k3snode import __version__
+from k3snode import __version__, logs, suggest
+from k3snode.commands import SETTING_FLAGS, SettingFlag
+from k3snode.errors import UserError
 
 # command -> (module under k3snode.commands, one-line help). A command whose module is not
 # installed (yet) is left out of the parser.
@@ -49,79 +50,6 @@ COMMANDS: dict[str, tuple[str, str]] = {
     ),
 }
 
-
-@dataclass(frozen=True)
-class SettingFlag:
-    """A flag that overrides one setting (flags > environment > file > defaults)."""
-
-    flag: str
-    section: str
-    key: str
-    help: str
-    kwargs: dict[str, Any] = field(default_factory=dict)
-
-    @property
-    def dest(self) -> str:
-        return self.flag[2:].replace("-", "_")
-
-
-def _port(text: str) -> int:
-    try:
-        return int(text)
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"must be a port number (got {text!r})") from None
-
-
-_ON = {"action": "store_const", "const": True, "default": None}
-
-SETTING_FLAGS: dict[str, SettingFlag] = {f.dest: f for f in (
-    SettingFlag("--role", "node", "role",
-                "server or agent (default: agent when a server URL is set, else server)",
-                {"metavar": "ROLE"}),
-    SettingFlag("--mesh", "node", "mesh",
-                "how nodes in different networks reach each other: wireguard-native (default), "
-                "tailscale or none", {"metavar": "MESH"}),
-    SettingFlag("--server", "k3s", "server",
-                "https://host:port of an existing server to join (agents, joining servers)",
-                {"metavar": "URL"}),
-    SettingFlag("--token-file", "k3s", "token_file",
-                "file holding the cluster token (K3s reads it as token-file)", {"metavar": "PATH"}),
-    SettingFlag("--node-name", "k3s", "node_name",
-                "K3s's node-name for this node (default: the host name)", {"metavar": "NAME"}),
-    SettingFlag("--cluster-init", "k3s", "cluster_init",
-                "this is the first server of an embedded-etcd cluster (writes cluster-init)", _ON),
-    SettingFlag("--external-ip", "discovery", "external_ips",
-                "static external address, repeat for IPv4 and IPv6; a family given here is not "
-                "discovered", {"metavar": "ADDR", "action": "append"}),
-    SettingFlag("--k3s-config", "k3s", "config",
-                "K3s config file or config.yaml.d/NN-name.yaml drop-in to write "
-                "(default: /etc/rancher/k3s/config.yaml)", {"metavar": "PATH"}),
-    SettingFlag("--k3s-unit", "k3s", "unit",
-                "K3s's systemd unit (default: k3s for servers, k3s-agent for agents)",
-                {"metavar": "UNIT"}),
-    SettingFlag("--provider", "discovery", "provider",
-                "cloud whose metadata service to ask: auto (recognised from DMI, the default), "
-                "none, or a provider id such as aws, gcp, azure, hetzner", {"metavar": "ID"}),
-    SettingFlag("--metadata-endpoint", "discovery", "metadata_endpoint",
-                "replace the metadata service's scheme, host and port (tests, proxies)",
-                {"metavar": "URL"}),
-    SettingFlag("--dmi-dir", "discovery", "dmi_dir",
-                "read DMI fields from DIR instead of /sys/class/dmi/id", {"metavar": "DIR"}),
-    SettingFlag("--echo", "discovery", "echo",
-                "allow HTTPS echo services as a last resort when nothing else finds a public "
-                "address", _ON),
-    SettingFlag("--state-dir", "paths", "state_dir",
-                "k3snode's state directory (default: /var/lib/k3snode)", {"metavar": "DIR"}),
-    SettingFlag("--run-dir", "paths", "run_dir",
-                "directory of the daemon's status file (default: /run/k3snode)",
-                {"metavar": "DIR"}),
-    SettingFlag("--health-port", "health", "port",
-                "port of the local /healthz and /metrics endpoint (default 9181; 0: off)",
-                {"metavar": "PORT", "type": _port}),
-)}  # fmt: skip
-
-# For code that maps flag dests to settings (kept for callers of the old name).
-OVERRIDES: dict[str, tuple[str, str]] = {d: (f.section, f.key) for d, f in SETTING_FLAGS.items()}
 
 # What every command honours, and what k3snode --help shows.
 ENVIRONMENT: tuple[tuple[str, str], ...] = (
@@ -165,10 +93,6 @@ FILES: tuple[tuple[str, str], ...] = (
 )
 
 
-class UsageError(Exception):
-    """A mistake in what the user asked for; printed as one line, exit status 2."""
-
-
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``k3snode: error: --role: must be ... (got ...)``, exit 2."""
 
@@ -189,8 +113,7 @@ class Parser(argparse.ArgumentParser):
             bad = message.split(": ", 1)[1].split()[0]
             parser = getattr(self, "command_parser", None) or self
             known = [o for a in parser._actions for o in a.option_strings]
-            hint = difflib.get_close_matches(bad.split("=")[0], known, n=1)
-            more = f" (did you mean {hint[0]}?)" if hint else ""
+            more = suggest.did_you_mean(bad.split("=")[0], known)
             flag = bad.split("=")[0]
             if flag in {f.flag for f in SETTING_FLAGS.values()}:
                 return f"{flag}: not used by {parser.prog}; see {parser.prog} --help"
@@ -232,7 +155,7 @@ def flags_of(mod: Any) -> list[SettingFlag]:
 def environment_of(mod: Any) -> list[tuple[str, str]]:
     """``(variable, meaning)`` for what a command honours: K3SNODE_CONFIG, the variables of the
     settings behind its flags, and its own ``ENVIRONMENT``."""
-    from k3snode.settings import spec
+    from k3snode.config.schema import spec
 
     out = [ENVIRONMENT[0]]
     for f in flags_of(mod):
@@ -333,24 +256,7 @@ def _command_in(argv: list[str]) -> str | None:
     return None
 
 
-def load_settings(args: argparse.Namespace, env: dict[str, str] | None = None):
-    from k3snode import settings as settings_mod
-
-    overrides = {}
-    names = {}
-    for dest, f in SETTING_FLAGS.items():
-        value = getattr(args, dest, None)
-        if value is not None:
-            overrides[(f.section, f.key)] = value
-            names[(f.section, f.key)] = f.flag
-    return settings_mod.load(
-        getattr(args, "config", None), env=env, overrides=overrides, override_names=names
-    )
-
-
 def setup_logging(verbose: int) -> None:
-    from k3snode import logs
-
     logs.setup(verbose)
 
 
@@ -358,8 +264,7 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = _command_in(argv)
     if command is not None and command not in COMMANDS:
-        hint = difflib.get_close_matches(command, list(COMMANDS), n=1)
-        more = f" (did you mean {hint[0]}?)" if hint else ""
+        more = suggest.did_you_mean(command, COMMANDS)
         print(f"k3snode: error: unknown command {command!r}{more}; see k3snode --help",
               file=sys.stderr)  # fmt: skip
         return 2
@@ -373,12 +278,9 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def run_command(args: argparse.Namespace) -> int:
-    from k3snode.k3s.configfile import ConfigFileError
-    from k3snode.settings import SettingsError
-
     try:
         return int(command_module(args.command).run(args) or 0)
-    except (SettingsError, ConfigFileError, UsageError) as e:
+    except UserError as e:  # settings, the K3s config file, the command line
         print(f"k3snode: error: {e}{_root_hint(str(e), args.command)}", file=sys.stderr)
         return 2
     except PermissionError as e:
@@ -405,7 +307,6 @@ def _one_line(e: OSError) -> str:
 
 def _root_hint(message: str, command: str) -> str:
     """Permission trouble as a non-root user: say what to do about it."""
-    import os
 
     if "permission denied" in message.lower() and os.geteuid() != 0:
         return f"; k3snode reads and writes root's files: run it as root (sudo k3snode {command})"

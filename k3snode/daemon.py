@@ -27,7 +27,6 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-import importlib
 import logging
 import os
 import queue
@@ -38,17 +37,21 @@ import threading
 import time
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode import __version__, health, passes
-from k3snode.checks import Observation
+from k3snode import __version__, pipeline
+from k3snode.health.checks import Observation
+from k3snode.health.metrics import Metrics, failure_reason
+from k3snode.health.model import Health, HealthModel
+from k3snode.health.server import HealthServer
+from k3snode.health.statusfile import peer_rows, remove_status, write_status
 from k3snode.logs import Conditions, duration
-from k3snode.notify import Notifier
 from k3snode.restarts import Restarts
+from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.discovery.result import Discovery
     from k3snode.k3s.service import RestartResult
     from k3snode.mesh.underlay.keeper import Keeper
-    from k3snode.settings import Settings
 
 log = logging.getLogger("k3snode")
 
@@ -69,9 +72,9 @@ class Daemon:
         self._wall = wall
         self.notifier = Notifier(env)
         self._use_netlink = netlink
-        self.health = health.HealthModel(settings.health.grace, wall, clock)
-        self.metrics: health.Metrics | None = None
-        self._server: health.HealthServer | None = None
+        self.health = HealthModel(settings.health.grace, wall, clock)
+        self.metrics: Metrics | None = None
+        self._server: HealthServer | None = None
         self._rng = random.Random()
         self._running = False  # run() was called: READY starts what the loop needs after it
         self._boot_writes = 0  # config writes before the metrics existed
@@ -112,6 +115,7 @@ class Daemon:
         self.last_change: dict[str, Any] | None = None
         self._k3s_state = ""
         self._observed: list[Observation] = []  # the observers' last answers (peers for metrics)
+        self._observers: tuple[Callable, ...] | None = None  # made at the first health report
         self.passes = 0
         # Edge-triggered log lines: a condition is logged when it starts and when it ends.
         self.conditions = Conditions(log, clock)
@@ -261,11 +265,10 @@ class Daemon:
 
     def _discover(self) -> Discovery:
         from k3snode.discovery.result import Discovery
-        from k3snode.reconcile import external_addresses
 
         started = self._clock()
         try:
-            found = external_addresses(self.settings)
+            found = pipeline.discover(self.settings)
         except Exception as e:  # a broken discovery must never end the daemon
             found = Discovery(error=f"discovery failed: {e.__class__.__name__}: {e}")
         if self.metrics is not None:
@@ -274,8 +277,8 @@ class Daemon:
 
     def run_pass(self) -> bool:
         """One pass: discover, confirm, write, ask for a restart. True when the config is current."""
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.passes += 1
         now = self._clock()
@@ -290,7 +293,7 @@ class Daemon:
             return False
         self._keep_underlay()
         found = self._discover()
-        refused = passes.judge(self.settings, found, allow_empty=not self.current)
+        refused = pipeline.judge(self.settings, found, allow_empty=not self.current)
         if refused:
             if refused != self._last_refusal:
                 kept = ", ".join(self.current) if self.current else "nothing written yet"
@@ -301,7 +304,7 @@ class Daemon:
             else:
                 self.conditions.bad("discovery", self.conditions.active("discovery") or refused)
             if self.metrics is not None:
-                self.metrics.discovery_failures.labels(health.failure_reason(refused)).inc()
+                self.metrics.discovery_failures.labels(failure_reason(refused)).inc()
             if self.settings.mesh == "tailscale":  # down, logged out…: bring it up next pass
                 self._mesh_ok = False
             self._failed_pass("discovery", refused)
@@ -319,7 +322,7 @@ class Daemon:
             return False
         self.candidate = None
         try:
-            written = passes.write(self.settings, found)
+            written = pipeline.write(self.settings, found)
         except (SettingsError, ConfigFileError, OSError) as e:
             self.conditions.bad(
                 "write", f"write failed: {e}; K3s config left as it was", logging.ERROR
@@ -338,22 +341,22 @@ class Daemon:
                 "to": list(addrs),
             }
             if self.metrics is not None:
-                self.metrics.last_change.set(self.last_change["time"])
+                self.metrics.update(last_change=self.last_change["time"])
         self.current = addrs
         self.found = found
-        if written.committed.config_changed:
+        if written.config_changed:
             log.info("written %s: %s", written.path, written.summary)
             if self.metrics is not None:
                 self.metrics.config_writes.inc()
             else:
                 self._boot_writes += 1  # counted once the metrics exist (after READY)
-        for path in written.committed.secrets_changed:
+        for path in written.secrets_changed:
             log.info("written %s (0600)", path)
         if self.registration is not None:
             from k3snode.registration import wanted
 
             self.registration.want(wanted(self.settings, addrs))
-        if written.changed and (self._ready or not self._k3s_waits_for_us()):
+        if written.restart_needed and (self._ready or not self._k3s_waits_for_us()):
             self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()
         if not self._ready:
@@ -379,12 +382,11 @@ class Daemon:
         self._unconfigured = None
         if self.settings.configured:
             return
-        from k3snode.reconcile import RoleChangeError, check_role
 
         self._unconfigured = self.settings.not_configured()
         try:
-            check_role(self.settings)
-        except RoleChangeError as e:
+            pipeline.check_role(self.settings)
+        except pipeline.RoleChangeError as e:
             self._unconfigured = str(e)
         except Exception:  # an unreadable state file is reported by the pass once configured
             pass
@@ -394,7 +396,7 @@ class Daemon:
         u = self._unconfigured
         return u is not None and self._settings_error is None and u.startswith("not configured")
 
-    def snapshot(self) -> health.Health:
+    def snapshot(self) -> Health:
         """The health as /healthz, STATUS= and the status file show it: ``not-configured`` (503)
         while nothing says what the node is."""
         snap = self.health.snapshot()
@@ -427,13 +429,12 @@ class Daemon:
         back through the results queue and asks for the pass that then writes the config."""
         if self._mesh_busy:
             return False
-        from k3snode.reconcile import mesh_up
 
         settings, gen = self.settings, self._mesh_gen
 
         def work() -> None:
             try:
-                mesh_up(settings)
+                pipeline.mesh_up(settings)
             except Exception as e:  # TailscaleError, or anything unexpected from the mesh
                 self._results.put(("mesh", (gen, str(e))))
             else:
@@ -579,7 +580,7 @@ class Daemon:
             if not failed_restart:
                 self.health.observe(Observation("k3s", ok, st.describe()))
             if self.metrics is not None:
-                self.metrics.k3s_active.set(1 if ok else 0)
+                self.metrics.update(k3s_active=ok)
 
     def _observe_rest(self) -> None:
         now = self._clock()
@@ -591,25 +592,30 @@ class Daemon:
             )
         if self.found is not None:
             try:
-                plan = passes.prepare(self.settings, self.found).plan
+                planned = pipeline.plan(self.settings, self.found.external_ips)
             except Exception as e:
                 self.health.observe(Observation("config", False, f"cannot render: {e}"))
             else:
-                if passes.keys_changed(plan):
-                    what = passes.plan_summary(plan)
-                    detail = f"{plan.path} differs from what k3snode would write ({what})"
+                path = planned.file.path
+                if planned.keys_changed:
+                    what = planned.summary
+                    detail = f"{path} differs from what k3snode would write ({what})"
                     self.health.observe(Observation("config", False, detail))
                     if self._pass_due is None:
-                        self.request_pass(f"{plan.path} changed by someone else ({what})")
+                        self.request_pass(f"{path} changed by someone else ({what})")
                 else:
-                    self.health.observe(Observation("config", True, f"{plan.path} is current"))
+                    self.health.observe(Observation("config", True, f"{path} is current"))
+        from k3snode.health import registry  # here, not at the top: see its docstring
+
         observed: list[Observation] = []
-        for ref in _observers():
+        if self._observers is None:
+            self._observers = registry.observers()
+        for observe in self._observers:
             try:
-                module, func = ref.split(":")
-                got = getattr(importlib.import_module(module), func)(self.settings)
+                got = observe(self.settings)
             except Exception as e:
-                self.health.observe(Observation(ref, False, f"observer failed: {e}"))
+                check = registry.name(observe)
+                self.health.observe(Observation(check, False, f"observer failed: {e}"))
                 continue
             for obs in got:
                 self.health.observe(obs)
@@ -617,7 +623,8 @@ class Daemon:
         if self.underlay is not None and self.underlay.seen is not None:
             from k3snode.mesh.underlay import checks as underlay_checks
 
-            obs = underlay_checks.observe(self.settings, self.underlay.seen)
+            keeper = self.underlay  # its judge remembers peers never seen with a handshake
+            obs = underlay_checks.observe(self.settings, keeper.seen, peer_judge=keeper.judge)
             self.health.observe(obs)
             observed.append(obs)
         self._observed = observed
@@ -631,15 +638,18 @@ class Daemon:
         snap = self.snapshot()
         self._log_check_edges(snap)
         if self.metrics is not None:
-            self.metrics.set_health(snap)
-            self.metrics.set_addresses(self._address_rows())
-            self.metrics.set_peers(self._observed, self._wall())
-            self.metrics.set_registration(self._registration_status())
+            self.metrics.update(
+                health=snap,
+                addresses=tuple(self._address_rows()),
+                peers=tuple(self._observed),
+                peers_at=self._wall(),
+                registration=self._registration_status(),
+            )
         line = self.status_line(snap)
         if self._ready and notify:
             self.notifier.status(line)
         try:
-            health.write_status(self.settings.status_file, self.status(snap, line))
+            write_status(self.settings.status_file, self.status(snap, line))
         except OSError as e:
             log.warning("cannot write status file %s: %s", self.settings.status_file, e)
         nxt = self.health.next_change()
@@ -647,7 +657,7 @@ class Daemon:
         self._health_due = now + (min(interval, nxt + 0.05) if nxt is not None else interval)
         return line
 
-    def _log_check_edges(self, snap: health.Health) -> None:
+    def _log_check_edges(self, snap: Health) -> None:
         """One line when a check turns failing (after its grace period) and one when it is ok
         again; nothing while it stays as it is. -v shows every change of state or detail."""
         for c in snap.checks:
@@ -673,7 +683,7 @@ class Daemon:
                 rows.append((addr, fam, self.found.sources.get(fam, "")))
         return rows
 
-    def status_line(self, snap: health.Health) -> str:
+    def status_line(self, snap: Health) -> str:
         s = self.settings
         if self._not_configured():
             return str(self._unconfigured)
@@ -699,7 +709,7 @@ class Daemon:
             parts.insert(0, "degraded (" + "; ".join(bad) + ")")
         return "; ".join(parts)
 
-    def status(self, snap: health.Health, line: str) -> dict[str, Any]:
+    def status(self, snap: Health, line: str) -> dict[str, Any]:
         s = self.settings
         return {
             "version": __version__,
@@ -723,7 +733,7 @@ class Daemon:
             "last_restart": self.last_restart,
             "restart_pending": self.restarts.pending,
             "health": snap.to_json(),
-            "peers": health.peer_rows(self._observed, self._wall()),
+            "peers": peer_rows(self._observed, self._wall()),
             "summary": line,
             "health_port": self._server.port if self._server is not None else 0,
             "registration": self._registration_status(),
@@ -750,7 +760,7 @@ class Daemon:
         snap = self.snapshot()
         line = self.status_line(snap)
         try:
-            health.write_status(self.settings.status_file, self.status(snap, line))
+            write_status(self.settings.status_file, self.status(snap, line))
         except OSError as e:
             log.warning("cannot write status file %s: %s", self.settings.status_file, e)
         self.notifier.ready(line)
@@ -764,16 +774,15 @@ class Daemon:
     # -- reload, signals, edges -----------------------------------------------------------
 
     def _do_reload(self) -> None:
+        from k3snode.config.model import SettingsError
         from k3snode.k3s.configfile import ConfigFileError
-        from k3snode.settings import SettingsError
 
         self.notifier.reloading()
         if self._reload is not None:
             try:
                 new = self._reload()
-                from k3snode.reconcile import check_local
 
-                check_local(new)
+                pipeline.check_local(new)
             except (SettingsError, ConfigFileError) as e:
                 log.error("reload: %s; keeping the previous settings", e)
                 self._settings_error = f"{e} (running on the previous settings)"
@@ -838,9 +847,7 @@ class Daemon:
         if h.port == 0:
             return
         try:
-            self._server = health.HealthServer(
-                h.listen, h.port, self.snapshot, self._render_metrics
-            )
+            self._server = HealthServer(h.listen, h.port, self.snapshot, self._render_metrics)
         except OSError as e:
             log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
             self._server = None
@@ -858,7 +865,7 @@ class Daemon:
         if self._server is None:
             return
         try:
-            metrics = health.Metrics()
+            metrics = Metrics()
         except ImportError as e:
             log.error("/metrics needs prometheus-client (%s); serving /healthz only", e)
             return
@@ -867,7 +874,7 @@ class Daemon:
         if self._boot_writes:
             metrics.config_writes.inc(self._boot_writes)
         if self.last_change is not None:
-            metrics.last_change.set(self.last_change["time"])
+            metrics.update(last_change=self.last_change["time"])
         self.metrics = metrics
 
     def _open_netlink(self) -> None:
@@ -910,7 +917,7 @@ class Daemon:
         if self._nl is not None:
             with contextlib.suppress(Exception):
                 self._nl.close()
-        health.remove_status(self.settings.status_file)
+        remove_status(self.settings.status_file)
         self.notifier.close()
         with contextlib.suppress(ValueError):
             if threading.current_thread() is threading.main_thread():
@@ -955,12 +962,6 @@ def _settings_read(settings: Settings) -> str:
 
 def _host(listen: str) -> str:
     return f"[{listen}]" if ":" in listen else listen
-
-
-def _observers() -> list[str]:
-    from k3snode import checks
-
-    return list(checks.OBSERVERS)
 
 
 def _discovery_facts(found: Discovery) -> dict[str, str]:

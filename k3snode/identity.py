@@ -13,7 +13,7 @@ import os
 from dataclasses import dataclass
 
 from k3snode import envfile, fileio
-from k3snode.settings import FROM_ENV, FROM_FLAG, Settings, SettingsError
+from k3snode.config.model import FROM_ENV, FROM_FLAG, Settings, SettingsError
 
 # (section, key) -> the variable that keeps it in k3snode.env (the order of the file)
 SAVED: tuple[tuple[tuple[str, str], str], ...] = (

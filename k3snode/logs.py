@@ -23,7 +23,7 @@ THIRD_PARTY = ("pyroute2", "urllib3", "asyncio", "prometheus_client")
 # pyroute2 messages that are either normal or said better by k3snode itself:
 # - the tc module probes /proc/net/psched at import (absent in containers; k3snode uses no tc);
 # - a missing generic-netlink family ("wireguard") is reported once by the WireGuard checks,
-#   with what it means for the node (k3snode.mesh.wg.health.kernel_problem).
+#   with what it means for the node (k3snode.mesh.wg.preflight.KernelCheck).
 _DROPPED = (
     "/proc/net/psched",
     "the tc subsystem functionality is limited",

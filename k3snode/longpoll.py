@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Callable
 from k3snode import bounded
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger("k3snode")
 

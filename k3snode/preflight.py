@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from k3snode.checks import Finding
-from k3snode.settings import Settings
+from k3snode.config.model import Settings
+from k3snode.health.checks import Finding
+from k3snode.k3s import configfile
+from k3snode.k3s.secrets import loose_mode
 
 
 def settings_and_config(settings: Settings) -> list[Finding]:
-    from k3snode.k3s import configfile
 
     out = [
         Finding(
@@ -19,7 +20,6 @@ def settings_and_config(settings: Settings) -> list[Finding]:
     ]
     if not settings.configured:
         out.append(Finding("warning", "settings", settings.not_configured()))
-    from k3snode.reconcile import loose_mode
 
     for path in (settings.k3s.token_file, settings.tailscale.auth_key_file):
         warning = loose_mode(path)

@@ -11,10 +11,10 @@ import threading
 from typing import TYPE_CHECKING, Callable
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.k3s.service import RestartResult
-    from k3snode.settings import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 
 class Restarts:
@@ -62,7 +62,7 @@ class Restarts:
         log.debug("asking K3s to restart: its config changed")
 
         def work() -> None:
-            from k3snode import passes
+            from k3snode import pipeline
             from k3snode.k3s.service import unit_name
             from k3snode.progress import Step
 
@@ -72,7 +72,7 @@ class Restarts:
             )
             try:
                 with Step(log, text, report_end=False) as step:
-                    result = passes.restart(settings)
+                    result = pipeline.restart(settings)
                     step.result(result.outcome)
             except Exception as e:  # pragma: no cover - defensive
                 from k3snode.k3s.service import RestartResult, unit_name

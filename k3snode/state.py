@@ -2,9 +2,8 @@
 
 - ``managed``: per K3s config path, the keys k3snode wrote last time — so that a key it no longer
   needs (after switching mesh, say) is removed while every key the user wrote stays.
-- ``last_good``: the last discovery that produced addresses, so a failed pass keeps what worked.
 - ``role``: the role last applied, so that a role nobody named (K3s's default) never silently
-  turns an agent into a server (``reconcile.check_role``).
+  turns an agent into a server (``pipeline.check_role``).
 
 The file is opened without following a symbolic link and must be a regular file holding exactly
 this shape. ``load`` raises StateError on anything else; ``load_or_recover`` (the write path)
@@ -27,14 +26,13 @@ from k3snode import bounded, fileio
 VERSION = 1
 MAX_BYTES = 1024 * 1024  # a few KiB in practice
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 
 @dataclass
 class State:
     managed: dict[str, list[str]] = field(default_factory=dict)
-    last_good: dict[str, Any] = field(default_factory=dict)
     role: str = ""
     damaged: str | None = None  # why the file on disk could not be used (recovered from)
 
@@ -82,9 +80,8 @@ def load(path: str) -> State:
         if not isinstance(data, dict):
             raise ValueError("not an object")
         managed_raw = data.get("managed", {})
-        last_good = data.get("last_good", {})
-        if not isinstance(managed_raw, dict) or not isinstance(last_good, dict):
-            raise ValueError("managed and last_good must be objects")
+        if not isinstance(managed_raw, dict):
+            raise ValueError("managed must be an object")
         managed = {str(k): _string_list(v) for k, v in managed_raw.items()}
         role = data.get("role", "")
         if not isinstance(role, str):
@@ -95,7 +92,7 @@ def load(path: str) -> State:
         raise StateError(
             f"{path}: unreadable state ({reason}); remove it to start afresh"
         ) from None
-    return State(managed=managed, last_good=dict(last_good), role=role)
+    return State(managed=managed, role=role)
 
 
 def load_or_recover(path: str) -> State:
@@ -114,7 +111,6 @@ def save(path: str, state: State) -> bool:
     data: dict[str, Any] = {
         "version": VERSION,
         "managed": state.managed,
-        "last_good": state.last_good,
     }
     if state.role:
         data["role"] = state.role

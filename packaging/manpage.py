@@ -5,7 +5,7 @@
 
 Nothing is written by hand twice: commands, their options and the settings table come from
 ``k3snode.cli`` (commands, flags, environment, files, examples) and
-``k3snode.settings.schema_rows()``. The date is taken from
+``k3snode.config.schema.schema_rows()``. The date is taken from
 ``SOURCE_DATE_EPOCH`` when set (reproducible package builds), else today.
 """
 
@@ -70,10 +70,12 @@ def _date() -> str:
 
 def render() -> str:
     from k3snode import __version__, cli
-    from k3snode.settings import DEFAULT_CONFIG, schema_rows
+    from k3snode.commands import SETTING_FLAGS
+    from k3snode.config.model import DEFAULT_CONFIG
+    from k3snode.config.schema import schema_rows
 
     parser = cli.build_parser(with_epilogs=False)
-    shared = {"help", "config", "verbose", *cli.SETTING_FLAGS}
+    shared = {"help", "config", "verbose", *SETTING_FLAGS}
 
     out = [
         f'.TH K3SNODE 1 "{_date()}" "k3snode {__version__}" "User Commands"',

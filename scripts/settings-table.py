@@ -17,7 +17,7 @@ BEGIN, END = "<!-- settings:begin -->", "<!-- settings:end -->"
 
 
 def table() -> str:
-    from k3snode.settings import schema_rows
+    from k3snode.config.schema import schema_rows
 
     lines = ["| Setting | Default | Environment | Meaning |", "|---|---|---|---|"]
     for name, default, env, help_text in schema_rows():

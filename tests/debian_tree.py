@@ -60,6 +60,7 @@ BOOT_PACKAGES = (
     "python3-pyroute2",
     "python3-yaml",
     "python3-prometheus-client",
+    "python3-cryptography",
     "python3-requests",
     "python3-tomli",
     "curl",

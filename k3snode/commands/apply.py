@@ -6,13 +6,20 @@ import argparse
 import logging
 from typing import TYPE_CHECKING
 
+from k3snode import identity, pipeline
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+from k3snode.commands.detect import NO_ADDRESS_HINT
+from k3snode.k3s import ordering, overrides
+from k3snode.k3s.service import unit_name
+from k3snode.logs import duration
+from k3snode.mesh.tailscale.types import TailscaleError
+from k3snode.progress import Step
 
 if TYPE_CHECKING:
-    from k3snode.reconcile import Prepared
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 
 FLAGS = (*NODE_FLAGS, "k3s-unit", *DISCOVERY_FLAGS, "state-dir")
@@ -41,10 +48,8 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
     """The addresses to write as node-external-ip, and notes worth telling the user."""
-    from k3snode.commands.detect import NO_ADDRESS_HINT
-    from k3snode.reconcile import external_addresses
 
-    found = external_addresses(settings)
+    found = pipeline.discover(settings)
     notes = list(found.notes)
     if found.error:
         notes.append(found.error)
@@ -53,21 +58,11 @@ def discover_for(settings: Settings) -> tuple[list[str], list[str]]:
     return found.external_ips, notes
 
 
-def prepare_for(settings: Settings, external: list[str]) -> Prepared:
-    from k3snode.reconcile import prepare, underlay_ip
-
-    return prepare(settings, external, underlay_ip(settings))
-
-
 def run(args: argparse.Namespace) -> int:
-    from k3snode import identity, passes
-    from k3snode.cli import load_settings
-    from k3snode.logs import duration
-    from k3snode.reconcile import check_local, check_role, external_addresses
 
     settings = load_settings(args)
-    check_local(settings)
-    check_role(settings)
+    pipeline.check_local(settings)
+    pipeline.check_role(settings)
     if not args.dry_run:  # keep what this node was told, before anything can fail
         try:
             saved = identity.save(settings)
@@ -78,36 +73,37 @@ def run(args: argparse.Namespace) -> int:
             print(saved.describe())
     if not _mesh_up(settings, args.dry_run):
         return 1
-    found = external_addresses(settings)
+    found = pipeline.discover(settings)
     for note in found.notes:
         log.info("%s", note)
-    refused = passes.judge(settings, found)
+    refused = pipeline.judge(settings, found)
     if refused:
-        from k3snode.commands.detect import NO_ADDRESS_HINT
-
         log.error("%s; nothing written", refused)
         if not found.error:
             log.info("%s", NO_ADDRESS_HINT)
         return 1
     if args.dry_run:
-        plan = passes.prepare(settings, found).plan
+        planned = pipeline.plan(settings, found.external_ips)
+        plan = planned.file
         for w in plan.warnings:
             log.warning("warning: %s", w)
-        summary = passes.plan_summary(plan)
-        print(f"would write {plan.path}: {summary}" if plan.changed else f"unchanged: {plan.path}")
+        print(
+            f"would write {plan.path}: {planned.summary}"
+            if plan.changed
+            else f"unchanged: {plan.path}"
+        )
         return 0 if _effective_ok(settings) else 1
-    done = passes.write(settings, found)
-    for w in done.warnings:
+    done = pipeline.write(settings, found)
+    for w in done.planned.file.warnings:
         log.warning("warning: %s", w)
-    if done.committed.config_changed:
+    if done.config_changed:
         print(f"written {done.path}: {done.summary}")
     else:
         print(f"unchanged: {done.path}")
-    for path in done.committed.secrets_changed:
+    for path in done.secrets_changed:
         print(f"written {path} (0600)")
-    for path in done.committed.stale_cleaned:
+    for path in done.stale_cleaned:
         print(f"removed k3snode's keys from {path} (no longer written there)")
-    from k3snode.k3s import ordering
 
     try:
         dropin = ordering.ensure(settings)
@@ -118,14 +114,12 @@ def run(args: argparse.Namespace) -> int:
         if dropin:
             print(f"written {dropin}: {settings.k3s.unit}.service starts after k3snode")
     rc = 0 if _effective_ok(settings) else 1
-    if not done.changed or args.no_restart:
+    if not done.restart_needed or args.no_restart:
         return rc
-    from k3snode.k3s.service import unit_name
-    from k3snode.progress import Step
 
     timeout = settings.daemon.restart_timeout
     with Step(log, f"restarting {unit_name(settings)} (up to {timeout:g} s)", report_end=False):
-        result = passes.restart(settings)
+        result = pipeline.restart(settings)
     if result.outcome in ("not-running", "not-installed"):
         print(f"{result.detail}: K3s reads the new config when it starts")
         return rc
@@ -139,9 +133,8 @@ def run(args: argparse.Namespace) -> int:
 def _effective_ok(settings: Settings) -> bool:
     """Say what the other files K3s reads do to k3snode's keys (``k3s/effective.py``); False when
     K3s would not read k3snode's file or would refuse one of its files."""
-    from k3snode.k3s import effective
 
-    _view, report = effective.for_settings(settings)
+    _view, report = overrides.for_settings(settings)
     for level, message in report.lines():
         if level == "error":
             log.error("error: %s", message)
@@ -157,11 +150,9 @@ def _mesh_up(settings: Settings, dry_run: bool) -> bool:
     if dry_run:
         log.info("dry run: Tailscale is not brought up; its current addresses are used")
         return True
-    from k3snode.mesh.tailscale import TailscaleError
-    from k3snode.reconcile import mesh_up
 
     try:
-        mesh_up(settings)
+        pipeline.mesh_up(settings)
     except TailscaleError as e:
         log.error("error: %s; nothing written", e)
         return False

@@ -1,27 +1,42 @@
 """``k3snode check``: preflight checks; exit 1 when any finds an error.
 
-Each topic's checks live with the code they concern and are listed in ``PREFLIGHTS`` as
-``module:function``; each function takes the Settings and returns a list of ``Finding``.
+Each topic's checks live with the code they concern and are listed in ``PREFLIGHTS``, in the
+order they are printed; each takes the Settings and returns a list of ``Finding``. This module is
+imported only when ``k3snode check`` runs, so importing every topic here costs no other command.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import json
+from typing import TYPE_CHECKING, Callable
 
+from k3snode import preflight
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+from k3snode.discovery import preflight as discovery_preflight
+from k3snode.health.checks import Finding
+from k3snode.k3s import ordering, overrides
+from k3snode.mesh.tailscale import health as tailscale_health
+from k3snode.mesh.underlay import checks as underlay_checks
+from k3snode.mesh.wg import preflight as wg_preflight
+from k3snode.registration import preflight as registration_preflight
 
-PREFLIGHTS: list[str] = [
-    "k3snode.preflight:settings_and_config",
-    "k3snode.k3s.effective:preflight",
-    "k3snode.k3s.ordering:preflight",
-    "k3snode.mesh.tailscale_health:preflight",
-    "k3snode.mesh.wg.preflight:wireguard_native",
-    "k3snode.mesh.underlay.checks:preflight",
-    "k3snode.discovery.preflight:findings",
-    "k3snode.registration.preflight:findings",
-]
+if TYPE_CHECKING:
+    from k3snode.config.model import Settings
+
+Preflight = Callable[["Settings"], "list[Finding]"]
+
+PREFLIGHTS: tuple[Preflight, ...] = (
+    preflight.settings_and_config,
+    overrides.preflight,
+    ordering.preflight,
+    tailscale_health.preflight,
+    wg_preflight.wireguard_native,
+    underlay_checks.preflight,
+    discovery_preflight.findings,
+    registration_preflight.findings,
+)
 
 
 JSON_HELP = "print the findings as JSON: a list of {level, topic, message}"
@@ -42,13 +57,11 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
 
     settings = load_settings(args)
     findings = []
-    for ref in PREFLIGHTS:
-        module, func = ref.split(":")
-        findings.extend(getattr(importlib.import_module(module), func)(settings))
+    for check in PREFLIGHTS:
+        findings.extend(check(settings))
     if args.json:
         print(json.dumps([f.__dict__ for f in findings], indent=2))
     else:

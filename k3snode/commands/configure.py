@@ -12,7 +12,10 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode import identity
+from k3snode.cli_settings import load_settings
 from k3snode.commands import NODE_FLAGS
+from k3snode.pipeline import check_local, check_role
 
 # Everything configure may save (identity.SAVED), plus what the checks it runs read.
 FLAGS = (*NODE_FLAGS, "state-dir")
@@ -38,9 +41,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode import identity
-    from k3snode.cli import load_settings
-    from k3snode.reconcile import check_local, check_role
 
     settings = load_settings(args)
     check_local(settings)

@@ -5,7 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS
+from k3snode.discovery import discover
 
 JSON_HELP = "print JSON: provider, source, public_ipv4, public_ipv6, private_ipv4 (+ notes, error)"
 FLAGS = DISCOVERY_FLAGS
@@ -24,8 +26,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.discovery import discover
 
     settings = load_settings(args)
     found = discover(settings)

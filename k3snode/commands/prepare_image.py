@@ -24,6 +24,14 @@ import shutil
 import sys
 from dataclasses import dataclass, field
 
+from k3snode import envfile, fileio
+from k3snode import state as state_mod
+from k3snode.cli_settings import load_settings
+from k3snode.config.model import DEFAULT_CONFIG
+from k3snode.errors import UsageError
+from k3snode.k3s import configfile
+from k3snode.registration import record, withdraw
+
 # Processes that are K3s (it renames itself "k3s server" / "k3s agent").
 K3S_COMMS = frozenset({"k3s", "k3s-server", "k3s-agent", "k3s-init"})
 K3S_NODE_PASSWORD = "/etc/rancher/node/password"
@@ -89,7 +97,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import UsageError, load_settings
 
     root = os.path.abspath(args.root)
     if not os.path.isdir(root):
@@ -97,7 +104,6 @@ def run(args: argparse.Namespace) -> int:
     env = None
     if root != "/":
         # The image's settings, not this machine's environment; no settings file: the defaults.
-        from k3snode.settings import DEFAULT_CONFIG
 
         env = {}
         if getattr(args, "config", None) is None:
@@ -159,7 +165,6 @@ def _k3s_pid() -> int | None:
 
 def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Report:
     """Remove the per-node state of ``settings`` inside ``root``; return what was done."""
-    from k3snode import state as state_mod
 
     report = Report()
     state_dir = _in(root, settings.paths.state_dir)
@@ -211,7 +216,6 @@ def prepare(settings, root: str, k3s: bool = False, dry_run: bool = False) -> Re
 def _withdraw_registration(settings, root: str, dry_run: bool, report: Report) -> None:
     """Withdraw what this machine published (``/`` only: an image's node is not running). A
     failure stops everything: the record would point agents at a machine that is gone."""
-    from k3snode.registration import record, withdraw
 
     file = _in(root, record.path(settings.paths.state_dir))
     rec = record.load(file)
@@ -257,7 +261,6 @@ def _clear(
 def _forget_node_name(settings, root: str, dry_run: bool, report: Report) -> None:
     """``K3S_NODE_NAME`` saved in k3snode.env is this machine's; every other saved value (server,
     token file, role, mesh) is what the clones should have too."""
-    from k3snode import envfile
 
     if not settings.env_file or settings.env_file.startswith("/dev/"):
         return
@@ -285,8 +288,6 @@ def _remove(path: str, dry_run: bool, report: Report) -> None:
 
 
 def _strip_keys(path: str, keys: set[str], role: str, dry_run: bool, report: Report) -> bool:
-    from k3snode import fileio
-    from k3snode.k3s import configfile
 
     if not os.path.exists(path):
         return False

@@ -11,7 +11,11 @@ from __future__ import annotations
 import argparse
 import sys
 
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS
+from k3snode.errors import UsageError
+from k3snode.pipeline import discover as external_addresses
+from k3snode.registration import RegistrationError, load, publish, record, wanted, withdraw
 
 ACTIONS = ("show", "publish", "withdraw")
 FLAGS = ("role", *DISCOVERY_FLAGS, "state-dir")
@@ -35,7 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import UsageError, load_settings
 
     settings = load_settings(args)
     reg = settings.registration
@@ -53,7 +56,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _withdraw(settings) -> int:
-    from k3snode.registration import withdraw
 
     out = withdraw(settings)
     if not out.ok:
@@ -64,8 +66,6 @@ def _withdraw(settings) -> int:
 
 
 def _publish(settings) -> int:
-    from k3snode.reconcile import external_addresses
-    from k3snode.registration import publish, wanted
 
     found = external_addresses(settings)
     addrs = wanted(settings, found.external_ips)
@@ -82,7 +82,6 @@ def _publish(settings) -> int:
 
 
 def _show(settings) -> int:
-    from k3snode.registration import RegistrationError, load, record
 
     reg = settings.registration
     rec = record.load(record.path(settings.paths.state_dir))

@@ -12,6 +12,13 @@ import os
 import signal
 import sys
 
+from k3snode.cli_settings import load_settings
+from k3snode.config.model import SettingsError
+from k3snode.fileio import pid_alive
+from k3snode.health.statusfile import read_status
+from k3snode.k3s.configfile import ConfigFileError
+from k3snode.pipeline import check_local
+
 FLAGS = ("run-dir",)
 EXAMPLES = (
     (
@@ -32,10 +39,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.k3s.configfile import ConfigFileError
-    from k3snode.reconcile import check_local
-    from k3snode.settings import SettingsError
 
     error = None
     settings = None
@@ -62,8 +65,6 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _daemon_pid(settings) -> int:
-    from k3snode.fileio import pid_alive
-    from k3snode.health import read_status
 
     if settings is None:
         return 0

@@ -6,7 +6,10 @@ import argparse
 import re
 import sys
 
+from k3snode import pipeline
+from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
+from k3snode.commands.apply import discover_for
 
 # Inline secrets a user may have written into their own config.yaml: never printed.
 _SECRET_LINE = re.compile(
@@ -33,17 +36,14 @@ def redact(text: str) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.commands.apply import discover_for, prepare_for
-    from k3snode.reconcile import check_local
 
     settings = load_settings(args)
-    check_local(settings)
+    pipeline.check_local(settings)
     external, notes = discover_for(settings)
     for note in notes:
         print(f"k3snode: {note}", file=sys.stderr)
-    prepared = prepare_for(settings, external)
-    sys.stdout.write(redact(prepared.plan.new_text))
-    for w in prepared.plan.warnings:
+    planned = pipeline.plan(settings, external)
+    sys.stdout.write(redact(planned.file.new_text))
+    for w in planned.file.warnings:
         print(f"k3snode: warning: {w}", file=sys.stderr)
     return 0

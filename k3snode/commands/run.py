@@ -3,7 +3,16 @@
 from __future__ import annotations
 
 import argparse
+import faulthandler
 import os
+import signal
+import sys
+
+from k3snode import fileio, locks
+from k3snode.cli_settings import load_settings
+from k3snode.config.model import SettingsError
+from k3snode.daemon import Daemon
+from k3snode.pipeline import check_local
 
 FLAGS = None  # the daemon uses every setting
 EXAMPLES = (
@@ -21,29 +30,20 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.daemon import Daemon
-    from k3snode.reconcile import check_local
 
     settings = load_settings(args)
     check_local(settings)
     _store_auth_key(settings)
-    import faulthandler
-    import signal
 
     faulthandler.register(signal.SIGUSR1)  # `kill -USR1` prints every thread's stack to the log
     try:
         lock = _lock(settings.paths.run_dir)
     except OSError as e:
-        from k3snode.settings import SettingsError
-
         where = settings.where("paths", "run_dir")
         raise SettingsError(
             f"{where}: cannot use {settings.paths.run_dir} ({e.strerror or e})"
         ) from None
     if lock is None:
-        import sys
-
         print(
             f"k3snode: another `k3snode run` is running (lock {settings.paths.run_dir}/lock)",
             file=sys.stderr,
@@ -62,15 +62,12 @@ def _store_auth_key(settings) -> None:
     from the 0600 file the settings point at (as ``configure`` and ``apply`` store it)."""
     key = settings.tailscale.auth_key
     if key is not None:
-        from k3snode import fileio
-
         os.makedirs(settings.paths.state_dir, mode=0o700, exist_ok=True)
         data = (key.reveal().strip() + "\n").encode()
         fileio.atomic_write(settings.tailscale.auth_key_file, data, mode=0o600)
 
 
 def _lock(run_dir: str) -> int | None:
-    from k3snode import locks
 
     fd = locks.open_lock(run_dir, "lock")
     if not locks.try_lock(fd):

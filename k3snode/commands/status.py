@@ -9,6 +9,14 @@ import os
 import sys
 import time
 
+from k3snode.cli_settings import load_settings
+from k3snode.config.load import read_toml
+from k3snode.config.model import DEFAULT_CONFIG, SettingsError
+from k3snode.config.schema import spec
+from k3snode.fileio import pid_alive
+from k3snode.health.statusfile import read_status
+from k3snode.logs import duration
+
 JSON_HELP = "print what the daemon reports as JSON (its status file, plus updated)"
 FLAGS = ("run-dir",)
 EXAMPLES = (
@@ -22,10 +30,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.fileio import pid_alive
-    from k3snode.health import read_status
-    from k3snode.settings import SettingsError
 
     try:
         path = load_settings(args).status_file
@@ -52,18 +56,17 @@ def run(args: argparse.Namespace) -> int:
 def _run_dir(args: argparse.Namespace) -> str:
     """The run directory when the settings do not load: the flag, the environment, what the
     settings file says if it is at least TOML, else the default."""
-    from k3snode import settings as settings_mod
 
     if getattr(args, "run_dir", None):
         return args.run_dir
     if os.environ.get("K3SNODE_PATHS_RUN_DIR"):
         return os.environ["K3SNODE_PATHS_RUN_DIR"]
-    path = args.config or os.environ.get("K3SNODE_CONFIG") or settings_mod.DEFAULT_CONFIG
-    with contextlib.suppress(settings_mod.SettingsError):
-        value = settings_mod.read_toml(path).get("paths", {}).get("run_dir")
+    path = args.config or os.environ.get("K3SNODE_CONFIG") or DEFAULT_CONFIG
+    with contextlib.suppress(SettingsError):
+        value = read_toml(path).get("paths", {}).get("run_dir")
         if isinstance(value, str) and value.startswith("/"):
             return value
-    return str(settings_mod.spec("paths", "run_dir").default)
+    return str(spec("paths", "run_dir").default)
 
 
 def _when(t: object) -> str:
@@ -74,7 +77,6 @@ def _when(t: object) -> str:
 
 def _ago(t: object, now: float) -> str:
     """``5 s``, ``3 min 2 s``: how long ago unix time ``t`` was."""
-    from k3snode.logs import duration
 
     if not isinstance(t, (int, float)):
         return "?"

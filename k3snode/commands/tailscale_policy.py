@@ -5,6 +5,9 @@ from __future__ import annotations
 import argparse
 import json
 
+from k3snode.cli_settings import load_settings
+from k3snode.mesh.tailscale import policy
+
 FLAGS = ()
 EXAMPLES = (
     ("The snippet to paste into the tailnet policy file:", "k3snode tailscale-policy"),
@@ -21,12 +24,9 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import load_settings
-    from k3snode.mesh import tailscale_policy
-
     settings = load_settings(args)
     if args.json:
-        print(json.dumps(tailscale_policy.policy(settings), indent=2))
+        print(json.dumps(policy.policy(settings), indent=2))
     else:
-        print(tailscale_policy.render(settings), end="")
+        print(policy.render(settings), end="")
     return 0

@@ -1,15 +1,21 @@
 """``k3snode wireguard pubkey|show|up``: the underlay's key, its peers' health, one pass (or keep
-it up with ``--watch``)."""
+it up with ``--watch``). A usage mistake exits 2 (before anything is touched); a failure of the
+underlay itself (no key, no WireGuard, an interface that cannot be made) exits 1."""
 
 from __future__ import annotations
 
 import argparse
 import json
 import logging
+import sys
 import time
 
-from k3snode.mesh.underlay import checks, keeper
+from k3snode.cli_settings import load_settings
+from k3snode.errors import UsageError
+from k3snode.mesh.underlay import checks
 from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
+
+log = logging.getLogger(__name__)
 
 FLAGS = ("role",)
 EXAMPLES = (
@@ -38,8 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-    from k3snode.cli import UsageError, load_settings
-
     settings = load_settings(args)
     if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing
         where = settings.where("underlay", "enabled")
@@ -47,6 +51,8 @@ def run(args: argparse.Namespace) -> int:
             f"the underlay is not enabled ({where} is false); set [underlay] enabled = true "
             "and address to use it"
         )
+    if args.action == "up" and args.interval <= 0:
+        raise UsageError(f"--interval must be positive (got {args.interval:g})")
     u = Keeper(settings)
     try:
         if args.action == "pubkey":
@@ -54,20 +60,17 @@ def run(args: argparse.Namespace) -> int:
             return 0
         if args.action == "show":
             return _show(settings, args.json)
-        if args.interval <= 0:
-            raise UsageError(f"--interval must be positive (got {args.interval})")
         result = u.run_once()
         if not args.watch:
             print("\n".join(result.changes) if result.changed else "unchanged")
             return 0
-        logging.getLogger(keeper.__name__).info(
-            "underlay: %s is up; a pass every %gs", settings.underlay.interface, args.interval
-        )
+        log.info("underlay: %s is up; a pass every %gs", settings.underlay.interface, args.interval)
         while True:
             time.sleep(args.interval)
             u.run_once()
-    except UnderlayError as e:
-        raise UsageError(str(e)) from None
+    except UnderlayError as e:  # the underlay failed, not the user: exit 1
+        print(f"k3snode: error: {e}", file=sys.stderr)
+        return 1
 
 
 def _show(settings, as_json: bool) -> int:

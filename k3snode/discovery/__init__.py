@@ -27,8 +27,8 @@ from typing import TYPE_CHECKING
 from k3snode.discovery.result import Discovery
 
 if TYPE_CHECKING:
+    from k3snode.config.model import DiscoverySettings, Settings
     from k3snode.discovery.dmi import Dmi
-    from k3snode.settings import DiscoverySettings, Settings
 
 __all__ = ["Discovery", "choose_provider", "discover"]
 

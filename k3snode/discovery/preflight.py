@@ -5,10 +5,10 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from k3snode.checks import Finding
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 
 def findings(settings: Settings) -> list[Finding]:

@@ -16,12 +16,13 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode import bounded, fileio
+from k3snode.errors import UserError
 from k3snode.k3s import flags, yamlv2
 
 MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
 
 
-class ConfigFileError(Exception):
+class ConfigFileError(UserError):
     """The existing file cannot be merged safely (not YAML, not a mapping, unreadable)."""
 
 

@@ -1,6 +1,6 @@
 """K3s's own flag list per role, and the check every config.yaml key must pass.
 
-``data/k3s-flags.json`` is generated from K3s's ``pkg/cli/cmds`` (see ``../shared/reference/k3s.md``):
+``data/k3s-flags.json`` is K3s's flag list per role, taken from K3s's ``pkg/cli/cmds``:
 ``{"server": {name: type}, "agent": {name: type}}``. ``k3s agent`` dies on any key it does not know
 ("flag provided but not defined"), so nothing reaches an agent's config that is not in its list.
 """
@@ -13,7 +13,8 @@ import re
 from functools import cache
 from typing import Any
 
-ROLES = ("server", "agent")
+from k3snode import suggest
+
 _DURATION = re.compile(r"^(\d+(\.\d+)?(ns|us|µs|ms|s|m|h))+$")
 
 
@@ -40,10 +41,7 @@ def check(role: str, key: str, value: Any) -> Any:
         other = "agent" if role == "server" else "server"
         if key in flags(other):
             raise OptionError(f"is a `k3s {other}` flag only; `k3s {role}` does not know it")
-        import difflib
-
-        hint = difflib.get_close_matches(key, list(table), n=1, cutoff=0.7)
-        more = f" (did you mean {hint[0]}?)" if hint else ""
+        more = suggest.did_you_mean(key, table, cutoff=0.7)
         raise OptionError(f"is not a flag of `k3s {role}`{more}")
     if kind == "string slice":
         items = (

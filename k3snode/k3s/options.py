@@ -1,6 +1,6 @@
 """Role × mesh → the K3s options k3snode writes. Pure: no I/O, no clock.
 
-What K3s needs (``../shared/reference/k3s.md`` §2–§4, §9):
+What K3s needs (K3s's documentation of its configuration file and flags, docs/k3s.md):
 
 ============  ===================================================================================
 every node    ``node-external-ip`` (one address per family, IPv4 first), ``node-name`` if set
@@ -19,13 +19,13 @@ role before anything is written.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from dataclasses import replace
+from typing import Any
 
 from k3snode import addresses
+from k3snode.config.load import show
+from k3snode.config.model import Settings, SettingsError
 from k3snode.k3s import flags
-
-if TYPE_CHECKING:
-    from k3snode.settings import Settings
 
 # Keys that carry secrets inline: never written; their *-file variants are.
 _INLINE_SECRETS = {
@@ -65,6 +65,22 @@ def check_user_option(role: str, mesh: str, key: str, value: Any, underlay: bool
         return flags.check(role, key, value)
     except flags.OptionError as e:
         raise ValueError(str(e)) from None
+
+
+def check_settings(settings: Settings) -> Settings:
+    """``settings`` with every ``[k3s.options]`` entry checked and in K3s's shape; a bad one raises
+    SettingsError naming the file, the key and the value. Runs on top of ``config.load.load``,
+    which knows nothing of K3s's flags."""
+    checked = {}
+    for key, value in settings.k3s.options.items():
+        label = f"{settings.file}: [k3s.options] {key}" if settings.file else f"[k3s.options] {key}"
+        try:
+            checked[key] = check_user_option(
+                settings.role, settings.mesh, key, value, underlay=settings.underlay.enabled
+            )
+        except ValueError as e:
+            raise SettingsError(f"{label}: {e} (got {show(value)})") from None
+    return replace(settings, k3s=replace(settings.k3s, options=checked))
 
 
 def render(
@@ -114,11 +130,4 @@ def _with_san(sans: Any, name: str) -> list[str]:
 
 def managed_keys(settings: Settings) -> list[str]:
     """The keys ``render`` writes for these settings, whatever the addresses turn out to be."""
-    underlay = settings.underlay.address.split("/", 1)[0] if settings.underlay.enabled else None
-    return ["node-external-ip", *render(settings, [], underlay)]
-
-
-def redacted(options: dict[str, Any]) -> dict[str, Any]:
-    """A copy safe to print: nothing in it is secret today (secrets live in files), but any key
-    that names a secret inline is masked should a future option add one."""
-    return {k: ("********" if k in _INLINE_SECRETS else v) for k, v in options.items()}
+    return ["node-external-ip", *render(settings, [], settings.underlay_ip)]

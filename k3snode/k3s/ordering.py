@@ -11,14 +11,16 @@ edited. (The daemon cannot write it: its unit makes /etc read-only.)
 
 from __future__ import annotations
 
+import contextlib
 import os
 import subprocess
 from typing import TYPE_CHECKING
 
-from k3snode import fileio
+from k3snode import fileio, systemd
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 SHIPPED_BEFORE = ("k3s", "k3s-agent")  # k3snode.service's Before=
 DROPIN_NAME = "10-k3snode.conf"
@@ -57,14 +59,13 @@ def ensure(settings: Settings, root: str = "/") -> str | None:
     path = dropin_path(_unit(settings), root)
     if not fileio.atomic_write(path, CONTENT.encode(), mode=0o644).changed:
         return None
-    if root == "/" and os.path.isdir("/run/systemd/system"):
-        subprocess.run(["systemctl", "daemon-reload"], capture_output=True, timeout=60, check=False)
+    if root == "/" and os.path.isdir(systemd.BOOTED):
+        with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+            systemd.systemctl(["daemon-reload"], timeout=60)
     return path
 
 
-def preflight(settings: Settings, root: str = "/") -> list:
-    from k3snode.checks import Finding
-
+def preflight(settings: Settings, root: str = "/") -> list[Finding]:
     unit = _unit(settings)
     if not needed(settings):
         return [

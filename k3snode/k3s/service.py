@@ -17,8 +17,10 @@ import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
+from k3snode import systemd
+
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 OUTCOMES = ("restarted", "failed", "timeout", "not-running", "not-installed", "error")
 NO_SYSTEMD = "systemd is not running"
@@ -73,20 +75,18 @@ class RestartResult:
 
 
 class Service:
-    """systemctl for one unit. ``runner``, ``clock`` and ``sleep`` are replaceable for tests."""
+    """systemctl for one unit. ``clock`` and ``sleep`` are replaceable for tests."""
 
     def __init__(
         self,
         unit: str,
         systemctl: str = "systemctl",
-        runner: Callable[..., subprocess.CompletedProcess] = subprocess.run,
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], None] = time.sleep,
         poll: float = 0.25,
     ) -> None:
         self.unit = unit
         self.systemctl = systemctl
-        self._run = runner
         self._clock = clock
         self._sleep = sleep
         self._poll = poll
@@ -96,9 +96,7 @@ class Service:
         return cls(unit_name(settings), **kw)
 
     def _systemctl(self, *args: str) -> subprocess.CompletedProcess:
-        return self._run(
-            [self.systemctl, *args], capture_output=True, text=True, timeout=30, check=False
-        )
+        return systemd.systemctl(args, binary=self.systemctl)
 
     def state(self) -> UnitState:
         if shutil.which(self.systemctl) is None:

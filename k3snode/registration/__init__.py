@@ -20,9 +20,9 @@ from k3snode.registration import record
 from k3snode.registration.backend import Backend, RegistrationError, load
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 __all__ = ["Outcome", "RegistrationError", "publish", "wanted", "withdraw"]
 
@@ -46,9 +46,7 @@ def wanted(settings: Settings, external_ips: tuple[str, ...] | list[str]) -> tup
     """The addresses this server should publish, IPv4 first."""
     how = settings.registration.publish
     if how == "underlay":
-        from k3snode.reconcile import underlay_ip
-
-        ip = underlay_ip(settings)
+        ip = settings.underlay_ip
         return (ip,) if ip else ()
     ext = addr_mod.order_v4_first(list(external_ips))
     if how in ("ipv4", "ipv6"):

@@ -13,12 +13,13 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Protocol
 
+from k3snode.registration.errors import RegistrationError
+from k3snode.registration.rfc2136 import Rfc2136
+
 if TYPE_CHECKING:
-    from k3snode.settings import RegistrationSettings
+    from k3snode.config.model import RegistrationSettings
 
-
-class RegistrationError(Exception):
-    """An update that did not happen; one line naming the name, the server and the answer."""
+__all__ = ["Backend", "RegistrationError", "load"]  # plugins import RegistrationError from here
 
 
 class Backend(Protocol):
@@ -41,8 +42,6 @@ class Backend(Protocol):
 def load(reg: RegistrationSettings) -> Backend:
     """The configured backend (no network, no import of dnspython yet)."""
     if reg.backend == "rfc2136":
-        from k3snode.registration.rfc2136 import Rfc2136
-
         return Rfc2136(reg)
     module, _, factory = reg.backend.partition(":")
     try:

@@ -19,13 +19,13 @@ import random
 import threading
 from typing import TYPE_CHECKING, Any, Callable
 
-from k3snode.checks import Observation
+from k3snode.health.checks import Observation
 from k3snode.registration import Outcome, publish, record
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 REFRESH = 300.0  # seconds between re-sends of a published record (the metadata poll is faster)
 FIRST_RETRY = 1.0  # seconds after the first failure; doubled after each further one

@@ -18,8 +18,8 @@ import re
 import stat
 from dataclasses import dataclass
 
+from k3snode.config.checks import TSIG_ALGORITHMS
 from k3snode.secret import Secret
-from k3snode.settings import TSIG_ALGORITHMS
 
 
 class KeyFileError(Exception):

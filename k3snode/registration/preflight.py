@@ -7,10 +7,15 @@ import ipaddress
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from k3snode.checks import Finding
+from k3snode import state
+from k3snode.health.checks import Finding
+from k3snode.k3s import configfile
+from k3snode.registration import keyfile
+from k3snode.registration.backend import RegistrationError, load
+from k3snode.registration.rfc2136 import MISSING
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 TOPIC = "registration"
 
@@ -57,9 +62,6 @@ def _own_tls_san(settings: Settings) -> list[Finding]:
     values belong in ``[k3s.options] tls-san``, which k3snode writes before the name."""
     import yaml
 
-    from k3snode import state
-    from k3snode.k3s import configfile
-
     path = settings.k3s.config
     try:
         old = configfile.plan(path, {}, set(), settings.role).old_text
@@ -82,15 +84,11 @@ def _own_tls_san(settings: Settings) -> list[Finding]:
 def _can_publish(settings: Settings) -> list[Finding]:
     reg = settings.registration
     if reg.backend != "rfc2136":
-        from k3snode.registration.backend import RegistrationError, load
-
         try:
             load(reg)
         except RegistrationError as e:
             return [Finding("error", TOPIC, str(e))]
         return [Finding("ok", TOPIC, f"publishes {reg.name} through {reg.backend}")]
-    from k3snode.registration import keyfile
-    from k3snode.registration.rfc2136 import MISSING
 
     try:
         import dns.update  # noqa: F401

@@ -20,10 +20,10 @@ import time
 from typing import TYPE_CHECKING, Any
 
 from k3snode.registration import keyfile
-from k3snode.registration.backend import RegistrationError
+from k3snode.registration.errors import RegistrationError
 
 if TYPE_CHECKING:
-    from k3snode.settings import RegistrationSettings
+    from k3snode.config.model import RegistrationSettings
 
 MISSING = (
     "registration needs dnspython: install python3-dnspython (Debian, Ubuntu), "

@@ -21,7 +21,7 @@ import pytest
 import yaml
 from helpers import REPO
 
-from k3snode import settings
+from k3snode.config import load as config_load
 
 DIR = os.path.join(REPO, "packaging", "cloud-init")
 EXAMPLES = sorted(glob.glob(os.path.join(DIR, "*.yaml")))
@@ -101,7 +101,7 @@ def test_long_example_settings_match_installer_and_unit(path, tmp_path):
     files = {f["path"]: f for f in data["write_files"]}
     conf = tmp_path / "config.toml"
     conf.write_text(files["/etc/k3snode/config.toml"]["content"])
-    s = settings.load(str(conf), env={})
+    s = config_load.load(str(conf), env={})
     runcmd = data["runcmd"]
     assert runcmd[0] == "set -e"  # stops at the first failed step
     k3s = next(c for c in runcmd if "get.k3s.io" in c)

@@ -9,7 +9,8 @@ import sys
 
 from helpers import REPO
 
-from k3snode import settings
+from k3snode.config.load import load
+from k3snode.config.schema import spec as setting_spec
 
 EXAMPLE = os.path.join(REPO, "packaging", "config.toml")
 
@@ -20,9 +21,9 @@ else:  # pragma: no cover
 
 
 def test_example_as_shipped_is_valid_and_changes_no_default():
-    s = settings.load(EXAMPLE, env={})
+    s = load(EXAMPLE, env={})
     assert s.file == EXAMPLE
-    assert s == settings.load(None, env={"K3SNODE_CONFIG": EXAMPLE})
+    assert s == load(None, env={"K3SNODE_CONFIG": EXAMPLE})
     assert (s.role, s.mesh, s.health.port) == ("server", "wireguard-native", 9181)
 
 
@@ -38,7 +39,7 @@ def test_every_commented_example_is_a_known_key_with_a_valid_value():
                 continue
             key, raw = m.groups()
             value = tomllib.loads(f"v = {raw}")["v"]
-            spec = settings.spec(section, key)  # KeyError: not a setting
+            spec = setting_spec(section, key)  # KeyError: not a setting
             spec.check(value)  # ValueError: the example would be rejected
             seen += 1
     assert seen >= 15

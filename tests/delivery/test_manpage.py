@@ -11,7 +11,7 @@ import pytest
 from helpers import REPO
 
 from k3snode.cli import ENVIRONMENT, EXAMPLES, available, build_parser
-from k3snode.settings import SCHEMA
+from k3snode.config.schema import SCHEMA
 
 SCRIPT = os.path.join(REPO, "packaging", "manpage.py")
 

@@ -16,7 +16,8 @@ import sys
 import pytest
 from helpers import REPO
 
-from k3snode import settings
+from k3snode.config.model import DEFAULT_CONFIG
+from k3snode.config.schema import spec as setting_spec
 
 UNIT = os.path.join(REPO, "systemd", "k3snode.service")
 DOCS = os.path.join(REPO, "docs", "delivery.md")
@@ -94,11 +95,11 @@ def test_every_default_path_k3snode_writes_is_writable_and_nothing_more():
         ("k3s", "config", False),
         ("underlay", "private_key_file", False),
     ):
-        path = settings.spec(section, key).default
+        path = setting_spec(section, key).default
         target = path if is_dir else os.path.dirname(path)
         assert _under(target, writable), f"[{section}] {key} default {path} is read-only"
     # k3snode only reads its settings; /etc stays read-only apart from K3s's config directory.
-    assert not _under(os.path.dirname(settings.DEFAULT_CONFIG), writable)
+    assert not _under(os.path.dirname(DEFAULT_CONFIG), writable)
     assert sorted(writable) == [
         "/etc/rancher/k3s",
         "/run/k3snode",

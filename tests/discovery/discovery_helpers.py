@@ -6,13 +6,14 @@ from __future__ import annotations
 from fakes import dmi_dir
 from fakes.imds import FakeIMDS
 
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
+from k3snode.config.model import Settings
 from k3snode.discovery import Discovery, discover
 
 
-def load_settings(**discovery) -> settings_mod.Settings:
+def load_settings(**discovery) -> Settings:
     overrides = {("discovery", k): v for k, v in discovery.items()}
-    return settings_mod.load(None, env={}, overrides=overrides)
+    return load(None, env={}, overrides=overrides)
 
 
 def run_discovery(fake: FakeIMDS | None, dmi: str, **discovery) -> Discovery:

@@ -42,10 +42,13 @@ def test_no_cloud_on_real_hardware_and_plain_vms(name):
 
 
 def test_every_provider_id_is_a_settings_choice():
-    from k3snode.settings import PROVIDERS
+    from k3snode.config.checks import provider
 
-    assert set(providers.IDS) == set(PROVIDERS)
-    assert {providers.load(p).ID for p in providers.IDS} == set(PROVIDERS)
+    for p in providers.IDS:
+        assert provider(p) == p
+        assert p == providers.load(p).ID
+    with pytest.raises(ValueError):
+        provider("nocloud-at-all")
 
 
 def test_container_markers(tmp_path):

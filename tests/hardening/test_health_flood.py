@@ -18,7 +18,7 @@ import pytest
 from daemon_node import make_node
 from helpers import wait_for
 
-from k3snode import health
+from k3snode.health import server
 
 pytestmark = pytest.mark.netns
 
@@ -62,11 +62,11 @@ def test_slow_client_flood_is_bounded_and_the_watchdog_keeps_running(tmp_path):
         )
         try:
             opened = int(flood.stdout.readline())
-            assert opened >= health.MAX_CONNECTIONS
+            assert opened >= server.MAX_CONNECTIONS
             node.notify.drain(0.1)
             watchdog_before = sum("WATCHDOG=1" in m for m in node.notify.messages)
             peak = (0, 0, 0)
-            end = time.monotonic() + health.CONNECTION_DEADLINE + 3
+            end = time.monotonic() + server.CONNECTION_DEADLINE + 3
             while time.monotonic() < end:
                 peak = tuple(max(a, b) for a, b in zip(peak, _proc(pid)))
                 time.sleep(0.1)
@@ -75,12 +75,12 @@ def test_slow_client_flood_is_bounded_and_the_watchdog_keeps_running(tmp_path):
                 f"flood of {opened}: fds {fds0}->{fds}, threads {threads0}->{threads}, "
                 f"RSS {rss0}->{rss} KiB"
             )
-            assert fds <= fds0 + health.MAX_CONNECTIONS + 4, (fds0, fds)
-            assert threads <= threads0 + health.MAX_CONNECTIONS + 1, (threads0, threads)
+            assert fds <= fds0 + server.MAX_CONNECTIONS + 4, (fds0, fds)
+            assert threads <= threads0 + server.MAX_CONNECTIONS + 1, (threads0, threads)
             assert rss - rss0 < 30 * 1024, (rss0, rss)
             node.notify.drain(0.1)
             fed = sum("WATCHDOG=1" in m for m in node.notify.messages) - watchdog_before
-            assert fed >= 4, f"only {fed} WATCHDOG=1 in {health.CONNECTION_DEADLINE + 3:.0f}s"
+            assert fed >= 4, f"only {fed} WATCHDOG=1 in {server.CONNECTION_DEADLINE + 3:.0f}s"
             # A reload during the flood is handled without an error.
             node.signal(signal.SIGHUP)
             time.sleep(1)
@@ -90,7 +90,7 @@ def test_slow_client_flood_is_bounded_and_the_watchdog_keeps_running(tmp_path):
             flood.wait()
         wait_for(
             lambda: node.http("/healthz")[0] == 200,
-            health.CONNECTION_DEADLINE + 5,
+            server.CONNECTION_DEADLINE + 5,
             what="/healthz answering after the flood",
         )
         assert node.stop() == 0

@@ -7,9 +7,11 @@ import os
 import pytest
 from helpers import run_k3snode
 
-from k3snode import addresses, health
-from k3snode import settings as settings_mod
-from k3snode.checks import Observation
+from k3snode import addresses
+from k3snode.config.load import load
+from k3snode.config.model import SettingsError
+from k3snode.health.checks import Observation
+from k3snode.health.model import HealthModel
 
 
 @pytest.mark.parametrize(
@@ -24,8 +26,8 @@ from k3snode.checks import Observation
     ],
 )
 def test_control_characters_are_rejected_before_parsing(env):
-    with pytest.raises(settings_mod.SettingsError, match="control character"):
-        settings_mod.load(None, env=env)
+    with pytest.raises(SettingsError, match="control character"):
+        load(None, env=env)
 
 
 def test_control_character_in_the_settings_file_is_one_line_exit_2(root):
@@ -38,8 +40,8 @@ def test_control_character_in_the_settings_file_is_one_line_exit_2(root):
 
 
 def test_secret_with_a_control_character_is_not_shown():
-    with pytest.raises(settings_mod.SettingsError) as e:
-        settings_mod.load(None, env={"K3S_TOKEN": "s3cret\n", "K3S_URL": "https://1.2.3.4:6443"})
+    with pytest.raises(SettingsError) as e:
+        load(None, env={"K3S_TOKEN": "s3cret\n", "K3S_URL": "https://1.2.3.4:6443"})
     assert "s3cret" not in str(e.value) and "control character" in str(e.value)
 
 
@@ -69,7 +71,7 @@ class Clocks:
 
 def test_grace_ignores_a_backward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall -= 3600  # NTP steps the clock back an hour
     c.tick(600)
@@ -80,7 +82,7 @@ def test_grace_ignores_a_backward_wall_clock_step():
 
 def test_grace_ignores_a_forward_wall_clock_step():
     c = Clocks()
-    m = health.HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
+    m = HealthModel(grace=60, wall=lambda: c.wall, clock=lambda: c.mono)
     m.observe(Observation("config", False, "differs"))
     c.wall += 3600
     c.tick(1)

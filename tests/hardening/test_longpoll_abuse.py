@@ -15,7 +15,7 @@ import pytest
 from helpers import free_port
 
 from k3snode import longpoll
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
 
 HERE = os.path.dirname(__file__)
 RUN_FOR = 4.0
@@ -35,7 +35,7 @@ def _watch(tmp_path, mode: str) -> tuple[list[str], list[str]]:
     stop = {"now": False}
     try:
         assert server.stdout.readline().strip() == "ready"
-        settings = settings_mod.load(
+        settings = load(
             None,
             env={},
             overrides={

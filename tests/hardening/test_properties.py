@@ -14,7 +14,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from k3snode import addresses, bounded
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
+from k3snode.config.model import SettingsError
 from k3snode.k3s import configfile
 from k3snode.k3s.configfile import ConfigFileError
 
@@ -192,8 +193,8 @@ ENV_NAMES = ("K3S_URL", "K3SNODE_UNDERLAY_INTERFACE", "K3SNODE_EXTERNAL_IPS", "K
 def test_settings_accept_or_refuse_in_one_line_never_a_control_character(name, value):
     env = {name: value, "K3S_TOKEN": "t"}
     try:
-        s = settings_mod.load(None, env=env)
-    except settings_mod.SettingsError as e:
+        s = load(None, env=env)
+    except SettingsError as e:
         assert "\n" not in str(e)
         return
     assert not any(ord(c) < 32 or ord(c) == 127 for c in value), "accepted a control character"
@@ -202,8 +203,8 @@ def test_settings_accept_or_refuse_in_one_line_never_a_control_character(name, v
 
 @pytest.mark.parametrize("env", json.loads(_seed("settings-env.json")))
 def test_seed_settings_are_refused(env):
-    with pytest.raises(settings_mod.SettingsError, match="control character"):
-        settings_mod.load(None, env=env)
+    with pytest.raises(SettingsError, match="control character"):
+        load(None, env=env)
 
 
 # -- provider answers -------------------------------------------------------------------------

@@ -14,8 +14,9 @@ import pytest
 from goyaml import build, decode
 from helpers import run_k3snode
 
-from k3snode.k3s import configfile, effective, families, ordering
-from k3snode.settings import load
+from k3snode.config.load import load
+from k3snode.health.registry import observers
+from k3snode.k3s import configfile, effective, families, ordering, overrides
 
 
 def k3s_dir(tmp_path, main: str | None, **dropins: str):
@@ -62,7 +63,7 @@ def test_dropin_overriding_and_extending_managed_keys_is_reported(tmp_path):
     )
     own = str(d / "config.yaml")
     view = effective.load(own, "k3s-agent", root=str(tmp_path))
-    rep = effective.report(view, own, ["node-external-ip", "server", "token-file"], "agent")
+    rep = overrides.report(view, own, ["node-external-ip", "server", "token-file"], "agent")
     assert not rep.ok and not rep.errors
     early, user, server = rep.overrides
     # every drop-in comes after config.yaml: both replace k3snode's value, the last one wins
@@ -83,7 +84,7 @@ def test_own_file_as_dropin_wins_over_earlier_files(tmp_path):
     )
     own = str(d / "config.yaml.d/90-k3snode.yaml")
     view = effective.load(own, "k3s", root=str(tmp_path))
-    rep = effective.report(view, own, ["node-external-ip"], "server")
+    rep = overrides.report(view, own, ["node-external-ip"], "server")
     assert rep.ok and rep.lines() == []
     assert view.values()["node-external-ip"] == ["203.0.113.5"]
 
@@ -118,7 +119,7 @@ def test_duplicate_keys_last_wins_like_yaml_v2(tmp_path, tmp_path_factory):
     view = effective.load(own, "k3s", root=str(tmp_path))
     assert view.values()["node-name"] == "second"
     assert view.values()["node-label"] == ["x=1", "y=2"]
-    rep = effective.report(view, own, ["node-external-ip"], "server")
+    rep = overrides.report(view, own, ["node-external-ip"], "server")
     assert rep.ok
     assert rep.notes == (f"{own}: node-name is set twice (lines 1 and 3); K3s uses line 3",)
     # k3snode writes its keys and keeps both duplicate lines: K3s still sees "second"
@@ -172,7 +173,7 @@ def test_k3s_config_file_in_env_points_k3s_elsewhere(tmp_path, unit, envfile):
     own = str(d / "config.yaml")
     view = effective.load(own, unit, root=str(tmp_path))
     assert view.source.path == str(other) and view.source.origin == f"K3S_CONFIG_FILE in {env}"
-    rep = effective.report(view, own, ["node-external-ip"], "server")
+    rep = overrides.report(view, own, ["node-external-ip"], "server")
     assert len(rep.errors) == 1
     assert rep.errors[0].startswith(f"K3s reads {other} (K3S_CONFIG_FILE in {env})")
     assert "k3snode's keys never reach K3s" in rep.errors[0]
@@ -184,12 +185,12 @@ def test_env_pointing_at_own_file_or_empty_is_fine(tmp_path):
     env = tmp_path / "etc/systemd/system/k3s.service.env"
     env.parent.mkdir(parents=True)
     env.write_text(f"K3S_CONFIG_FILE={own}\n")
-    assert effective.report(effective.load(own, "k3s", str(tmp_path)), own, [], "server").ok
+    assert overrides.report(effective.load(own, "k3s", str(tmp_path)), own, [], "server").ok
     env.write_text("K3S_CONFIG_FILE=\n")  # K3s ignores an empty value: its default
     (tmp_path / "etc/systemd/system/k3s.service").write_text("[Service]\n")
     view = effective.load(own, "k3s", str(tmp_path))
     assert view.source.path == effective.DEFAULT_CONFIG
-    assert not effective.report(view, own, [], "server").ok  # own is under tmp, not the default
+    assert not overrides.report(view, own, [], "server").ok  # own is under tmp, not the default
 
 
 def test_files_are_read_bounded(tmp_path):
@@ -217,7 +218,7 @@ def test_files_are_read_bounded(tmp_path):
 def test_unknown_key_in_another_file_is_noted(tmp_path):
     d = k3s_dir(tmp_path, "server: https://a:6443\n", **{"50-x.yaml": "flannel-backend: none\n"})
     own = str(d / "config.yaml")
-    rep = effective.report(
+    rep = overrides.report(
         effective.load(own, "k3s-agent", str(tmp_path)), own, ["server"], "agent"
     )
     assert rep.ok
@@ -309,21 +310,19 @@ def test_check_and_apply_report_a_dropin_override(root):
 def test_health_observation(tmp_path):
     """The daemon's `k3s-config` check: ok with notes as facts; not ok while a drop-in replaces
     one of k3snode's keys."""
-    from k3snode.checks import OBSERVERS
-
-    assert "k3snode.k3s.effective:observe" in OBSERVERS
+    assert overrides.observe in observers()
     d = k3s_dir(tmp_path, "node-external-ip: [203.0.113.5]\nnode-name: a\nnode-name: b\n")
     env = {
         "K3SNODE_MESH": "none",
         "K3SNODE_K3S_CONFIG": str(d / "config.yaml"),
         "K3SNODE_PATHS_STATE_DIR": str(tmp_path / "state"),
     }
-    (obs,) = effective.observe(load(None, env=env), root=str(tmp_path))
+    (obs,) = overrides.observe(load(None, env=env), root=str(tmp_path))
     assert (obs.check, obs.ok) == ("k3s-config", True)
     assert obs.detail.startswith(f"K3s reads 1 config file from {d}/config.yaml")
     assert "node-name is set twice" in obs.facts["note 1"]
     (d / "config.yaml.d/99-late.yml").write_text("node-external-ip: 198.51.100.1\n")
-    (obs,) = effective.observe(load(None, env=env), root=str(tmp_path))
+    (obs,) = overrides.observe(load(None, env=env), root=str(tmp_path))
     assert not obs.ok
     assert obs.detail.startswith(f"{d}/config.yaml.d/99-late.yml:1: node-external-ip replaces ")
     assert obs.facts["files"] == f"{d}/config.yaml, {d}/config.yaml.d/99-late.yml"

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from k3snode import settings as settings_mod
+from k3snode.config.checks import MESHES
+from k3snode.config.load import load
 from k3snode.k3s import flags, options
 
 V4, V6 = "172.233.211.141", "2600:1900::1"
@@ -27,7 +28,7 @@ def make(root, *, role, mesh, over=None):
     values.update(over or {})
     cfg = root / "config.toml"
     cfg.touch()
-    return settings_mod.load(str(cfg), env={}, overrides=values)
+    return load(str(cfg), env={}, overrides=values)
 
 
 EXPECTED = {
@@ -77,7 +78,7 @@ def test_role_by_mesh(tmp_path, role, mesh):
 
 
 def test_agent_never_gets_server_only_keys(tmp_path):
-    for mesh in settings_mod.MESHES:
+    for mesh in MESHES:
         s = make(tmp_path, role="agent", mesh=mesh)
         assert set(options.render(s, [V4])) <= set(flags.flags("agent"))
 
@@ -109,7 +110,7 @@ def test_first_and_joining_server(tmp_path):
 
 def test_token_from_environment_becomes_a_file_reference(tmp_path):
     (tmp_path / "config.toml").touch()
-    s = settings_mod.load(
+    s = load(
         str(tmp_path / "config.toml"),
         env={"K3S_URL": "https://k3s.example.com:6443", "K3S_TOKEN": "K10secret"},
         overrides={("paths", "state_dir"): str(tmp_path)},

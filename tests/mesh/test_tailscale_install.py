@@ -151,7 +151,7 @@ exec "$@"
     ],
 )
 def test_transient_unit_only_inside_a_systemd_service(tmp_path, env, booted, expected):
-    from k3snode.mesh.tailscale_install import in_systemd_unit
+    from k3snode.mesh.tailscale.install import in_systemd_unit
 
     marker = tmp_path / "run-systemd-system"
     if booted:
@@ -160,7 +160,7 @@ def test_transient_unit_only_inside_a_systemd_service(tmp_path, env, booted, exp
 
 
 def test_install_argv():
-    from k3snode.mesh.tailscale_install import install_argv
+    from k3snode.mesh.tailscale.install import install_argv
 
     assert install_argv("/var/lib/k3snode/s.sh", 600, False) == ["sh", "/var/lib/k3snode/s.sh"]
     argv = install_argv("/var/lib/k3snode/s.sh", 600, True)
@@ -190,20 +190,20 @@ def systemd_run(tmp_path, monkeypatch, missing):
 
 
 def _settings(tmp_path, url):
-    from k3snode import settings
+    from k3snode.config.load import load
 
-    return settings.load(str(write_settings(tmp_path, install_url=url)), env={})
+    return load(str(write_settings(tmp_path, install_url=url)), env={})
 
 
 def test_install_through_systemd_run(server, missing, systemd_run, tmp_path):
-    from k3snode.mesh import tailscale_install
+    from k3snode.mesh.tailscale import install
 
     s = _settings(tmp_path, f"{server.url}/install.sh")
-    tailscale_install.install(s, timeout=120, transient=True)
+    install.install(s, timeout=120, transient=True)
     assert os.access(missing.bin / "tailscale", os.X_OK)
     argv = systemd_run.read_text().splitlines()
     script = argv[-1]
-    assert argv[:-1] == tailscale_install.install_argv(script, 120, True)[1:-1]
+    assert argv[:-1] == install.install_argv(script, 120, True)[1:-1]
     # Stored where the transient unit can read it (not k3snode's private /tmp), gone afterwards.
     assert os.path.dirname(script) == s.paths.state_dir
     assert not os.path.exists(script)
@@ -211,12 +211,12 @@ def test_install_through_systemd_run(server, missing, systemd_run, tmp_path):
 
 
 def test_install_through_systemd_run_failure_is_one_line(server, missing, systemd_run, tmp_path):
-    from k3snode.mesh import tailscale_install
-    from k3snode.mesh.tailscale import TailscaleError
+    from k3snode.mesh.tailscale import install
+    from k3snode.mesh.tailscale.types import TailscaleError
 
     s = _settings(tmp_path, f"{server.url}/broken.sh")
     with pytest.raises(TailscaleError) as e:
-        tailscale_install.install(s, timeout=120, transient=True)
+        install.install(s, timeout=120, transient=True)
     msg = str(e.value)
     assert e.value.kind == "install-failed" and "\n" not in msg
     assert "as the transient unit k3snode-tailscale-install.service" in msg
@@ -230,7 +230,7 @@ def test_keeps_systemd_informed_while_the_script_runs(
     """A real notify socket receives WATCHDOG=1 and EXTEND_TIMEOUT_USEC while the install runs."""
     import socket
 
-    from k3snode.mesh import tailscale_install
+    from k3snode.mesh.tailscale import install
 
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
     sock.bind(str(tmp_path / "notify"))
@@ -238,7 +238,7 @@ def test_keeps_systemd_informed_while_the_script_runs(
     monkeypatch.setenv("WATCHDOG_USEC", "1000000")  # ping every 0.5 s
     monkeypatch.delenv("WATCHDOG_PID", raising=False)
     server.routes["/slow.sh"] = b"sleep 2\n" + INSTALL_SH.encode()
-    tailscale_install.install(_settings(tmp_path, f"{server.url}/slow.sh"), 60, transient=True)
+    install.install(_settings(tmp_path, f"{server.url}/slow.sh"), 60, transient=True)
     sock.setblocking(False)
     messages = []
     with contextlib.suppress(BlockingIOError):
@@ -250,15 +250,15 @@ def test_keeps_systemd_informed_while_the_script_runs(
 
 
 def test_direct_install_is_killed_at_the_timeout(server, missing, tmp_path, monkeypatch):
-    from k3snode.mesh import tailscale_install
-    from k3snode.mesh.tailscale import TailscaleError
+    from k3snode.mesh.tailscale import install
+    from k3snode.mesh.tailscale.types import TailscaleError
 
     for var in ("http_proxy", "HTTP_PROXY", "https_proxy", "HTTPS_PROXY", "all_proxy", "ALL_PROXY"):
         monkeypatch.delenv(var, raising=False)
     marker = tmp_path / "still-running"
     server.routes["/hang.sh"] = f"sleep 3; touch {marker}\n".encode()
     with pytest.raises(TailscaleError) as e:
-        tailscale_install.install(_settings(tmp_path, f"{server.url}/hang.sh"), 1, transient=False)
+        install.install(_settings(tmp_path, f"{server.url}/hang.sh"), 1, transient=False)
     assert "did not finish within 1s" in str(e.value)
     time.sleep(3.5)
     assert not marker.exists()  # sh was killed, not left behind

@@ -1,10 +1,10 @@
-"""k3snode/mesh/tailscale_progress.py: what the operator is told while `tailscale up` waits, from
+"""k3snode/mesh/tailscale/progress.py: what the operator is told while `tailscale up` waits, from
 `tailscale status --json` documents as Tailscale writes them (ipnstate.Status)."""
 
 from __future__ import annotations
 
-from k3snode.mesh.tailscale import parse_status
-from k3snode.mesh.tailscale_progress import advice
+from k3snode.mesh.tailscale.progress import advice
+from k3snode.mesh.tailscale.status import parse_status
 
 
 def _status(state: str, auth_url: str = ""):

@@ -9,18 +9,21 @@ import pytest
 from helpers import run_k3snode
 from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
 
-from k3snode.checks import OBSERVERS
 from k3snode.commands.check import PREFLIGHTS
+from k3snode.config.load import load
+from k3snode.health import registry
 from k3snode.mesh.underlay import checks
+from k3snode.mesh.underlay.keeper import Keeper
 from k3snode.mesh.underlay.plan import Seen
-from k3snode.mesh.wg import Device, Peer, keys
-from k3snode.settings import load
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import Device, Peer
 
 
 def test_registered():
-    assert "k3snode.mesh.underlay.checks:preflight" in PREFLIGHTS
+    assert checks.preflight in PREFLIGHTS
     # not an observer of its own: the daemon judges what its keeper's last pass saw
-    assert not [o for o in OBSERVERS if "underlay" in o]
+    names = [registry.name(o) for o in registry.observers()]
+    assert not [n for n in names if "underlay" in n], names
 
 
 def _etcd_warnings(**env):
@@ -80,6 +83,22 @@ def test_observe_judges_what_the_pass_saw(root):
     assert (failed.ok, failed.detail) == (False, "underlay: setting the addresses of nx9: EPERM")
 
 
+def test_a_peer_never_handshaken_is_stale_by_the_keepers_memory(root):
+    """Judged with the keeper's ``PeerJudge`` (as the daemon does), a peer that never completed a
+    handshake is stale once it has been seen that long; a one-shot check has no such memory."""
+    s = load(underlay_toml(root, peers=[peer_entry(1)], extra='interface = "nx9"'))
+    keeper = Keeper(s)  # makes nothing on the host until a pass runs
+    never = Peer(PUBS[1], "198.51.100.2:51822", None, 0, 0, 20, ("10.99.0.2/32",))
+    dev = Device("nx9", "userspace", PUBS[0], 51822, (never,))
+    now = 1_000_000.0
+    limit = 120 + 3 * 20  # REKEY_AFTER_TIME + 3 keepalives
+    first = checks.observe(s, Seen(dev, now), peer_judge=keeper.judge)
+    later = checks.observe(s, Seen(dev, now + limit + 1), peer_judge=keeper.judge)
+    assert first.ok and not first.peers[0].stale
+    assert not later.ok and later.peers[0].stale, later.detail
+    assert checks.observe(s, Seen(dev, now + limit + 1)).ok, "a fresh judge has not seen it yet"
+
+
 def test_cli_pubkey_creates_the_key_once(root):
     cfg = underlay_toml(root)
     r1 = run_k3snode("wireguard", "pubkey", "--config", cfg)
@@ -93,13 +112,14 @@ def test_cli_pubkey_creates_the_key_once(root):
     assert "created private key" in r1.stderr and "created" not in r2.stderr
 
 
-def test_cli_bad_key_file_is_one_line_exit_2(root):
+def test_cli_bad_key_file_is_one_line_exit_1(root):
+    """A key file that holds garbage is broken state, not a usage mistake: exit 1."""
     cfg = underlay_toml(root)
     key_file = root / "var/lib/k3snode/underlay.key"
     key_file.write_text("hunter2\n")
     for action in ("pubkey", "up"):
         r = run_k3snode("wireguard", action, "--config", cfg)
-        assert r.returncode == 2, r.stderr
+        assert r.returncode == 1, r.stderr
         assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
         assert str(key_file) in r.stderr and "not a WireGuard private key" in r.stderr
         assert "hunter2" not in r.stderr

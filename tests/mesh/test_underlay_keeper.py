@@ -9,10 +9,10 @@ from dataclasses import replace
 import pytest
 from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
 
+from k3snode.config.load import load
 from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
 from k3snode.mesh.underlay.plan import Result, wanted_peers
-from k3snode.mesh.wg import Device, Peer
-from k3snode.settings import load
+from k3snode.mesh.wg.types import Device, Peer
 
 
 class Clock:

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from underlaytest import PUBS, peer_entry, underlay_toml
 
+from k3snode.config.load import load
 from k3snode.mesh.underlay.plan import host_prefix, route_targets, wanted_peers
-from k3snode.settings import load
 
 
 def test_a_node_skips_itself_in_a_shared_list(root):

@@ -9,11 +9,13 @@ import pytest
 from helpers import NetNS, veth, wait_for
 from wgtest import need_wireguard_go, ping_within, wireguard_go
 
-from k3snode.checks import OBSERVERS, Observation
-from k3snode.mesh.wg import Device, Peer, PeerUpdate, Update, keys
+from k3snode.config.load import load
+from k3snode.health.checks import Observation
+from k3snode.health.registry import observers
 from k3snode.mesh.wg import health as wgh
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import Device, Peer, PeerUpdate, Update
 from k3snode.mesh.wg.userspace import Userspace
-from k3snode.settings import load
 
 
 @pytest.mark.netns
@@ -66,16 +68,32 @@ def test_stale_rule():
     now = 1_000_000.0
     k = keys.public_key(keys.generate_private())
     # keepalive 25: stale after 120 + 3*25 = 195 s without a handshake
+    judge = wgh.PeerJudge()
     assert wgh.stale_after(25) == 195
-    assert not wgh.is_stale("wgx", Peer(k, last_handshake=now - 190, keepalive=25), now)
-    assert wgh.is_stale("wgx", Peer(k, last_handshake=now - 200, keepalive=25), now)
+    assert not judge.is_stale("wgx", Peer(k, last_handshake=now - 190, keepalive=25), now)
+    assert judge.is_stale("wgx", Peer(k, last_handshake=now - 200, keepalive=25), now)
     # no keepalive: an idle peer is not stale
-    assert not wgh.is_stale("wgx", Peer(k, last_handshake=now - 10_000, keepalive=0), now)
+    assert not judge.is_stale("wgx", Peer(k, last_handshake=now - 10_000, keepalive=0), now)
     # never a handshake: stale once it has had the whole threshold since first seen
     k2 = keys.public_key(keys.generate_private())
-    assert not wgh.is_stale("wgy", Peer(k2, keepalive=1), now, threshold=5)
-    assert not wgh.is_stale("wgy", Peer(k2, keepalive=1), now + 4, threshold=5)
-    assert wgh.is_stale("wgy", Peer(k2, keepalive=1), now + 6, threshold=5)
+    assert not judge.is_stale("wgy", Peer(k2, keepalive=1), now, threshold=5)
+    assert not judge.is_stale("wgy", Peer(k2, keepalive=1), now + 4, threshold=5)
+    assert judge.is_stale("wgy", Peer(k2, keepalive=1), now + 6, threshold=5)
+    # the memory is the judge's own: another judge (another daemon, a test) starts afresh
+    assert not wgh.PeerJudge().is_stale("wgy", Peer(k2, keepalive=1), now + 6, threshold=5)
+
+
+def test_a_peer_that_leaves_is_forgotten():
+    """The judge's memory follows the device: a peer gone from it is dropped, and one that comes
+    back without a handshake gets the whole threshold again."""
+    now = 1_000_000.0
+    judge = wgh.PeerJudge()
+    k = keys.public_key(keys.generate_private())
+    with_peer, without = _dev(Peer(k, keepalive=1)), _dev()
+    assert not judge.peer_health(with_peer, now, threshold=5)[0].stale
+    assert judge.peer_health(with_peer, now + 6, threshold=5)[0].stale
+    assert judge.peer_health(without, now + 7, threshold=5) == ()
+    assert not judge.peer_health(with_peer, now + 8, threshold=5)[0].stale
 
 
 def test_summary_lines():
@@ -83,23 +101,24 @@ def test_summary_lines():
     keys_ = [keys.public_key(keys.generate_private()) for _ in range(5)]
     dev = _dev(*(Peer(k, endpoint=f"198.51.100.{i}:51820", last_handshake=now - 500, keepalive=25)
                  for i, k in enumerate(keys_)))  # fmt: skip
-    obs = wgh.summarize("wireguard:wgx", dev, wgh.peer_health(dev, now), now)
+    obs = wgh.summarize("wireguard:wgx", dev, wgh.PeerJudge().peer_health(dev, now), now)
     assert not obs.ok and obs.detail.startswith("wgx: 5 of 5 peers stale: ")
     assert "handshake 8m ago" in obs.detail and obs.detail.endswith("and 2 more")
     names = {keys_[0]: "server-1"}
     fresh = _dev(Peer(keys_[0], last_handshake=now - 30, keepalive=25))
-    obs = wgh.summarize("u", fresh, wgh.peer_health(fresh, now, names=names), now)
+    obs = wgh.summarize("u", fresh, wgh.PeerJudge().peer_health(fresh, now, names=names), now)
     assert obs.ok and obs.detail == "wgx: 1 peers, none stale, newest handshake 30s ago"
     assert obs.peers[0].name == "server-1"
     assert obs.facts["peer server-1"] == "ok, no endpoint, handshake 30s ago, rx 0 tx 0"
 
 
 def test_flannel_observer(tmp_path):
-    assert "k3snode.mesh.wg.health:flannel" in OBSERVERS
+    assert any(isinstance(o, wgh.Flannel) for o in observers())
+    flannel = wgh.Flannel()
     none = load(None, env={"K3SNODE_MESH": "none"})
-    assert wgh.flannel(none) == []
+    assert flannel(none) == []
     wg = load(None, env={"K3SNODE_MESH": "wireguard-native"})
-    obs = wgh.flannel(wg)
+    obs = flannel(wg)
     # no flannel-wg on a test machine: reported (the daemon's grace period covers K3s starting)
     assert [o.check for o in obs] == ["wireguard:flannel-wg"]
     assert isinstance(obs[0], Observation) and not obs[0].ok
@@ -126,17 +145,17 @@ def test_flannel_observer_follows_ip_families(tmp_path, config, reported):
     cfg = tmp_path / "config.yaml"
     cfg.write_text(config)
     s = load(None, env={"K3SNODE_MESH": "wireguard-native", "K3SNODE_K3S_CONFIG": str(cfg)})
-    obs = wgh.flannel(s)
+    obs = wgh.Flannel()(s)
     assert [o.check for o in obs] == reported
     assert all(not o.ok and "does not exist" in o.detail for o in obs)
 
 
 FLANNEL_SCRIPT = r"""
 import json, os, subprocess, sys, time
-from k3snode.mesh.wg import PeerUpdate, Update, keys
-from k3snode.mesh.wg import health
+from k3snode.mesh.wg import health, keys
+from k3snode.mesh.wg.types import PeerUpdate, Update
 from k3snode.mesh.wg.userspace import Userspace
-from k3snode.settings import load
+from k3snode.config.load import load
 
 # a private /var/run/wireguard: this flannel-wg cannot meet any other on the machine
 subprocess.run(["mount", "-t", "tmpfs", "k3snode-test", "/var/run/wireguard"], check=True)
@@ -158,7 +177,7 @@ try:
     env = {"K3SNODE_MESH": "wireguard-native"}
     if len(sys.argv) > 4:
         env["K3SNODE_K3S_CONFIG"] = sys.argv[4]
-    obs = health.flannel(load(None, env=env))
+    obs = health.Flannel()(load(None, env=env))
     print(json.dumps([[o.check, o.ok, o.detail, o.facts, [p.public_key for p in o.peers],
                        [p.last_handshake is not None for p in o.peers]] for o in obs]))
 finally:
@@ -193,7 +212,7 @@ def _live_flannel(tmp_path, *extra: str):
 
 @pytest.mark.netns
 def test_flannel_observer_on_a_live_flannel_wg(tmp_path):
-    """The OBSERVERS entry itself, on an interface named flannel-wg with a live peer (wireguard-go
+    """The observer itself, on an interface named flannel-wg with a live peer (wireguard-go
     under a private /var/run/wireguard, so nothing else on the machine is touched)."""
     got, peer = _live_flannel(tmp_path)
     ((check, ok, detail, facts, peers, handshaken),) = got
@@ -214,26 +233,3 @@ def test_flannel_observer_ipv6_only_cluster(tmp_path):
     ((check, ok, detail, _facts, peers, handshaken),) = got
     assert (check, ok) == ("wireguard:flannel-wg-v6", True), detail
     assert peers == [peer] and handshaken == [True]
-
-
-def test_peer_metrics():
-    from k3snode.checks import PeerHealth
-
-    now = 5_000.0
-    obs = [
-        Observation("wireguard:flannel-wg", True, "", peers=(
-            PeerHealth("flannel-wg", "K1", "192.0.2.1:51820", now - 12.5, 10, 20),
-            PeerHealth("flannel-wg", "K2", None, None, stale=True),
-        )),
-        Observation("tailscale", True, "", peers=(PeerHealth("tailscale0", "n", online=True),)),
-        Observation("underlay", True, "", peers=(PeerHealth("ul", "K3", None, now + 3, name="cp-2"),)),
-    ]  # fmt: skip
-    got = wgh.peer_metrics(obs, now)
-    assert got == [
-        ({"interface": "flannel-wg", "peer": "K1", "name": ""},
-         {"handshake_age_seconds": 12.5, "stale": 0.0, "rx_bytes": 10.0, "tx_bytes": 20.0}),
-        ({"interface": "flannel-wg", "peer": "K2", "name": ""},
-         {"handshake_age_seconds": -1.0, "stale": 1.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
-        ({"interface": "ul", "peer": "K3", "name": "cp-2"},  # a clock step back: never negative
-         {"handshake_age_seconds": 0.0, "stale": 0.0, "rx_bytes": 0.0, "tx_bytes": 0.0}),
-    ]  # fmt: skip

@@ -1,4 +1,5 @@
-"""X25519 in pure Python: RFC 7748's vectors, agreement with ``wg pubkey``, the key file."""
+"""X25519 through ``cryptography``: RFC 7748's vectors, agreement with ``wg pubkey``, the key cache,
+the key file."""
 
 from __future__ import annotations
 
@@ -29,6 +30,32 @@ def test_rfc7748_vectors():
     assert b_pub.hex() == "de9edb7d7b7dc1b4d35b61c2ece435373f8343c85b78674dadfc7e146f882b4f"
     shared = "4a5d9d5ba4ce2de1728e3bf480350f25e07e21c947d19e3376f09b3c1e161742"
     assert keys.x25519(a, b_pub).hex() == shared == keys.x25519(b, a_pub).hex()
+
+
+def test_public_key_cache_derives_once_per_key_and_keeps_no_key():
+    cache = keys.PublicKeyCache()
+    a, b = keys.generate_private(), keys.generate_private()
+    first = cache.public_key(a)
+    assert first == keys.public_key(a)
+    assert cache.public_key(a) is first  # the same object: not derived again
+    assert cache.public_key(b) == keys.public_key(b) != keys.public_key(a)  # a new key: derived
+    raw = keys.decode(b.reveal())
+    assert raw not in repr(vars(cache)).encode() and b.reveal() not in repr(vars(cache))
+
+
+def test_cryptography_is_imported_only_when_a_key_is_derived():
+    import subprocess
+    import sys
+
+    from helpers import REPO, clean_env
+
+    code = (
+        "import sys; from k3snode.mesh.wg import keys; a = 'cryptography' in sys.modules; "
+        "keys.public_key(keys.generate_private()); print(a, 'cryptography' in sys.modules)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], env=clean_env(), cwd=REPO,
+                       capture_output=True, text=True, check=True)  # fmt: skip
+    assert r.stdout.split() == ["False", "True"]
 
 
 @pytest.mark.skipif(not have("wg"), reason="needs wg (wireguard-tools)")

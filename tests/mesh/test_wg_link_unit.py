@@ -8,8 +8,8 @@ import logging
 
 import pytest
 
-from k3snode.mesh.wg import WireGuardError
 from k3snode.mesh.wg.link import UNIT_TEMPLATE, start_userspace, userspace_unit
+from k3snode.mesh.wg.types import WireGuardError
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import threading
 
 import pytest
 
-from k3snode.mesh.wg import WireGuardError, keys
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import WireGuardError
 from k3snode.mesh.wg.userspace import Userspace
 
 PEER = keys.public_key(keys.generate_private())

@@ -8,7 +8,9 @@ import pytest
 from helpers import NetNS, veth
 from wgtest import need_wireguard_go, ping, wireguard_go
 
-from k3snode.mesh.wg import NoSuchDevice, PeerUpdate, Update, keys, open_backend
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.link import open_backend
+from k3snode.mesh.wg.types import NoSuchDevice, PeerUpdate, Update
 from k3snode.mesh.wg.userspace import Userspace
 
 pytestmark = pytest.mark.netns

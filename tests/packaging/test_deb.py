@@ -42,6 +42,7 @@ def test_version_and_dependencies_are_debians(deb):
         "python3-yaml",
         "python3-pyroute2",
         "python3-prometheus-client",
+        "python3-cryptography",
         "python3:any",
     ):
         assert pkg in depends, depends

@@ -9,7 +9,7 @@ import random
 
 import pytest
 
-from k3snode import settings as settings_mod
+from k3snode.config.load import load
 from k3snode.registration import keeper as keeper_mod
 from k3snode.registration import publish, record, withdraw
 
@@ -55,7 +55,7 @@ def make_settings(tmp_path, **reg):
     values.update({("registration", k): v for k, v in reg.items()})
     cfg = tmp_path / "config.toml"
     cfg.touch()
-    return settings_mod.load(str(cfg), env={}, overrides=values)
+    return load(str(cfg), env={}, overrides=values)
 
 
 def run_update(k: keeper_mod.Keeper, got: list) -> None:
@@ -189,5 +189,5 @@ def test_what_is_published(tmp_path, publish, want):
     }
     cfg = tmp_path / "config.toml"
     cfg.touch()
-    s = settings_mod.load(str(cfg), env={}, overrides=values)
+    s = load(str(cfg), env={}, overrides=values)
     assert wanted(s, ["2001:db8::1", "198.51.100.1"]) == want

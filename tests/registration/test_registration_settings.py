@@ -8,13 +8,13 @@ import json
 import pytest
 from helpers import run_k3snode
 
-from k3snode import settings as settings_mod
+from k3snode.config import load as config_load
 
 
 def load(tmp_path, toml):
     p = tmp_path / "config.toml"
     p.write_text(toml)
-    return settings_mod.load(str(p), env={})
+    return config_load.load(str(p), env={})
 
 
 def test_defaults_and_normalised_values(tmp_path):

@@ -4,7 +4,7 @@
 # package list; prints the tarball's path. Needs root, mmdebstrap and zstd (tests/apt-packages.txt).
 set -euo pipefail
 REPO=$(cd "$(dirname "$0")/../.." && pwd)
-PKGS=systemd,systemd-sysv,dbus,python3,python3-pyroute2,python3-yaml,python3-prometheus-client,python3-psutil,iproute2
+PKGS=systemd,systemd-sysv,dbus,python3,python3-pyroute2,python3-yaml,python3-prometheus-client,python3-cryptography,python3-psutil,iproute2
 KEY=$(printf '%s' "bookworm $PKGS" | sha256sum | cut -c1-12)
 OUT=$REPO/.cache/rootfs-$KEY.tar.zst
 mkdir -p "$REPO/.cache"

@@ -1,8 +1,11 @@
 """In the guest, inside a namespace: the kernel backend on a fresh kernel WireGuard link."""
 
 import json
+import os
 
-from k3snode.mesh.wg import PeerUpdate, Update, keys, link, open_backend
+from k3snode.mesh.wg import keys, link
+from k3snode.mesh.wg.link import open_backend
+from k3snode.mesh.wg.types import PeerUpdate, Update
 
 b = link.create_kernel("wgk")  # in the namespace the guest script runs this in (PYTHONPATH set)
 assert open_backend("wgk").kind == "kernel"
@@ -41,12 +44,31 @@ b.configure(Update(replace_peers=True, peers=(PeerUpdate(p3, allowed_ips=("10.1.
 out["replaced"] = [q.public_key == p3 for q in b.read().peers]
 
 # the flannel observer on a kernel flannel-wg (what K3s's wireguard-native creates)
+from k3snode.config.load import load  # noqa: E402
 from k3snode.mesh.wg import health  # noqa: E402
-from k3snode.settings import load  # noqa: E402
 
 fl = link.create_kernel("flannel-wg")
 fl.configure(Update(k, 51820, peers=(PeerUpdate(p1, endpoint="192.0.2.2:51820", keepalive=25,
                                                 allowed_ips=("10.42.1.0/24",)),)))  # fmt: skip
-obs = health.flannel(load(None, env={"K3SNODE_MESH": "wireguard-native"}))
+flannel = health.Flannel()  # as the daemon keeps it: one netlink socket across its calls
+settings = load(None, env={"K3SNODE_MESH": "wireguard-native"})
+obs = flannel(settings)
 out["flannel"] = [[o.check, o.ok, o.facts.get("backend"), o.facts.get("peers")] for o in obs]
+
+
+def sockets() -> int:
+    """Open sockets of this process (the listing's own descriptor is gone when it is read)."""
+    n = 0
+    for fd in os.listdir("/proc/self/fd"):
+        try:
+            n += os.readlink(f"/proc/self/fd/{fd}").startswith("socket:")
+        except FileNotFoundError:
+            continue
+    return n
+
+
+before = sockets()
+for _ in range(5):
+    flannel(settings)
+out["flannel_sockets"] = [before, sockets()]
 print(json.dumps(out))

@@ -34,6 +34,23 @@ def k3snode(ns, *args):
 import pyroute2  # noqa: E402
 
 result("pyroute2", pyroute2.__file__)
+
+# The kernel probe with the module unloaded: creating the link loads it, in this process, no fork;
+# also with only CAP_NET_ADMIN (the hardened unit's bounding set: no CAP_SYS_MODULE).
+PROBE = (
+    "import json, os; forks = []; os.register_at_fork(before=lambda: forks.append(1)); "
+    "from k3snode.mesh.wg import preflight; ok, why = preflight.kernel_wireguard(); "
+    "print(json.dumps([ok, why, len(forks), os.path.isdir('/sys/module/wireguard')]))"
+)
+for name, wrapper in (("probe_unloaded", ""), ("probe_net_admin_only", "setpriv "
+                      "--bounding-set=-all,+net_admin --inh-caps=-all ")):  # fmt: skip
+    sh("ip netns del a; ip netns del b; ip netns del p; rmmod wireguard", check=False)
+    sh("ip netns add p")
+    r = sh(f'ip netns exec p {wrapper}python3 -c "{PROBE}"', check=False)
+    links = sh("ip -n p -o link", check=False).stdout
+    result(name, {"rc": r.returncode, "out": r.stdout, "err": r.stderr[-2000:], "links": links})
+sh("ip netns del p", check=False)
+
 sh("modprobe wireguard; modprobe veth")
 sh("ip netns del a; ip netns del b", check=False)
 sh("ip netns add a; ip netns add b; ip link add va netns a type veth peer name vb netns b")

@@ -212,12 +212,12 @@ def test_logged_in_with_the_key_file_and_the_key_is_in_no_journal_field(node):
 # in the machine with INVOCATION_ID set, as under its unit.
 PROBE = """
 import sys
-from k3snode import settings
-from k3snode.mesh import tailscale_install
-from k3snode.mesh.tailscale import TailscaleError
-s = settings.load("/root/probe.toml", env={})
+from k3snode.config.load import load
+from k3snode.mesh.tailscale import install
+from k3snode.mesh.tailscale.types import TailscaleError
+s = load("/root/probe.toml", env={})
 try:
-    tailscale_install.install(s, timeout=float(sys.argv[1]))
+    install.install(s, timeout=float(sys.argv[1]))
 except TailscaleError as e:
     print(e)
     sys.exit(3)

@@ -81,10 +81,10 @@ def deb() -> str:
 def tree(work, role: str, deb: str) -> str:
     root = rootfs(str(work / "root"), "boot", BOOT_PACKAGES)
     install_deb(root, deb)
-    here = os.path.join(REPO, "k3snode/mesh/tailscale_bringup.py")
+    here = os.path.join(REPO, "k3snode/mesh/tailscale/bringup.py")
     with (
         open(
-            os.path.join(root, "usr/lib/python3/dist-packages/k3snode/mesh/tailscale_bringup.py")
+            os.path.join(root, "usr/lib/python3/dist-packages/k3snode/mesh/tailscale/bringup.py")
         ) as a,
         open(here) as b,
     ):

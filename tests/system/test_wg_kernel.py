@@ -101,6 +101,18 @@ def test_kernel_preflight_is_ok(run):
     assert not any("wireguard-go" in m for m in underlay)
 
 
+@pytest.mark.parametrize("name", ["probe_unloaded", "probe_net_admin_only"])
+def test_kernel_probe_loads_the_module_without_forking(run, name):
+    """With the module unloaded, the probe creates a wireguard link (which loads the module) and
+    deletes it again, in its own process — also with only CAP_NET_ADMIN, as in the hardened unit."""
+    results, _, _ = run
+    r = results[name]
+    assert r["rc"] == 0, r
+    ok, why, forks, loaded = json.loads(r["out"])
+    assert (ok, why, forks, loaded) == (True, "a wireguard link can be created", 0, True)
+    assert "k3snode-p" not in r["links"]  # deleted again
+
+
 def test_underlay_on_kernel_wireguard(run):
     results, pubs, _ = run
     for name in ("up_b", "up_a"):
@@ -136,3 +148,6 @@ def test_kernel_backend_change_remove_replace(run):
     assert out["replaced"] == [True]
     # flannel's interface through the kernel backend: one peer, fresh (no handshake yet)
     assert out["flannel"] == [["wireguard:flannel-wg", True, "kernel", "1"]]
+    # the observer kept across calls keeps its one netlink socket: no new one per health check
+    before, after = out["flannel_sockets"]
+    assert after == before, out["flannel_sockets"]

@@ -18,7 +18,7 @@ if [ ! -f kernel/.done-$KVER ]; then
   depmod -b kernel "$KVER"; touch kernel/.done-$KVER
 fi
 # nftables, etcd-server, etcd-client: the multi-cloud etcd lab (tests/system/test_etcd_kernel.py)
-PKGS=python3,python3-pyroute2,python3-yaml,iproute2,wireguard-tools,iputils-ping,kmod,nftables,etcd-server,etcd-client
+PKGS=python3,python3-pyroute2,python3-yaml,python3-cryptography,iproute2,wireguard-tools,iputils-ping,kmod,nftables,etcd-server,etcd-client
 KEY=$(printf '%s' "$PKGS" | sha256sum | cut -c1-12)
 exec 9>"$C/.lock"; flock 9  # two test modules may build it at once
 if [ ! -f rootfs.done-"$KEY" ]; then

@@ -10,13 +10,13 @@ import os
 import shutil
 import time
 
-from k3snode.checks import Finding, Observation
-from k3snode.mesh import wg
+from k3snode.config.model import Settings
+from k3snode.health.checks import Finding, Observation
 from k3snode.mesh.underlay.plan import Seen, is_ip, resolve, wanted_peers
 from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg import keys, link
 from k3snode.mesh.wg import preflight as wgp
-from k3snode.settings import Settings
+from k3snode.mesh.wg import types as wg
 
 log = logging.getLogger(__name__)
 
@@ -28,29 +28,39 @@ def names(settings: Settings) -> dict[str, str]:
     return {p.public_key: p.name or p.endpoint.rpartition(":")[0] for p in settings.underlay.peers}
 
 
-def judge(settings: Settings, seen: Seen, threshold: float | None = None) -> Observation:
+def judge(
+    settings: Settings,
+    seen: Seen,
+    threshold: float | None = None,
+    peer_judge: wgh.PeerJudge | None = None,
+) -> Observation:
     """The ``underlay`` check from what a pass (or a read) saw: not ok when the pass failed, the
-    interface is missing, or a peer is stale."""
+    interface is missing, or a peer is stale. ``peer_judge`` remembers when a peer without a
+    handshake was first seen: the daemon hands over its keeper's, a one-shot check a new one."""
     if seen.problem is not None or seen.device is None:
         return Observation(CHECK, False, seen.problem or "underlay not set up yet")
     dev = seen.device
-    peers = wgh.peer_health(dev, seen.at, threshold, names(settings))
+    pj = peer_judge if peer_judge is not None else wgh.PeerJudge()
+    peers = pj.peer_health(dev, seen.at, threshold, names(settings))
     obs = wgh.summarize(CHECK, dev, peers, seen.at)
     facts = {**obs.facts, "address": settings.underlay.address}
     return Observation(obs.check, obs.ok, obs.detail, obs.peers, facts)
 
 
 def read(settings: Settings, socket_dir: str = wg.SOCKET_DIR) -> Seen:
-    """The interface as it is now (one read; for ``k3snode wireguard show``, which has no
-    keeper)."""
+    """The interface as it is now (one read, its backend closed after; for ``k3snode wireguard
+    show``, which has no keeper)."""
     ul = settings.underlay
     now = time.time()
+    backend = link.open_backend(ul.interface, socket_dir)
     try:
-        dev = wg.open_backend(ul.interface, socket_dir).read()
+        dev = backend.read()
     except wg.NoSuchDevice:
         return Seen(None, now, f"{ul.interface} does not exist (underlay down)")
     except wg.WireGuardError as e:
         return Seen(None, now, str(e))
+    finally:
+        backend.close()
     return Seen(dev, now)
 
 
@@ -59,10 +69,12 @@ def observe(
     seen: Seen | None = None,
     threshold: float | None = None,
     socket_dir: str = wg.SOCKET_DIR,
+    peer_judge: wgh.PeerJudge | None = None,
 ) -> Observation:
-    """The ``underlay`` check: of ``seen`` (the daemon's keeper's last pass) when given, else of
-    one read of the interface now."""
-    return judge(settings, read(settings, socket_dir) if seen is None else seen, threshold)
+    """The ``underlay`` check: of ``seen`` (the daemon's keeper's last pass, judged with the
+    keeper's ``judge``) when given, else of one read of the interface now."""
+    got = read(settings, socket_dir) if seen is None else seen
+    return judge(settings, got, threshold, peer_judge)
 
 
 # -- preflight ---------------------------------------------------------------------------------

@@ -23,7 +23,7 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass, replace
 
-from k3snode.mesh import wg
+from k3snode.config.model import Settings
 from k3snode.mesh.underlay.plan import (
     Resolver,
     Result,
@@ -34,10 +34,11 @@ from k3snode.mesh.underlay.plan import (
     route_targets,
     wanted_peers,
 )
-from k3snode.mesh.wg import PeerUpdate, Update, keys, link
 from k3snode.mesh.wg import health as wgh
+from k3snode.mesh.wg import keys, link
+from k3snode.mesh.wg import types as wg
+from k3snode.mesh.wg.types import PeerUpdate, Update
 from k3snode.secret import Secret
-from k3snode.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +89,8 @@ class Keeper:
         self._peers: tuple[str, list[Wanted], list[str]] | None = None  # (own key, peers, routes)
         self._literal: dict[str, bool] = {}  # endpoint host -> is an IP address (no DNS)
         self._backend_kept: wg.Backend | None = None  # the interface's backend, while it lives
+        self._pubs = keys.PublicKeyCache()  # derives once per key; keeps a digest, not the key
+        self.judge = wgh.PeerJudge()  # peers' staleness, remembered across passes and checks
         self.seen: Seen | None = None  # what the last pass found (for the health check)
 
     # -- the key ---------------------------------------------------------------------------
@@ -111,10 +114,7 @@ class Keeper:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        if kept is not None and kept[1].reveal() == key.reveal():
-            pub = kept[2]
-        else:
-            pub = keys.public_key(key)
+        pub = self._pubs.public_key(key)
         if created:  # made by this call: nobody replaced it since
             ident = _file_id(path)
         self._key = (ident, key, pub)
@@ -128,6 +128,8 @@ class Keeper:
         kept = self._backend_kept
         if kept is not None and self._alive(kept):  # the pass's own read is the full check
             return kept
+        if kept is not None:
+            kept.close()
         self._backend_kept = b = self._find_or_create(result)
         return b
 
@@ -270,7 +272,9 @@ class Keeper:
             if update:  # what was read is no longer what is there: one more read, rarely
                 at, dev = self.wall(), backend.read()
         except wg.WireGuardError as e:
-            self._backend_kept = None  # look for the interface afresh next time
+            kept, self._backend_kept = self._backend_kept, None  # look afresh next time
+            if kept is not None:
+                kept.close()
             raise UnderlayError(f"underlay: {e}") from None
         self.seen = Seen(dev, at)
         for c in result.changes:
@@ -310,7 +314,7 @@ class Keeper:
                 self._applied.pop(have.public_key, None)
         for p in peers:
             have = current.get(p.public_key)
-            stale = have is not None and wgh.is_stale(
+            stale = have is not None and self.judge.is_stale(
                 dev.ifname, _with_keepalive(have, p.keepalive), now, self.stale_threshold
             )
             quiet = have is not None and self._quiet(p.public_key, have.rx_bytes)

@@ -12,8 +12,8 @@ import socket
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from k3snode.mesh.wg import Device
-from k3snode.settings import Settings
+from k3snode.config.model import Settings
+from k3snode.mesh.wg.types import Device
 
 Resolver = Callable[[str, int], str]
 

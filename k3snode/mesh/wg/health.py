@@ -4,7 +4,10 @@ A WireGuard session is re-keyed every 120 s (REKEY_AFTER_TIME) while packets flo
 persistent keepalive always has packets flowing. So a peer whose latest handshake is older than
 120 s plus a few keepalive periods has no working session: it is *stale*. A peer without
 keepalive may simply be idle and is never called stale; one that never completed a handshake is
-stale once it has had that long since k3snode first saw it.
+stale once it has had that long since k3snode first saw it — which is why judging needs memory:
+a ``PeerJudge`` keeps it, owned by whoever judges repeatedly (the flannel observer, the underlay
+keeper). ``Flannel`` is the daemon's observer of flannel's interfaces; the daemon keeps one, with
+its judge, its open backends (one netlink socket, not one per check) and its ``KernelCheck``.
 """
 
 from __future__ import annotations
@@ -12,13 +15,26 @@ from __future__ import annotations
 import logging
 import os
 import time
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
-from k3snode.checks import Observation, PeerHealth
-from k3snode.mesh.wg import SOCKET_DIR, Device, NoSuchDevice, Peer, WireGuardError, open_backend
+from k3snode.health.checks import Observation, PeerHealth
+from k3snode.k3s import effective, families
+from k3snode.mesh.wg.kernel import Kernel
+from k3snode.mesh.wg.link import open_backend
+from k3snode.mesh.wg.preflight import KernelCheck
+from k3snode.mesh.wg.types import (
+    SOCKET_DIR,
+    Backend,
+    Device,
+    NoSuchDevice,
+    Peer,
+    WireGuardError,
+    userspace_socket,
+)
+from k3snode.mesh.wg.userspace import Userspace
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
 
@@ -28,9 +44,6 @@ MAX_PEER_FACTS = 20
 FLANNEL_INTERFACES = ("flannel-wg", "flannel-wg-v6")
 FLANNEL_INTERFACES_BY_FAMILY = ((4, "flannel-wg"), (6, "flannel-wg-v6"))
 
-# (interface, public key) -> when this process first saw the peer without a handshake
-_first_seen: dict[tuple[str, str], float] = {}
-
 
 def stale_after(keepalive: int) -> float | None:
     """Seconds without a handshake after which a peer with this keepalive is stale."""
@@ -39,41 +52,47 @@ def stale_after(keepalive: int) -> float | None:
     return REKEY_AFTER_TIME + STALE_PERIODS * keepalive
 
 
-def is_stale(ifname: str, peer: Peer, now: float, threshold: float | None = None) -> bool:
-    """``threshold`` overrides the keepalive-derived one (tests use a few seconds)."""
-    limit = threshold if threshold is not None else stale_after(peer.keepalive)
-    if limit is None:
-        return False
-    if peer.last_handshake is None:
-        since = _first_seen.setdefault((ifname, peer.public_key), now)
-        return now - since > limit
-    _first_seen.pop((ifname, peer.public_key), None)
-    return now - peer.last_handshake > limit
+class PeerJudge:
+    """Judges peers stale or not, remembering when it first saw each peer without a handshake."""
 
+    def __init__(self) -> None:
+        self._first_seen: dict[tuple[str, str], float] = {}  # (interface, public key) -> time
 
-def peer_health(
-    dev: Device,
-    now: float,
-    threshold: float | None = None,
-    names: dict[str, str] | None = None,
-) -> tuple[PeerHealth, ...]:
-    names = names or {}
-    present = {(dev.ifname, p.public_key) for p in dev.peers}
-    for gone in [k for k in _first_seen if k[0] == dev.ifname and k not in present]:
-        del _first_seen[gone]
-    return tuple(
-        PeerHealth(
-            interface=dev.ifname,
-            public_key=p.public_key,
-            endpoint=p.endpoint,
-            last_handshake=p.last_handshake,
-            rx_bytes=p.rx_bytes,
-            tx_bytes=p.tx_bytes,
-            stale=is_stale(dev.ifname, p, now, threshold),
-            name=names.get(p.public_key, ""),
+    def is_stale(self, ifname: str, peer: Peer, now: float, threshold: float | None = None) -> bool:
+        """``threshold`` overrides the keepalive-derived one (tests use a few seconds)."""
+        limit = threshold if threshold is not None else stale_after(peer.keepalive)
+        if limit is None:
+            return False
+        if peer.last_handshake is None:
+            since = self._first_seen.setdefault((ifname, peer.public_key), now)
+            return now - since > limit
+        self._first_seen.pop((ifname, peer.public_key), None)
+        return now - peer.last_handshake > limit
+
+    def peer_health(
+        self,
+        dev: Device,
+        now: float,
+        threshold: float | None = None,
+        names: dict[str, str] | None = None,
+    ) -> tuple[PeerHealth, ...]:
+        names = names or {}
+        present = {(dev.ifname, p.public_key) for p in dev.peers}
+        for gone in [k for k in self._first_seen if k[0] == dev.ifname and k not in present]:
+            del self._first_seen[gone]
+        return tuple(
+            PeerHealth(
+                interface=dev.ifname,
+                public_key=p.public_key,
+                endpoint=p.endpoint,
+                last_handshake=p.last_handshake,
+                rx_bytes=p.rx_bytes,
+                tx_bytes=p.tx_bytes,
+                stale=self.is_stale(dev.ifname, p, now, threshold),
+                name=names.get(p.public_key, ""),
+            )
+            for p in dev.peers
         )
-        for p in dev.peers
-    )
 
 
 def age(seconds: float) -> str:
@@ -129,21 +148,27 @@ def observe(
     now: float | None = None,
     threshold: float | None = None,
     socket_dir: str = SOCKET_DIR,
+    judge: PeerJudge | None = None,
 ) -> Observation:
-    """Read ``ifname`` (kernel or userspace) and judge its peers."""
+    """Read ``ifname`` (kernel or userspace) once and judge its peers. Without a ``judge`` that
+    outlives the call, a peer that never had a handshake is not called stale."""
     check = check or f"wireguard:{ifname}"
     now = time.time() if now is None else now
+    backend = open_backend(ifname, socket_dir)
     try:
-        dev = open_backend(ifname, socket_dir).read()
+        dev = backend.read()
     except NoSuchDevice:
         return Observation(check, False, f"{ifname} does not exist")
     except WireGuardError as e:
         return Observation(check, False, str(e))
-    return summarize(check, dev, peer_health(dev, now, threshold), now)
+    finally:
+        backend.close()
+    return summarize(check, dev, (judge or PeerJudge()).peer_health(dev, now, threshold), now)
 
 
-def flannel(settings: Settings) -> list[Observation]:
-    """The OBSERVERS entry: flannel's WireGuard interfaces when mesh is wireguard-native.
+class Flannel:
+    """The observer (``health.registry.observers()``) for flannel's WireGuard interfaces when mesh is wireguard-native; the
+    daemon keeps one and calls it with the settings every health interval.
 
     flannel creates ``flannel-wg`` only when the cluster has IPv4 and ``flannel-wg-v6`` only when
     it has IPv6 (flannel ``pkg/backend/wireguard/wireguard.go``, ``RegisterNetwork``, "separate"
@@ -152,102 +177,67 @@ def flannel(settings: Settings) -> list[Observation]:
     of a family the node certainly runs is reported when missing (K3s not up yet: the health
     grace period covers a start); one of a family that may or may not run is reported only when
     present.
+
+    Between calls it keeps the peers' first sightings (``PeerJudge``), each interface's backend
+    (a kernel backend keeps its one netlink socket) and the kernel check's last answer.
     """
-    if settings.mesh != "wireguard-native":
-        return []
-    from k3snode.k3s import effective, families
 
-    view = effective.load(settings.k3s.config, settings.k3s.unit)
-    fams = families.ip_families(view.values(), settings.role)
-    out = []
-    for family, ifname in FLANNEL_INTERFACES_BY_FAMILY:
-        if family not in fams.required | fams.optional:
-            continue
-        obs = observe(ifname)
-        if obs.detail == f"{ifname} does not exist":
-            if family not in fams.required:
+    def __init__(self, socket_dir: str = SOCKET_DIR, kernel: KernelCheck | None = None) -> None:
+        self.socket_dir = socket_dir
+        self.judge = PeerJudge()
+        self.kernel = kernel or KernelCheck()
+        self._backends: dict[str, Backend] = {}
+
+    def __call__(self, settings: Settings) -> list[Observation]:
+        if settings.mesh != "wireguard-native":
+            self.close()
+            return []
+        view = effective.load(settings.k3s.config, settings.k3s.unit)
+        fams = families.ip_families(view.values(), settings.role)
+        out = []
+        for family, ifname in FLANNEL_INTERFACES_BY_FAMILY:
+            if family not in fams.required | fams.optional:
                 continue
-            problem = kernel_problem()
-            why = problem or f"K3s or flannel not up yet? IPv{family} from {fams.why}"
-            obs = Observation(obs.check, False, f"{ifname} does not exist ({why})")
-        out.append(obs)
-    return out
+            obs = self.observe(ifname)
+            if obs.detail == f"{ifname} does not exist":
+                if family not in fams.required:
+                    continue
+                problem = self.kernel.problem()
+                why = problem or f"K3s or flannel not up yet? IPv{family} from {fams.why}"
+                obs = Observation(obs.check, False, f"{ifname} does not exist ({why})")
+            out.append(obs)
+        return out
 
-
-KERNEL_RECHECK = 600.0  # seconds: someone may install the module meanwhile
-_kernel: tuple[float, str | None] | None = None  # (checked at, problem)
-
-
-def kernel_problem(clock: Callable[[], float] = time.monotonic) -> str | None:
-    """Why wireguard-native cannot work on this node (no kernel WireGuard), or None. The daemon's
-    start-up check: asked when flannel-wg is missing, at most every KERNEL_RECHECK seconds, and
-    logged as an error once when it turns bad."""
-    global _kernel
-    now = clock()
-    if _kernel is not None and now - _kernel[0] < KERNEL_RECHECK:
-        return _kernel[1]
-    from k3snode.mesh.wg.preflight import kernel_wireguard
-
-    ok, why = kernel_wireguard()
-    problem = None
-    if ok is True or (ok is None and os.path.isdir("/sys/module/wireguard")):
-        pass  # it works, or the module is loaded (the probe could not say: no namespaces)
-    elif module_installed():
-        # Normal before K3s's first start: k3snode's unit may not load modules
-        # (ProtectKernelModules=yes); K3s loads it. Not an error, and not logged by default.
-        problem = "the wireguard module is not loaded yet; K3s loads it when it starts"
-        log.debug("%s (%s)", problem, why)
-    else:
-        release = os.uname().release
-        problem = (
-            f"this kernel has no WireGuard module (Linux {release}): K3s's wireguard-native backend "
-            "cannot work on this node; install the module (modprobe wireguard must work) or "
-            'set [node] mesh = "tailscale"'
-        )
-        if _kernel is None or _kernel[1] != problem:
-            from k3snode import logs
-
-            log.error("%s", problem)
-            logs.said(problem)
-    _kernel = (now, problem)
-    return problem
-
-
-def module_installed(release: str | None = None, root: str = "/") -> bool:
-    """The wireguard module is built in or installed for the running kernel (may be unloaded)."""
-    release = release or os.uname().release
-    base = os.path.join(root, "lib/modules", release)
-    if os.path.isdir(os.path.join(root, "sys/module/wireguard")):
-        return True
-    for name in ("modules.builtin", "modules.dep"):
+    def observe(self, ifname: str, now: float | None = None) -> Observation:
+        check = f"wireguard:{ifname}"
+        now = time.time() if now is None else now
+        backend = self._backend(ifname)
         try:
-            with open(os.path.join(base, name), encoding="utf-8", errors="replace") as f:
-                if any("/wireguard.ko" in line for line in f):
-                    return True
-        except OSError:
-            continue
-    return False
+            dev = backend.read()
+        except NoSuchDevice:
+            self._drop(ifname)
+            return Observation(check, False, f"{ifname} does not exist")
+        except WireGuardError as e:
+            self._drop(ifname)
+            return Observation(check, False, str(e))
+        return summarize(check, dev, self.judge.peer_health(dev, now), now)
 
+    def _backend(self, ifname: str) -> Backend:
+        """The interface's backend from the last call, unless it changed kind (wireguard-go
+        replaced by the kernel or back)."""
+        userspace = os.path.exists(userspace_socket(ifname, self.socket_dir))
+        b = self._backends.get(ifname)
+        if b is None or (b.kind == "userspace") != userspace:
+            self._drop(ifname)
+            b = Userspace(ifname, self.socket_dir) if userspace else Kernel(ifname)
+            self._backends[ifname] = b
+        return b
 
-def peer_metrics(
-    observations, now: float | None = None
-) -> list[tuple[dict[str, str], dict[str, float]]]:
-    """For ``/metrics``: per WireGuard peer of any observation, its labels (interface, peer public
-    key, name) and values — ``handshake_age_seconds`` (-1: never), ``stale`` (0/1), ``rx_bytes``,
-    ``tx_bytes``. Tailscale peers (no handshake, ``online`` set) are skipped."""
-    now = time.time() if now is None else now
-    out = []
-    for obs in observations:
-        for p in obs.peers:
-            if p.online is not None:
-                continue
-            labels = {"interface": p.interface, "peer": p.public_key, "name": p.name}
-            age = -1.0 if p.last_handshake is None else max(0.0, now - p.last_handshake)
-            values = {
-                "handshake_age_seconds": age,
-                "stale": 1.0 if p.stale else 0.0,
-                "rx_bytes": float(p.rx_bytes),
-                "tx_bytes": float(p.tx_bytes),
-            }
-            out.append((labels, values))
-    return out
+    def _drop(self, ifname: str) -> None:
+        b = self._backends.pop(ifname, None)
+        if b is not None:
+            b.close()
+
+    def close(self) -> None:
+        for ifname in list(self._backends):
+            self._drop(ifname)

@@ -2,23 +2,30 @@
 
 pyroute2 (0.7.2 in Debian 12 and 0.9.x from PyPI) takes one peer per ``set`` call and keys as
 base64; this module turns an ``Update`` into those calls and the dump back into a ``Device``.
-The socket talks to the network namespace the process is in.
+A ``Kernel`` opens one generic-netlink socket on first use and keeps it until ``close()``: the
+daemon reads its devices every health interval, and each new pyroute2 socket costs a dozen
+syscalls, an asyncio loop (0.9) and failing ``bind()`` retries. The socket talks to the network
+namespace it was opened in.
 """
 
 from __future__ import annotations
 
 import errno as errnos
+import logging
+import socket
 
-from k3snode.mesh.wg import (
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import (
     Device,
     NoSuchDevice,
     Peer,
     Update,
     WireGuardError,
     join_endpoint,
-    keys,
     split_endpoint,
 )
+
+log = logging.getLogger(__name__)
 
 
 def _key(v) -> str:
@@ -34,33 +41,46 @@ class Kernel:
 
     def __init__(self, ifname: str) -> None:
         self.ifname = ifname
+        self._wg = None  # pyroute2's WireGuard socket, opened on first use
 
-    def _call(self, method: str, *args, **kw):
-        import socket
+    def close(self) -> None:
+        if self._wg is not None:
+            wg, self._wg = self._wg, None
+            wg.close()
 
-        try:  # no interface: nothing to ask (and no generic-netlink socket, whose library logs
-            socket.if_nametoindex(self.ifname)  # about a missing module on every attempt)
-        except OSError:
-            raise NoSuchDevice(f"{self.ifname}: no such interface") from None
-        try:
+    def _socket(self):
+        if self._wg is None:
             from pyroute2 import WireGuard
             from pyroute2.netlink.exceptions import NetlinkError
-        except ImportError as e:  # pragma: no cover - pyroute2 is a dependency
-            raise WireGuardError(f"{self.ifname}: pyroute2 is not available ({e})") from None
+
+            try:
+                self._wg = WireGuard()
+            except NetlinkError as e:
+                raise NoSuchDevice(
+                    f"{self.ifname}: the kernel has no WireGuard "
+                    f"(generic netlink family missing: {e})"
+                ) from None
+        return self._wg
+
+    def _call(self, method: str, *args, **kw):
+        # no interface: nothing to ask (and no generic-netlink socket, whose library logs about
+        # a missing module on every attempt)
         try:
-            wg = WireGuard()
-        except NetlinkError as e:
-            raise NoSuchDevice(
-                f"{self.ifname}: the kernel has no WireGuard (generic netlink family missing: {e})"
-            ) from None
+            socket.if_nametoindex(self.ifname)
+        except OSError:
+            raise NoSuchDevice(f"{self.ifname}: no such interface") from None
+        from pyroute2.netlink.exceptions import NetlinkError
+
+        wg = self._socket()
         try:
             return getattr(wg, method)(self.ifname, *args, **kw)
         except NetlinkError as e:
             if e.code in (errnos.ENODEV, errnos.ENOENT, errnos.EOPNOTSUPP):
                 raise NoSuchDevice(f"{self.ifname}: no kernel WireGuard interface ({e})") from None
             raise WireGuardError(f"{self.ifname}: netlink error {e}") from None
-        finally:
-            wg.close()
+        except OSError as e:  # the socket itself failed: the next call opens a new one
+            self.close()
+            raise WireGuardError(f"{self.ifname}: netlink: {e.strerror or e}") from None
 
     def read(self) -> Device:
         public_key = None

@@ -1,71 +1,59 @@
-"""WireGuard keys: X25519 (RFC 7748) in pure Python, and the on-disk private key file.
+"""WireGuard keys: X25519 (RFC 7748) through ``cryptography``, and the on-disk private key file.
 
-No new dependency and no ``wg genkey``/``wg pubkey`` child processes: the Montgomery ladder below
-is the RFC's own pseudo-code over Python integers and takes about a millisecond (see
-``benchmarks/wireguard.py``). Python integers are not constant-time; this only ever runs on the
-node's own keys, locally (at start and when reading a userspace device), so there is no remote
-timing oracle.
+X25519 comes from ``cryptography`` (OpenSSL's constant-time implementation; python3-cryptography
+in Debian 12 and RHEL 9 BaseOS), imported on first use: only the underlay and the userspace
+backend derive keys, and ``k3snode detect`` should not pay for loading OpenSSL. No ``wg genkey`` or
+``wg pubkey`` child processes, so a key never travels through argv or a pipe.
 """
 
 from __future__ import annotations
 
 import base64
 import binascii
+import hashlib
+import hmac
 import os
 
 from k3snode import fileio
 from k3snode.secret import Secret
 
-_P = 2**255 - 19
-_A24 = 121665
 KEY_LEN = 32
+BASE = (9).to_bytes(KEY_LEN, "little")  # the base point's u-coordinate
 
 
 class BadKey(ValueError):
     """A key file or key string that is not a WireGuard key."""
 
 
-def _clamp(k: bytes) -> int:
+def _clamp(k: bytes) -> bytes:
     b = bytearray(k)
     b[0] &= 248
     b[31] &= 127
     b[31] |= 64
-    return int.from_bytes(b, "little")
+    return bytes(b)
 
 
 def x25519(scalar: bytes, u: bytes) -> bytes:
-    """RFC 7748 section 5: the X25519 function."""
+    """RFC 7748 section 5: the X25519 function (``scalar`` is clamped, as the RFC says)."""
     if len(scalar) != KEY_LEN or len(u) != KEY_LEN:
         raise ValueError("X25519 takes 32-byte inputs")
-    k = _clamp(scalar)
-    x1 = int.from_bytes(u, "little") & ((1 << 255) - 1)
-    x2, z2, x3, z3 = 1, 0, x1, 1
-    swap = 0
-    for t in range(254, -1, -1):
-        bit = (k >> t) & 1
-        swap ^= bit
-        if swap:
-            x2, x3, z2, z3 = x3, x2, z3, z2
-        swap = bit
-        a = x2 + z2
-        aa = a * a % _P
-        b = x2 - z2
-        bb = b * b % _P
-        e = aa - bb
-        c = x3 + z3
-        d = x3 - z3
-        da = d * a % _P
-        cb = c * b % _P
-        x3 = (da + cb) ** 2 % _P
-        z3 = x1 * (da - cb) ** 2 % _P
-        x2 = aa * bb % _P
-        z2 = e * (aa + _A24 * e) % _P
-    if swap:
-        x2, z2 = x3, z3
-    return (x2 * pow(z2, _P - 2, _P) % _P).to_bytes(KEY_LEN, "little")
+    from cryptography.hazmat.primitives.asymmetric.x25519 import (
+        X25519PrivateKey,
+        X25519PublicKey,
+    )
+
+    return X25519PrivateKey.from_private_bytes(scalar).exchange(
+        X25519PublicKey.from_public_bytes(u)
+    )
 
 
-BASE = (9).to_bytes(KEY_LEN, "little")
+def _public(raw_private: bytes) -> bytes:
+    from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey
+    from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
+
+    # public_bytes(Raw, Raw): public_bytes_raw() needs cryptography 40, Debian 12 has 38
+    key = X25519PrivateKey.from_private_bytes(raw_private).public_key()
+    return key.public_bytes(Encoding.Raw, PublicFormat.Raw)
 
 
 def decode(key: str) -> bytes:
@@ -85,12 +73,39 @@ def encode(raw: bytes) -> str:
 
 def generate_private() -> Secret:
     """A fresh private key (clamped, as ``wg genkey`` writes it)."""
-    k = _clamp(os.urandom(KEY_LEN)).to_bytes(KEY_LEN, "little")
-    return Secret(encode(k))
+    return Secret(encode(_clamp(os.urandom(KEY_LEN))))
 
 
 def public_key(private: Secret) -> str:
-    return encode(x25519(decode(private.reveal()), BASE))
+    """The base64 public key of a base64 private key. Callers that ask repeatedly (every pass,
+    every read of a device) keep the answer per key, see ``PublicKeyCache``."""
+    return encode(_public(decode(private.reveal())))
+
+
+def public_from_raw(raw_private: bytes) -> str:
+    """The base64 public key of a raw 32-byte private key (as a UAPI ``get`` gives it, in hex)."""
+    if len(raw_private) != KEY_LEN:
+        raise BadKey(f"{len(raw_private)} bytes, not 32")
+    return encode(_public(raw_private))
+
+
+class PublicKeyCache:
+    """The public key of the last private key seen, derived once per key, not once per pass.
+
+    Owned by whoever reads the key repeatedly (the underlay keeper, a userspace backend). Holds a
+    digest of the private key, never the key itself."""
+
+    def __init__(self) -> None:
+        self._last: tuple[bytes, str] | None = None  # (sha256 of the private key, public key)
+
+    def public_of(self, raw_private: bytes) -> str:
+        digest = hashlib.sha256(raw_private).digest()
+        if self._last is None or not hmac.compare_digest(self._last[0], digest):
+            self._last = (digest, public_from_raw(raw_private))
+        return self._last[1]
+
+    def public_key(self, private: Secret) -> str:
+        return self.public_of(decode(private.reveal()))
 
 
 def read(path: str) -> Secret:

@@ -1,8 +1,12 @@
-"""The WireGuard interface itself: create it (kernel link or wireguard-go), its addresses and
-routes. What is there is read with the stdlib rtnetlink reader (``discovery/rtnl.py``) and sysfs,
-so a pass that changes nothing — the daemon's every 30 s — never loads pyroute2 or opens its
-sockets; pyroute2's rtnetlink (a wireguard-go interface is a ``tun`` link to it) only makes
-changes.
+"""The WireGuard interface itself: which backend serves it, create it (kernel link or
+wireguard-go), its addresses and routes. What is there is read with the stdlib rtnetlink reader
+(``discovery/rtnl.py``) and sysfs, so a pass that changes nothing — the daemon's every 30 s — never
+loads pyroute2 or opens its sockets; pyroute2's rtnetlink (a wireguard-go interface is a ``tun``
+link to it) only makes changes, with pyroute2's names for the kernel's numbers.
+
+The read path compares with the same numbers under the kernel's names (below): importing them from
+pyroute2 would load all of pyroute2 (about 140 ms) on every pass; ``tests/mesh/test_wg_link.py``
+checks that they equal pyroute2's.
 """
 
 from __future__ import annotations
@@ -19,11 +23,24 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from k3snode.mesh.wg import SOCKET_DIR, Backend, NoSuchDevice, WireGuardError, userspace_socket
+from k3snode.discovery import rtnl
+from k3snode.mesh.wg.kernel import Kernel
+from k3snode.mesh.wg.types import (
+    SOCKET_DIR,
+    Backend,
+    NoSuchDevice,
+    WireGuardError,
+    userspace_socket,
+)
+from k3snode.mesh.wg.userspace import Userspace
 
 log = logging.getLogger(__name__)
 
 START_TIMEOUT = 10.0
+# read path only (see the module docstring): pyroute2.netlink.rtnl.ifinfmsg.IFF_UP and
+# pyroute2.netlink.rtnl.rt_proto["static"]
+IFF_UP = 0x1
+RTPROT_STATIC = 4  # routes k3snode adds; others' routes (kernel, boot, dhcp) are not its to judge
 
 
 class KernelUnsupported(WireGuardError):
@@ -54,14 +71,18 @@ def exists(ifname: str) -> bool:
     return os.path.exists(f"/sys/class/net/{ifname}")
 
 
+def open_backend(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend:
+    """The userspace backend when ``ifname`` has a UAPI socket, else the kernel backend."""
+    if os.path.exists(userspace_socket(ifname, socket_dir)):
+        return Userspace(ifname, socket_dir)
+    return Kernel(ifname)
+
+
 def existing_backend(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend | None:
     """The backend serving an existing WireGuard interface, or None when there is none.
 
     Raises WireGuardError when ``ifname`` exists but is not WireGuard.
     """
-    from k3snode.mesh.wg.kernel import Kernel
-    from k3snode.mesh.wg.userspace import Userspace
-
     if os.path.exists(userspace_socket(ifname, socket_dir)):
         u = Userspace(ifname, socket_dir)
         try:
@@ -75,15 +96,17 @@ def existing_backend(ifname: str, socket_dir: str = SOCKET_DIR) -> Backend | Non
     try:
         k.read()
     except NoSuchDevice:
+        k.close()
         raise WireGuardError(f"{ifname} exists but is not a WireGuard interface") from None
-    return k
+    except WireGuardError:
+        k.close()
+        raise
+    return k  # its socket stays open for the caller's next reads
 
 
 def create_kernel(ifname: str) -> Backend:
     from pyroute2 import IPRoute
     from pyroute2.netlink.exceptions import NetlinkError
-
-    from k3snode.mesh.wg.kernel import Kernel
 
     try:
         with IPRoute() as ipr:
@@ -197,8 +220,6 @@ def start_userspace(
 
 
 def _wait_for_socket(ifname: str, socket_dir: str, what: str) -> Backend:
-    from k3snode.mesh.wg.userspace import Userspace
-
     u = Userspace(ifname, socket_dir)
     deadline = time.monotonic() + START_TIMEOUT
     while True:
@@ -213,8 +234,6 @@ def _wait_for_socket(ifname: str, socket_dir: str, what: str) -> Backend:
 
 def _link(ifname: str):
     """The rtnetlink link named ``ifname`` in this network namespace (index, flags)."""
-    from k3snode.discovery import rtnl
-
     for link in rtnl.links():
         if link.name == ifname:
             return link
@@ -227,8 +246,6 @@ def _index(ifname: str) -> int:
 
 def _global_addresses(idx: int | None = None):
     """(index, address, prefixlen) of every global (scope 0) address, IPv4 then IPv6."""
-    from k3snode.discovery import rtnl
-
     for family in (socket.AF_INET, socket.AF_INET6):
         for a in rtnl.addresses(family):
             if a.scope == 0 and a.address and (idx is None or a.index == idx):
@@ -239,7 +256,7 @@ def _global_addresses(idx: int | None = None):
 def ensure_up(ifname: str) -> bool:
     """Bring the link up; True when it was down."""
     link = _link(ifname)
-    if link.flags & 1:  # IFF_UP
+    if link.flags & IFF_UP:
         return False
     from pyroute2 import IPRoute
 
@@ -260,11 +277,12 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
     if have == want:
         return changes
     from pyroute2 import IPRoute
+    from pyroute2.netlink.rtnl.ifaddrmsg import IFA_F_NODAD
 
     with IPRoute() as ipr:
         # add before removing: a device left without IPv4 address loses its IPv4 routes
         for a in sorted(want - have, key=str):
-            kw = {"flags": 0x02} if a.version == 6 else {}  # IFA_F_NODAD: usable at once
+            kw = {"flags": IFA_F_NODAD} if a.version == 6 else {}  # no DAD: usable at once
             ipr.addr("add", index=idx, address=str(a.ip), prefixlen=a.network.prefixlen, **kw)
             changes.append(f"+{a}")
         for a in sorted(have - want, key=str):
@@ -277,8 +295,6 @@ def ensure_addresses(ifname: str, wanted: list[str]) -> list[str]:
 def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
     """Host routes (/32, /128) via ``ifname`` for exactly ``wanted`` (peer addresses outside the
     interface's own prefix). Returns "+dst" / "-dst"."""
-    from k3snode.discovery import rtnl
-
     want = {ipaddress.ip_network(w) for w in wanted}
     changes: list[str] = []
     idx = _index(ifname)
@@ -286,18 +302,20 @@ def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
     for family in (socket.AF_INET, socket.AF_INET6):
         full = 32 if family == socket.AF_INET else 128
         for r in rtnl.routes(family):
-            if idx in r.oifs and r.dst and r.dst_len == full and r.proto == 4:  # STATIC: ours
+            if idx in r.oifs and r.dst and r.dst_len == full and r.proto == RTPROT_STATIC:
                 have.add(ipaddress.ip_network(f"{r.dst}/{full}"))
     if have == want:
         return changes
     from pyroute2 import IPRoute
+    from pyroute2.netlink.rtnl import rt_proto, rt_scope
 
+    static, link = rt_proto["static"], rt_scope["link"]
     with IPRoute() as ipr:
         for n in sorted(have - want, key=str):
-            ipr.route("del", dst=str(n), oif=idx, proto=4, scope=253)
+            ipr.route("del", dst=str(n), oif=idx, proto=static, scope=link)
             changes.append(f"-{n}")
         for n in sorted(want - have, key=str):
-            ipr.route("replace", dst=str(n), oif=idx, proto=4, scope=253)  # scope link
+            ipr.route("replace", dst=str(n), oif=idx, proto=static, scope=link)
             changes.append(f"+{n}")
     return changes
 

@@ -1,65 +1,134 @@
-"""``k3snode check`` for mesh wireguard-native: does this kernel have WireGuard, are flannel's
-UDP ports free?
+"""Does this kernel have WireGuard, are flannel's UDP ports free? ``k3snode check`` for mesh
+wireguard-native (the daemon runs it at start), and the daemon's ``KernelCheck`` behind the flannel
+observer.
 
-The kernel is asked for real: a child process enters a fresh network namespace (so nothing on the
-host is touched, and the namespace vanishes with the child) and creates a ``wireguard`` link there
-through pyroute2, which also makes the kernel load the module.
+The kernel is asked in this process, without forking (the daemon has threads; a child forked while
+one of them holds a lock can hang on it): WireGuard is there when its module is loaded or built in
+(``/sys/module/wireguard``), else when a link of kind ``wireguard`` can be created — which also
+makes the kernel load an installed module — and it is deleted again at once. Creating a link needs
+only ``CAP_NET_ADMIN``, which the hardened unit keeps; no network namespace is needed, so
+``RestrictNamespaces=yes`` does not get in the way.
 """
 
 from __future__ import annotations
 
-import ctypes
 import errno
+import logging
 import os
 import platform
-from typing import TYPE_CHECKING
+import socket
+import time
+from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Finding
+from k3snode import logs
+from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-CLONE_NEWNET = 0x40000000
+log = logging.getLogger(__name__)
+
 FLANNEL_PORTS = {51820: "flannel-wg", 51821: "flannel-wg-v6"}
+KERNEL_RECHECK = 600.0  # seconds between KernelCheck's answers: someone may install the module
 
 
-def kernel_wireguard() -> tuple[bool | None, str]:
-    """(True, "") when the kernel can create a WireGuard link; (False, why) when it cannot;
-    (None, why) when this process cannot find out (not root)."""
-    r, w = os.pipe()
-    pid = os.fork()
-    if pid == 0:  # child: never returns
-        code, msg = 0, ""
+def kernel_wireguard(root: str = "/") -> tuple[bool | None, str]:
+    """(True, how) when the kernel has WireGuard now; (False, why) when creating a WireGuard link
+    fails; (None, why) when this process may not try (no ``CAP_NET_ADMIN``). ``root``: where
+    ``/sys`` is found (tests)."""
+    if os.path.isdir(os.path.join(root, "sys/module/wireguard")):
+        return True, "the wireguard module is loaded or built in"
+    return _create_link()
+
+
+def _create_link() -> tuple[bool | None, str]:
+    """Create a wireguard link under a name no one else uses, and delete it again."""
+    try:
+        from pyroute2 import IPRoute
+        from pyroute2.netlink.exceptions import NetlinkError
+    except ImportError as e:  # a dependency, but a check should say so rather than crash
+        return None, f"pyroute2 is not available ({e})"
+
+    name = f"k3snode-p{os.urandom(3).hex()}"  # 15 characters: IFNAMSIZ - 1
+    try:
+        with IPRoute() as ipr:
+            try:
+                ipr.link("add", ifname=name, kind="wireguard")
+            except NetlinkError as e:
+                if e.code == errno.EPERM:
+                    return None, "creating a wireguard link needs CAP_NET_ADMIN"
+                return False, f"creating a wireguard link: {os.strerror(e.code)}"
+            try:
+                ipr.link("del", index=socket.if_nametoindex(name))
+            except (NetlinkError, OSError) as e:
+                log.warning("could not delete the probe link %s: %s", name, e)
+    except OSError as e:  # the netlink socket itself (RestrictAddressFamilies without AF_NETLINK)
+        return None, f"cannot open a netlink socket ({e.strerror or e})"
+    return True, "a wireguard link can be created"
+
+
+def module_installed(release: str | None = None, root: str = "/") -> bool:
+    """The wireguard module is built in or installed for the running kernel (may be unloaded)."""
+    release = release or os.uname().release
+    base = os.path.join(root, "lib/modules", release)
+    if os.path.isdir(os.path.join(root, "sys/module/wireguard")):
+        return True
+    for name in ("modules.builtin", "modules.dep"):
         try:
-            os.close(r)
-            libc = ctypes.CDLL(None, use_errno=True)
-            if libc.unshare(CLONE_NEWNET) != 0:
-                e = ctypes.get_errno()
-                code, msg = 3, f"cannot create a network namespace ({os.strerror(e)})"
-            else:
-                from pyroute2 import IPRoute
+            with open(os.path.join(base, name), encoding="utf-8", errors="replace") as f:
+                if any("/wireguard.ko" in line for line in f):
+                    return True
+        except OSError:
+            continue
+    return False
 
-                with IPRoute() as ipr:
-                    ipr.link("add", ifname="k3snode-probe", kind="wireguard")
-        except Exception as e:  # report anything to the parent, then exit
-            err = getattr(e, "code", None)
-            code = 4 if err == errno.EPERM else 1
-            if not msg:
-                why = os.strerror(err) if isinstance(err, int) else str(e)
-                msg = f"creating a wireguard link: {why}"
-        finally:
-            os.write(w, msg.encode()[:1000])
-            os._exit(code)
-    os.close(w)
-    with os.fdopen(r, "rb") as f:
-        msg = f.read().decode(errors="replace")
-    _, status = os.waitpid(pid, 0)
-    code = os.waitstatus_to_exitcode(status)
-    if code == 0:
-        return True, ""
-    if code in (3, 4):
-        return None, msg
-    return False, msg
+
+class KernelCheck:
+    """Why wireguard-native cannot work on this node (no kernel WireGuard), or None — the daemon's
+    answer when flannel-wg is missing. Kept by the flannel observer: asked at most every
+    ``KERNEL_RECHECK`` seconds, cheapest evidence first (sysfs, the module files, then a link),
+    and logged as an error once when it turns bad."""
+
+    def __init__(
+        self,
+        clock: Callable[[], float] = time.monotonic,
+        probe: Callable[[], tuple[bool | None, str]] = kernel_wireguard,
+        installed: Callable[[], bool] = module_installed,
+    ) -> None:
+        self._clock = clock
+        self._probe = probe
+        self._installed = installed
+        self._last: tuple[float, str | None] | None = None  # (checked at, problem)
+
+    def problem(self) -> str | None:
+        now = self._clock()
+        if self._last is not None and now - self._last[0] < KERNEL_RECHECK:
+            return self._last[1]
+        problem, fatal = self._judge()
+        if fatal and (self._last is None or self._last[1] != problem):
+            log.error("%s", problem)
+            logs.said(problem)
+        self._last = (now, problem)
+        return problem
+
+    def _judge(self) -> tuple[str | None, bool]:
+        """(the problem or None, whether it is one wireguard-native cannot get over)."""
+        if self._installed():
+            if os.path.isdir("/sys/module/wireguard"):
+                return None, False
+            # Normal before K3s's first start: K3s loads it. Not an error, not logged by default.
+            problem = "the wireguard module is not loaded yet; K3s loads it when it starts"
+            log.debug("%s", problem)
+            return problem, False
+        ok, why = self._probe()
+        if ok is not False:  # it works, or this process may not find out: nothing to say
+            return None, False
+        problem = (
+            f"this kernel has no WireGuard module (Linux {os.uname().release}; {why}): K3s's "
+            "wireguard-native backend cannot work on this node; install the module (modprobe "
+            'wireguard must work) or set [node] mesh = "tailscale"'
+        )
+        return problem, True
 
 
 def _inodes(port: int) -> set[int]:
@@ -108,11 +177,7 @@ def wireguard_native(settings: Settings) -> list[Finding]:
     if ok:
         out.append(Finding("ok", "wireguard", "the kernel has WireGuard (wireguard-native works)"))
     elif ok is None:
-        out.append(
-            Finding(
-                "warning", "wireguard", f"could not check for kernel WireGuard: {why} (run as root)"
-            )
-        )
+        out.append(Finding("warning", "wireguard", f"could not check for kernel WireGuard: {why}"))
     else:
         out.append(
             Finding(

@@ -7,20 +7,23 @@ The socket path is global, not per network namespace.
 
 from __future__ import annotations
 
-import functools
+import logging
 import os
 import socket
+from typing import Callable
 
-from k3snode.mesh.wg import (
+from k3snode.mesh.wg import keys
+from k3snode.mesh.wg.types import (
     SOCKET_DIR,
     Device,
     NoSuchDevice,
     Peer,
     Update,
     WireGuardError,
-    keys,
     userspace_socket,
 )
+
+log = logging.getLogger(__name__)
 
 TIMEOUT = 5.0
 
@@ -39,6 +42,10 @@ class Userspace:
     def __init__(self, ifname: str, socket_dir: str = SOCKET_DIR) -> None:
         self.ifname = ifname
         self.path = userspace_socket(ifname, socket_dir)
+        self._keys = keys.PublicKeyCache()  # the device's public key, derived once per key
+
+    def close(self) -> None:
+        """Nothing to release: each exchange opens and closes its own connection."""
 
     def _exchange(self, request: str) -> list[str]:
         s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
@@ -90,10 +97,14 @@ class Userspace:
     def read(self) -> Device:
         lines = self._exchange("get=1\n\n")
         try:
-            public_key, port, peers = parse_get(lines)
+            public_key, port, peers = parse_get(lines, self._public_of)
         except (ValueError, KeyError) as e:
             raise WireGuardError(f"{self.ifname}: garbled answer from {self.path} ({e})") from None
         return Device(self.ifname, self.kind, public_key, port, peers)
+
+    def _public_of(self, private_hex: str) -> str:
+        """The public key of the device's private key (hex, as UAPI gives it)."""
+        return self._keys.public_of(bytes.fromhex(private_hex))
 
     def configure(self, update: Update) -> None:
         if not update:
@@ -120,13 +131,6 @@ class Userspace:
         self._exchange("\n".join(lines) + "\n\n")
 
 
-@functools.lru_cache(maxsize=4)
-def _public_of(private_hex: str) -> str:
-    """The public key of a device's private key (hex, as UAPI gives it). X25519 in pure Python
-    costs milliseconds and the key rarely changes: derived once per key, not per read."""
-    return keys.encode(keys.x25519(bytes.fromhex(private_hex), keys.BASE))
-
-
 def _peer(d: dict) -> Peer:
     sec, nsec = d.get("last_handshake_time_sec", 0), d.get("last_handshake_time_nsec", 0)
     return Peer(
@@ -144,8 +148,15 @@ _INTS = {"last_handshake_time_sec", "last_handshake_time_nsec", "rx_bytes", "tx_
          "persistent_keepalive_interval"}  # fmt: skip
 
 
-def parse_get(lines: list[str]) -> tuple[str | None, int, tuple[Peer, ...]]:
-    """(public key, listen port, peers) from the ``key=value`` lines of a ``get=1`` answer.
+def _public_of_hex(private_hex: str) -> str:
+    return keys.public_from_raw(bytes.fromhex(private_hex))
+
+
+def parse_get(
+    lines: list[str], public_of: Callable[[str], str] = _public_of_hex
+) -> tuple[str | None, int, tuple[Peer, ...]]:
+    """(public key, listen port, peers) from the ``key=value`` lines of a ``get=1`` answer;
+    ``public_of`` turns the private key (hex) into the public key.
     Raises ValueError naming the key (never the value: a line may hold the private key)."""
     public_key, port = None, 0
     peers: list[dict] = []
@@ -156,7 +167,7 @@ def parse_get(lines: list[str]) -> tuple[str | None, int, tuple[Peer, ...]]:
                 peers.append({"public_key": _b64(v), "allowed_ip": []})
             elif not peers:
                 if k == "private_key":
-                    public_key = _public_of(v)
+                    public_key = public_of(v)
                 elif k == "listen_port":
                     port = int(v)
             elif k == "allowed_ip":

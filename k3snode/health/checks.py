@@ -1,9 +1,10 @@
 """The shared vocabulary of health: what a component observed, and what a preflight found.
 
 Components (discovery, the K3s unit, Tailscale, flannel's WireGuard, the underlay) report
-``Observation``s; the daemon's health model (``health.py``) applies grace periods and turns them
+``Observation``s; the daemon's health model (``model.py``) applies grace periods and turns them
 into ``/healthz``, ``/metrics``, the status file and systemd's STATUS line. ``k3snode check`` runs
-``Finding``-returning preflights. Neither knows about the other's transport.
+``Finding``-returning preflights. Neither knows about the other's transport. This module imports
+nothing of k3snode, so every component can report without an import circle.
 """
 
 from __future__ import annotations
@@ -51,13 +52,3 @@ class Finding:
     def __post_init__(self) -> None:
         if self.level not in LEVELS:
             raise ValueError(f"level must be one of {LEVELS}")
-
-
-# Components that report into the daemon's health, as "module:function"; each function takes the
-# Settings and returns a list of Observation. Imported lazily by the daemon, only when listed.
-# The underlay is not listed: the daemon judges what its own keeper's last pass saw.
-OBSERVERS: list[str] = [
-    "k3snode.mesh.tailscale_health:observe",
-    "k3snode.mesh.wg.health:flannel",
-    "k3snode.k3s.effective:observe",
-]

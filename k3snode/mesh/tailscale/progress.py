@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-if TYPE_CHECKING:
-    from k3snode.mesh.tailscale import Status
-    from k3snode.settings import Secret
+from k3snode.mesh.tailscale.status import read_status
+from k3snode.mesh.tailscale.types import Status, TailscaleError
+from k3snode.secret import Secret
 
-log = logging.getLogger("k3snode.tailscale")
+log = logging.getLogger(__name__)
 
 ADMIN_MACHINES = "https://login.tailscale.com/admin/machines"
 
@@ -59,8 +59,6 @@ class Watch:
         self._thread.join(5)
 
     def _run(self) -> None:
-        from k3snode.mesh.tailscale import TailscaleError, read_status
-
         read = self._read or read_status
         while not self._stop.wait(self._interval):
             try:

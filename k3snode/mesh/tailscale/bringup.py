@@ -34,141 +34,27 @@ NeedsLogin, other   ``tailscale up --reset --auth-key=file:KEY --timeout=Ns [--l
 
 from __future__ import annotations
 
-import ipaddress
-import json
 import logging
-import re
 import subprocess
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.mesh.tailscale import (
-    POLL,
-    STATUS_TIMEOUT,
-    Status,
-    TailscaleError,
-    TailscaleState,
-    installed,
-    read_key,
-    read_status,
-    run_cli,
-    scrub,
-)
+from k3snode.mesh.tailscale import install
+from k3snode.mesh.tailscale.progress import Watch
+from k3snode.mesh.tailscale.status import installed, read_key, read_status, run_cli, scrub
+from k3snode.mesh.tailscale.types import Status, TailscaleError, TailscaleState
+from k3snode.mesh.tailscale.up_args import k3s_prefs, login_args
+from k3snode.mesh.tailscale.version import check_version
+from k3snode.progress import Step
 from k3snode.secret import Secret
 
 if TYPE_CHECKING:
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
-# K3s's flannel backend runs `tailscale set` (new in Tailscale 1.34, cmd/tailscale/cli/set.go
-# 19b55865); k3snode's `up --auth-key=file:` needs 1.22 (`--auth-key`, 94409db7; `file:` since 1.16,
-# b822b5c7) and `--timeout` 1.26.
-MIN_VERSION = (1, 34)
+POLL = 0.5  # seconds between status polls while waiting
 UNSETTLED = ("NoState", "Starting")
-_VERSION = re.compile(r"^v?(\d+)\.(\d+)(?:\.(\d+))?")
-
-
-# ---------------------------------------------------------------------------------------------
-# Version
-
-
-def parse_version(text: str) -> tuple[int, int, int] | None:
-    """The first line of ``tailscale version`` (``1.90.3``, ``1.90.3-t0123abc-g…``) → (1, 90, 3)."""
-    first = text.strip().splitlines()[0].strip() if text.strip() else ""
-    m = _VERSION.match(first)
-    if not m:
-        return None
-    return int(m.group(1)), int(m.group(2)), int(m.group(3) or 0)
-
-
-def version() -> tuple[tuple[int, int, int] | None, str]:
-    """(parsed, as printed) from ``tailscale version``; (None, "") when it cannot be asked."""
-    try:
-        out = run_cli(["version"], STATUS_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired):
-        return None, ""
-    if out.returncode != 0:
-        return None, ""
-    shown = out.stdout.strip().splitlines()[0].strip() if out.stdout.strip() else ""
-    return parse_version(out.stdout), shown
-
-
-def too_old(v: tuple[int, int, int], shown: str) -> str | None:
-    """The one-line complaint about a Tailscale older than ``MIN_VERSION``, or None."""
-    if v[:2] >= MIN_VERSION:
-        return None
-    return (
-        f"Tailscale {shown or '.'.join(map(str, v))} is too old: K3s's Tailscale integration needs "
-        f"{MIN_VERSION[0]}.{MIN_VERSION[1]} or later (its flannel backend runs `tailscale set`, "
-        "new in 1.34; k3snode's `tailscale up --auth-key=file:` needs 1.22); upgrade Tailscale"
-    )
-
-
-def check_version() -> None:
-    """Raise TailscaleError (kind "too-old") for a Tailscale older than ``MIN_VERSION``."""
-    v, shown = version()
-    if v is None:
-        if shown:
-            log.warning("tailscale: cannot read its version from %r; going on", shown)
-        return
-    problem = too_old(v, shown)
-    if problem:
-        raise TailscaleError(problem, "too-old")
-
-
-# ---------------------------------------------------------------------------------------------
-# Arguments
-
-
-def identity_args(settings: Settings) -> list[str]:
-    """What k3snode tells ``tailscale up`` beyond the key: hostname and extra args (the login
-    server travels separately, as ``vpn-auth``'s ``controlServerURL``)."""
-    ts = settings.tailscale
-    args = [f"--hostname={ts.hostname}"] if ts.hostname else []
-    return [*args, *ts.extra_args]
-
-
-def k3s_prefs(secret: Secret | None = None) -> list[str]:
-    """The settings K3s's flannel backend makes (``tailscale set --accept-routes
-    --advertise-routes=…``) as ``tailscale up`` flags, read from ``tailscale debug prefs``
-    (``RouteAll``, ``AdvertiseRoutes``); [] when unset or unreadable."""
-    try:
-        out = run_cli(["debug", "prefs"], STATUS_TIMEOUT)
-    except (OSError, subprocess.TimeoutExpired) as e:
-        log.warning("tailscale: cannot read its settings (debug prefs): %s", e)
-        return []
-    if out.returncode != 0:
-        why = scrub((out.stderr or out.stdout).strip(), secret)
-        log.warning("tailscale: cannot read its settings (debug prefs): %s", why[:200])
-        return []
-    try:
-        prefs = json.loads(out.stdout)
-    except ValueError:
-        log.warning("tailscale: debug prefs gave an unreadable answer")
-        return []
-    if not isinstance(prefs, dict):
-        return []
-    args = ["--accept-routes"] if prefs.get("RouteAll") is True else []
-    routes = []
-    for r in prefs.get("AdvertiseRoutes") or []:
-        try:
-            routes.append(str(ipaddress.ip_network(str(r))))
-        except ValueError:
-            continue
-    if routes:
-        args.append("--advertise-routes=" + ",".join(routes))
-    return args
-
-
-def login_args(settings: Settings, carried: list[str]) -> list[str]:
-    """``tailscale up`` for a node that must log in: the key only as ``file:PATH``."""
-    ts = settings.tailscale
-    args = ["up", "--reset", f"--auth-key=file:{ts.auth_key_file}", f"--timeout={int(ts.timeout)}s"]
-    if ts.control_server_url:
-        args.append(f"--login-server={ts.control_server_url}")
-    hostname = [f"--hostname={ts.hostname}"] if ts.hostname else []
-    return [*args, *hostname, *carried, *ts.extra_args]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -359,9 +245,6 @@ def login(settings: Settings, key: Secret | None) -> None:
         f" (login server {ts.control_server_url})" if ts.control_server_url else "",
         f", keeping K3s's {' '.join(carried)}" if carried else "",
     )
-    from k3snode.mesh.tailscale_progress import Watch
-    from k3snode.progress import Step
-
     try:
         with Step(log, f"tailscale up: waiting for Running (up to {ts.timeout:g} s)") as step:
             with Watch(key, ts.control_server_url):
@@ -401,8 +284,6 @@ def ensure_up(
 ) -> TailscaleState:
     """Install, start tailscaled, settle, then what the state asks for (module docstring); the
     node's Tailscale addresses. Raises TailscaleError with one line that says what to do."""
-    from k3snode.mesh import tailscale_install
-
     ts = settings.tailscale
     did_install = False
     if not installed():
@@ -412,7 +293,7 @@ def ensure_up(
                 "(https://tailscale.com/download) or set install = true",
                 "not-installed",
             )
-        tailscale_install.install(settings)
+        install.install(settings)
         did_install = True
     check_version()
     key = read_key(settings)
@@ -423,9 +304,9 @@ def ensure_up(
         if e.kind != "daemon":
             raise
         log.info("tailscale: %s; starting tailscaled", e)
-        proc = tailscale_install.start_daemon(settings)
+        proc = install.start_daemon(settings)
         started = True
-        st = tailscale_install.wait_daemon(settings, proc, monotonic, sleep)
+        st = install.wait_daemon(settings, proc, monotonic, sleep)
     st = settle(settings, st, key, monotonic, sleep)
     brought_up = False
     if st.backend_state == "Stopped":

@@ -1,19 +1,18 @@
-"""The health model's grace period (with a test clock), the status file, and the HTTP endpoint
-served for real on a local port."""
+"""``/healthz`` and ``/metrics`` served for real on a local port: answers, and the bounds on what
+clients can take (connections, time, request size)."""
 
 from __future__ import annotations
 
 import json
-import os
-import stat
+import socket
 import time
 import urllib.error
 import urllib.request
 
-import pytest
-
-from k3snode import health
-from k3snode.checks import Observation
+from k3snode.health.checks import Observation
+from k3snode.health.metrics import Metrics
+from k3snode.health.model import HealthModel
+from k3snode.health.server import HealthServer
 
 
 class Clock:
@@ -22,61 +21,6 @@ class Clock:
 
     def __call__(self) -> float:
         return self.t
-
-
-def test_one_failure_is_grace_then_failing_then_ok():
-    clock = Clock()
-    m = health.HealthModel(grace=60, wall=clock)
-    m.observe(Observation("discovery", True, "5.6.7.8 (interface)"))
-    assert m.snapshot().status == "ok"
-    m.observe(Observation("discovery", False, "metadata timed out"))
-    snap = m.snapshot()
-    assert snap.status == "ok" and snap.checks[0].state == "grace"
-    assert m.next_change() == pytest.approx(60)
-    clock.t += 30
-    m.observe(Observation("discovery", False, "metadata timed out again"))
-    assert m.snapshot().checks[0].since == 1_000_000.0, "grace counts from the first failure"
-    clock.t += 31
-    snap = m.snapshot()
-    assert snap.status == "degraded" and snap.checks[0].state == "failing"
-    assert snap.checks[0].detail == "metadata timed out again"
-    m.observe(Observation("discovery", True, "5.6.7.8 (metadata aws)"))
-    assert m.snapshot().status == "ok"
-    assert m.next_change() is None
-
-
-def test_immediate_failure_skips_the_grace():
-    m = health.HealthModel(grace=600, wall=Clock())
-    m.observe(Observation("k3s", False, "restart failed"), immediate=True)
-    assert m.snapshot().status == "degraded"
-    m.observe(Observation("k3s", True, "active"))
-    assert m.snapshot().status == "ok"
-
-
-def test_status_file_is_atomic_world_readable_json(tmp_path):
-    path = str(tmp_path / "run" / "status.json")
-    health.write_status(path, {"pid": 1, "summary": "ok"})
-    assert stat.S_IMODE(os.stat(path).st_mode) == 0o644
-    assert health.read_status(path) == {"pid": 1, "summary": "ok"}
-    with open(path, "w") as f:
-        f.write("{torn")
-    assert health.read_status(path) is None
-    health.remove_status(path)
-    assert health.read_status(path) is None
-
-
-@pytest.mark.parametrize(
-    ("error", "label"),
-    [
-        ("no external address found", "no-address"),
-        ("aws: metadata timed out after 2s", "timeout"),
-        ("cannot read interfaces: permission denied", "interfaces"),
-        ("tailscale is not running (BackendState 'Stopped')", "tailscale"),
-        ("something odd", "other"),
-    ],
-)
-def test_failure_reasons_are_a_small_set(error, label):
-    assert health.failure_reason(error) == label
 
 
 def _get(url):
@@ -89,15 +33,15 @@ def _get(url):
 
 def test_http_healthz_and_metrics():
     clock = Clock()
-    model = health.HealthModel(grace=10, wall=clock)
-    metrics = health.Metrics()
-    server = health.HealthServer("127.0.0.1", 0, model.snapshot, metrics.render)
+    model = HealthModel(grace=10, wall=clock)
+    metrics = Metrics()
+    server = HealthServer("127.0.0.1", 0, model.snapshot, metrics.render)
     server.start()
     try:
         base = f"http://127.0.0.1:{server.port}"
         model.observe(Observation("discovery", True, "5.6.7.8 (interface)"))
-        metrics.set_addresses(
-            [("5.6.7.8", "ipv4", "interface"), ("2a01:4f8::1", "ipv6", "metadata")]
+        metrics.update(
+            addresses=(("5.6.7.8", "ipv4", "interface"), ("2a01:4f8::1", "ipv6", "metadata"))
         )
         metrics.restarts.labels("restarted").inc()
         metrics.discovery_failures.labels("timeout").inc()
@@ -114,7 +58,7 @@ def test_http_healthz_and_metrics():
         assert checks["config"]["state"] == "failing"
         assert "differs" in checks["config"]["detail"]
         assert checks["discovery"]["state"] == "ok"
-        metrics.set_health(model.snapshot())
+        metrics.update(health=model.snapshot())
         code, ctype, text = _get(base + "/metrics")
         assert code == 200 and ctype.startswith("text/plain")
         assert (
@@ -131,10 +75,8 @@ def test_http_healthz_and_metrics():
 
 
 def test_http_connections_beyond_the_cap_get_503_at_once_and_slow_ones_are_cut():
-    import socket
-
-    model = health.HealthModel(grace=10)
-    server = health.HealthServer(
+    model = HealthModel(grace=10)
+    server = HealthServer(
         "127.0.0.1", 0, model.snapshot, lambda: b"", max_connections=2, deadline=1.0
     )
     server.start()

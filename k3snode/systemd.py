@@ -1,6 +1,9 @@
-"""sd_notify over a datagram socket, with the standard library only.
+"""Everything k3snode asks of systemd, in one place: sd_notify, "am I a unit", and the one
+``systemctl`` runner.
 
-systemd passes ``NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract namespace) to a
+sd_notify is written by hand (a datagram of ``KEY=value`` lines to ``NOTIFY_SOCKET``): the
+library alternatives (python3-systemd's ``daemon.notify``) link libsystemd and are not on every
+target (RHEL's EPEL lacks them for some Pythons), while the protocol is 20 lines. systemd passes ``NOTIFY_SOCKET`` (a path, or ``@name`` for the abstract namespace) to a
 ``Type=notify`` unit; each message is one datagram of ``KEY=value`` lines. Without the variable
 every call is a no-op, so ``k3snode run`` behaves the same outside systemd. ``WATCHDOG_USEC``
 (and ``WATCHDOG_PID``, when set, naming this process) says how often ``WATCHDOG=1`` is due.
@@ -11,10 +14,38 @@ from __future__ import annotations
 import contextlib
 import logging
 import os
+import shutil
 import socket
+import subprocess
 import time
+from collections.abc import Mapping, Sequence
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
+
+BOOTED = "/run/systemd/system"  # exists when systemd is PID 1 (sd_booted(3))
+SYSTEMCTL_TIMEOUT = 30.0
+
+
+def booted(path: str = BOOTED) -> bool:
+    """sd_booted(3): systemd is PID 1 and ``systemctl`` is on PATH."""
+    return os.path.isdir(path) and shutil.which("systemctl") is not None
+
+
+def in_unit(environ: Mapping[str, str] | None = None, booted_path: str = BOOTED) -> bool:
+    """k3snode runs as a systemd service: systemd sets ``INVOCATION_ID`` for every unit's
+    processes (systemd.exec(5)) and ``/run/systemd/system`` exists when systemd is PID 1."""
+    env = os.environ if environ is None else environ
+    return bool(env.get("INVOCATION_ID")) and os.path.isdir(booted_path)
+
+
+def systemctl(
+    args: Sequence[str], timeout: float = SYSTEMCTL_TIMEOUT, binary: str = "systemctl"
+) -> subprocess.CompletedProcess:
+    """Run ``systemctl ARGS`` with a deadline, capturing text output; raises OSError (not found)
+    or ``subprocess.TimeoutExpired``. Never a shell, never a secret in ``args``."""
+    return subprocess.run(
+        [binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+    )
 
 
 class Notifier:

@@ -14,13 +14,16 @@ import stat
 import time
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.checks import Finding, Observation, PeerHealth
-from k3snode.mesh import tailscale
-from k3snode.mesh.tailscale import Status, TailscaleError
+from k3snode.health.checks import Finding, Observation, PeerHealth
+from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
+from k3snode.mesh.tailscale.status import INTERFACE, installed, read_key, read_status, scrub
+from k3snode.mesh.tailscale.types import Status, TailscaleError
+from k3snode.mesh.tailscale.up_args import identity_args
+from k3snode.mesh.tailscale.version import too_old, version
 
 if TYPE_CHECKING:
+    from k3snode.config.model import Settings
     from k3snode.secret import Secret
-    from k3snode.settings import Settings
 
 CHECK = "tailscale"
 EXPIRY_WARNING = 7 * 86400  # say so when this node's key expires within a week
@@ -33,7 +36,7 @@ def _when(t: float) -> str:
 def _peers(st: Status) -> tuple[PeerHealth, ...]:
     return tuple(
         PeerHealth(
-            interface=tailscale.INTERFACE,
+            interface=INTERFACE,
             public_key=p.public_key,
             endpoint=p.endpoint,
             last_handshake=p.last_handshake,
@@ -71,7 +74,7 @@ def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = No
         )
         return Observation(CHECK, False, detail, peers, {**facts, "problem": "key-expired"})
     if st.login_error:
-        msg = tailscale.scrub(st.login_error, secret)
+        msg = scrub(st.login_error, secret)
         where = f" in {key_file}" if key_file else ""
         detail = f"Tailscale rejected the auth key{where} (expired, revoked or already used): {msg}"
         return Observation(CHECK, False, detail, peers, {**facts, "problem": "auth-key-rejected"})
@@ -101,14 +104,14 @@ def judge(st: Status, now: float, key_file: str = "", secret: Secret | None = No
 
 
 def observe(settings: Settings, now: Callable[[], float] = time.time) -> list[Observation]:
-    """The daemon's Tailscale observer (``checks.OBSERVERS``); nothing unless mesh = tailscale."""
+    """The daemon's Tailscale observer (``registry.observers()``); nothing unless mesh = tailscale."""
     if settings.mesh != "tailscale":
         return []
-    if not tailscale.installed():
+    if not installed():
         return [Observation(CHECK, False, "tailscale is not installed")]
-    key = tailscale.read_key(settings)
+    key = read_key(settings)
     try:
-        st = tailscale.read_status(secret=key)
+        st = read_status(secret=key)
     except TailscaleError as e:
         return [Observation(CHECK, False, str(e))]
     return [judge(st, now(), settings.tailscale.auth_key_file, key)]
@@ -118,13 +121,9 @@ def preflight(settings: Settings) -> list[Finding]:
     """``k3snode check``: is Tailscale there, is the auth key file right, will K3s parse it?"""
     if settings.mesh != "tailscale":
         return []
-    from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
-
     ts = settings.tailscale
     out = []
-    if tailscale.installed():
-        from k3snode.mesh.tailscale_bringup import too_old, version
-
+    if installed():
         v, shown = version()
         problem = too_old(v, shown) if v else None
         if problem:
@@ -152,12 +151,10 @@ def preflight(settings: Settings) -> list[Finding]:
         out.append(Finding("warning", CHECK, msg))
     else:
         out.append(Finding("ok", CHECK, f"auth key file {path} is mode {mode:04o}"))
-    key = tailscale.read_key(settings)
+    key = read_key(settings)
     if not key:
         return [*out, Finding("error", CHECK, f"auth key file {path} is empty or unreadable")]
     try:
-        from k3snode.mesh.tailscale_bringup import identity_args
-
         vpn_auth_line(key.reveal(), ts.control_server_url, identity_args(settings))
     except VPNAuthError as e:
         out.append(Finding("error", CHECK, f"{settings.where('tailscale', 'auth_key_file')}: {e}"))
@@ -165,9 +162,9 @@ def preflight(settings: Settings) -> list[Finding]:
         out.append(
             Finding("ok", CHECK, "auth key and control server URL fit K3s's vpn-auth format")
         )
-    if tailscale.installed():
+    if installed():
         try:
-            status = tailscale.read_status(secret=key)
+            status = read_status(secret=key)
         except TailscaleError as e:
             out.append(Finding("warning", CHECK, f"{e}; apply starts tailscaled"))
         else:

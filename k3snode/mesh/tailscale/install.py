@@ -27,21 +27,16 @@ import urllib.error
 import urllib.request
 from typing import TYPE_CHECKING, Callable
 
-from k3snode.mesh.tailscale import (
-    Status,
-    TailscaleError,
-    installed,
-    last_line,
-    read_status,
-    scrub,
-)
+from k3snode.mesh.tailscale.status import installed, last_line, read_status, scrub
+from k3snode.mesh.tailscale.types import Status, TailscaleError
+from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-    from k3snode.settings import Settings
+    from k3snode.config.model import Settings
 
-log = logging.getLogger("k3snode")
+log = logging.getLogger(__name__)
 
 FETCH_TIMEOUT = 30.0
 INSTALL_TIMEOUT = 600.0  # the script downloads and installs packages
@@ -125,8 +120,6 @@ def _run_alive(
     while that k3snode is alive: an install can outlast the unit's watchdog and start timeout
     (``WATCHDOG=1``, ``EXTEND_TIMEOUT_USEC``; no-ops outside a ``Type=notify`` unit). Each line
     of its output goes to ``echo`` as it comes (progress for the operator)."""
-    from k3snode.notify import Notifier
-
     notifier = Notifier()
     step = min(5.0, notifier.watchdog_interval or 5.0)
     deadline = time.monotonic() + timeout

@@ -7,7 +7,7 @@ import socket
 
 import pytest
 
-from k3snode.notify import Notifier
+from k3snode.systemd import Notifier
 
 
 @pytest.fixture(params=["path", "abstract"])

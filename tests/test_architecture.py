@@ -1,0 +1,193 @@
+"""The layout's rules, checked on the source (docs/architecture.md): no import circle among
+k3snode's modules — also not through imports inside functions or under ``TYPE_CHECKING`` —, no
+module over the line limit, k3snode's own modules imported at the top, and only the heavy
+libraries imported lazily."""
+
+from __future__ import annotations
+
+import ast
+import pathlib
+
+import pytest
+
+PACKAGE = pathlib.Path(__file__).resolve().parent.parent / "k3snode"
+MAX_LINES = 400
+
+# Libraries imported inside functions on purpose: slow to import and needed by one path only.
+LAZY_LIBRARIES = {
+    "pyroute2": "netlink through pyroute2 (≈ 60 ms, an asyncio loop); WireGuard and underlay only",
+    "prometheus_client": "≈ 40 ms; /metrics starts after READY",
+    "yaml": "PyYAML ≈ 20 ms; only paths that read or merge K3s's YAML",
+    "cryptography": "X25519 for WireGuard keys; only WireGuard paths",
+    "dns": "dnspython ≈ 50 ms; only servers that publish a registration name",
+    "tomllib": "Python ≥ 3.11 / tomli before: chosen by version where the file is read",
+    "tomli": "Python < 3.11",
+}
+
+# k3snode modules imported inside a function, each with the measured reason. (The CLI's
+# importlib of the command being run, by its COMMANDS table, is the one dynamic import.)
+LAZY_OWN = {
+    # (importing module, imported module): reason
+    ("k3snode.cli", "k3snode.config.schema"): "only a command's --help needs the settings schema; "
+    "`k3snode --version` and the top-level help must not pay for it (issue 14: ≤ python + 30 ms)",
+}
+
+
+def _modules() -> dict[str, pathlib.Path]:
+    out = {}
+    for path in PACKAGE.rglob("*.py"):
+        parts = path.relative_to(PACKAGE.parent).with_suffix("").parts
+        name = ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+        out[name] = path
+    return out
+
+
+MODULES = _modules()
+
+
+def _imports(name: str, path: pathlib.Path) -> list[tuple[str, bool, int]]:
+    """(k3snode module imported, at module level?, line) for every import in the file."""
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    package = name if path.name == "__init__.py" else name.rpartition(".")[0]
+    top = set()
+    for node in tree.body:  # module level, also inside a top-level if/try (TYPE_CHECKING, tomli)
+        if isinstance(node, (ast.If, ast.Try)):
+            top.update(id(n) for n in ast.walk(node))
+        top.add(id(node))
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            targets = [a.name for a in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            base = node.module or ""
+            if node.level:
+                parts = package.split(".")[: len(package.split(".")) - node.level + 1]
+                base = ".".join([*parts, base] if base else parts)
+            subs = [f"{base}.{a.name}" for a in node.names if f"{base}.{a.name}" in MODULES]
+            targets = subs if len(subs) == len(node.names) else [base, *subs]
+        else:
+            continue
+        for target in targets:
+            found.append((target, id(node) in top, node.lineno))
+    return found
+
+
+def _graph() -> dict[str, set[str]]:
+    graph: dict[str, set[str]] = {name: set() for name in MODULES}
+    for name, path in MODULES.items():
+        for target, _top, _line in _imports(name, path):
+            if target in MODULES and target != name:
+                graph[name].add(target)
+    return graph
+
+
+def _cycles(graph: dict[str, set[str]]) -> list[list[str]]:
+    """Strongly connected components with more than one module (Tarjan, iterative)."""
+    index: dict[str, int] = {}
+    low: dict[str, int] = {}
+    stack: list[str] = []
+    on_stack: set[str] = set()
+    out = []
+    counter = 0
+    for root in graph:
+        if root in index:
+            continue
+        work = [(root, iter(sorted(graph[root])))]
+        index[root] = low[root] = counter
+        counter += 1
+        stack.append(root)
+        on_stack.add(root)
+        while work:
+            node, children = work[-1]
+            child = next(children, None)
+            if child is not None:
+                if child not in index:
+                    index[child] = low[child] = counter
+                    counter += 1
+                    stack.append(child)
+                    on_stack.add(child)
+                    work.append((child, iter(sorted(graph[child]))))
+                elif child in on_stack:
+                    low[node] = min(low[node], index[child])
+                continue
+            work.pop()
+            if work:
+                low[work[-1][0]] = min(low[work[-1][0]], low[node])
+            if low[node] == index[node]:
+                component = []
+                while True:
+                    member = stack.pop()
+                    on_stack.discard(member)
+                    component.append(member)
+                    if member == node:
+                        break
+                if len(component) > 1:
+                    out.append(sorted(component))
+    return out
+
+
+def test_the_walk_sees_the_package():
+    assert "k3snode.cli" in MODULES and "k3snode.pipeline" in MODULES
+    assert len(MODULES) > 50
+    graph = _graph()
+    assert "k3snode.config.model" in graph["k3snode.config.load"]
+
+
+def test_the_cycle_finder_finds_a_circle():
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+    assert _cycles({"a": {"b"}, "b": set()}) == []
+
+
+def test_no_import_circles():
+    cycles = _cycles(_graph())
+    assert cycles == [], "import circles: " + "; ".join(" ↔ ".join(c) for c in cycles)
+
+
+def test_config_knows_nothing_of_k3s_or_the_rest():
+    """The settings package is a leaf: it may use small helpers, never K3s's rules, the
+    pipeline, the daemon or a mesh."""
+    allowed = ("k3snode.config", "k3snode.addresses", "k3snode.envfile", "k3snode.secret",
+               "k3snode.suggest", "k3snode.errors", "k3snode.discovery.providers")  # fmt: skip
+    graph = _graph()
+    bad = [
+        f"{name} imports {target}"
+        for name in graph
+        if name.startswith("k3snode.config")
+        for target in graph[name]
+        if not target.startswith(allowed)
+    ]
+    assert bad == []
+
+
+@pytest.mark.parametrize("name", sorted(MODULES))
+def test_module_size(name):
+    lines = MODULES[name].read_text(encoding="utf-8").count("\n")
+    assert lines <= MAX_LINES, f"{MODULES[name]}: {lines} lines (limit {MAX_LINES}); split it"
+
+
+def test_imports_at_module_top():
+    """Imports are at the top (so tools and readers can follow them); inside a function only
+    the heavy libraries in LAZY_LIBRARIES and the k3snode pairs in LAZY_OWN."""
+    bad = []
+    for name, path in sorted(MODULES.items()):
+        for target, top, line in _imports(name, path):
+            if top:
+                continue
+            root = target.split(".")[0]
+            if root == "k3snode":
+                if (name, target) not in LAZY_OWN:
+                    bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {target}")
+            elif root not in LAZY_LIBRARIES:
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{line}: {target}")
+    assert bad == [], "imports inside functions:\n" + "\n".join(bad)
+
+
+def test_lazy_own_list_is_current():
+    """Every LAZY_OWN entry still names an import inside a function (no stale excuses)."""
+    seen = {
+        (name, target)
+        for name, path in MODULES.items()
+        for target, top, _line in _imports(name, path)
+        if not top
+    }
+    assert set(LAZY_OWN) <= seen
