@@ -51,6 +51,7 @@ if TYPE_CHECKING:
     from k3snode.config.model import Settings
     from k3snode.discovery.result import Discovery
     from k3snode.k3s.service import RestartResult
+    from k3snode.mesh.underlay.keeper import Keeper
 
 log = logging.getLogger("k3snode")
 
@@ -121,6 +122,8 @@ class Daemon:
         self._check_states: dict[str, str] = {}  # check -> state last logged about
         self._boot_restart = False
         self.registration = self._registration_keeper(settings)
+        self.underlay: Keeper | None = None  # the underlay's keeper, while the underlay is on
+        self._underlay_due: float | None = None
 
     # -- scheduling ------------------------------------------------------------------------
 
@@ -146,6 +149,8 @@ class Daemon:
         out = [self._poll_due, self._health_due]
         if self._pass_due is not None:
             out.append(self._pass_due)
+        if self._underlay_due is not None and self.settings.underlay.enabled:
+            out.append(self._underlay_due)
         if self.notifier.watchdog_interval:
             out.append(self._watchdog_due)
         if not self._ready:
@@ -213,6 +218,8 @@ class Daemon:
             self._first_event = None
             self.run_pass()
             self._health_due = now  # report right after a pass
+        if self._underlay_due is not None and now >= self._underlay_due:
+            self._keep_underlay()
         if not self._ready and now >= self._started + self.settings.daemon.boot_wait:
             self._become_ready(degraded=True)
         if self.registration is not None:
@@ -399,15 +406,19 @@ class Daemon:
 
     def _keep_underlay(self) -> None:
         """Underlay on: make its interface match the settings before K3s is pointed at its
-        address as node-ip (so K3s's first start finds it). Never fails the pass: a problem is a
-        failing "underlay" check, and the observer retries every health interval."""
+        address as node-ip (so K3s's first start finds it), and again every ``PASS_INTERVAL``
+        (a killed wireguard-go, a peer's new DNS answer). The daemon owns the one keeper; a new
+        one after a reload that changed the settings. Never fails the pass: a problem is what
+        the keeper saw, judged by the "underlay" check."""
         if not self.settings.underlay.enabled:
+            self.underlay = self._underlay_due = None
             return
-        from k3snode import underlay
+        from k3snode.mesh.underlay.keeper import PASS_INTERVAL, Keeper
 
-        problem = underlay.keep(self.settings)
-        if problem is not None:
-            self.health.observe(problem)
+        if self.underlay is None or self.underlay.settings != self.settings:
+            self.underlay = Keeper(self.settings, clock=self._clock, wall=self._wall)
+        self.underlay.keep()
+        self._underlay_due = self._clock() + PASS_INTERVAL
 
     def _bring_mesh_up(self) -> bool:
         """Mesh "tailscale": bring it up once (as ``apply`` does) before the first pass, and
@@ -540,8 +551,8 @@ class Daemon:
 
     def _health_interval(self) -> float:
         interval = max(0.5, min(30.0, self.settings.health.grace / 2))
-        if self.settings.underlay.enabled:  # its observer is its keeper (killed wireguard-go…)
-            from k3snode.underlay import PASS_INTERVAL
+        if self.settings.underlay.enabled:  # report what each underlay pass saw
+            from k3snode.mesh.underlay.keeper import PASS_INTERVAL
 
             interval = min(interval, PASS_INTERVAL)
         return interval
@@ -609,6 +620,13 @@ class Daemon:
             for obs in got:
                 self.health.observe(obs)
                 observed.append(obs)
+        if self.underlay is not None and self.underlay.seen is not None:
+            from k3snode.mesh.underlay import checks as underlay_checks
+
+            keeper = self.underlay  # its judge remembers peers never seen with a handshake
+            obs = underlay_checks.observe(self.settings, keeper.seen, peer_judge=keeper.judge)
+            self.health.observe(obs)
+            observed.append(obs)
         self._observed = observed
         if self.registration is not None:
             self.health.observe(self.registration.observation())
