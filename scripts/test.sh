@@ -2,7 +2,8 @@
 # Install what the tests need, then run them: lint, then the tiers plain → slow → netns → system.
 #   scripts/test.sh            all tiers (CI runs this, as root); plain also on Python 3.9
 #   scripts/test.sh plain      the tests that need no privileges, in parallel (pytest-xdist)
-#   scripts/test.sh slow       the long versions of the torture and race loops (plain runs short ones)
+#   scripts/test.sh slow       the long versions of the torture and race loops (plain runs short
+#                              ones) and the property tests on new random examples
 #   scripts/test.sh netns      tests in network namespaces (root)
 #   scripts/test.sh system     systemd-nspawn / packaging / qemu tests (root)
 # Extra arguments after the tier go to pytest (e.g. scripts/test.sh plain -k settings).
@@ -69,6 +70,13 @@ log "ruff"
 .venv/bin/ruff check .
 .venv/bin/ruff format --check .
 
+# Bytecode goes to a cache outside the tree: with PYTHONDONTWRITEBYTECODE each of the hundreds of
+# k3snode processes the tests start would compile k3snode again.
+if [ -n "${PYTHONDONTWRITEBYTECODE:-}" ]; then
+    export PYTHONPYCACHEPREFIX=${PYTHONPYCACHEPREFIX:-$PWD/.venv/pycache}
+    unset PYTHONDONTWRITEBYTECODE
+fi
+
 # 4. Tests, tier by tier; each tier's wall time is printed after it and again at the end.
 run_tier() {  # run_tier NAME VENV MARKEXPR [pytest args]
     local name=$1 venv=$2 expr=$3 t0 rc=0; shift 3
@@ -90,8 +98,9 @@ case "$TIER" in
             run_tier "plain (python 3.9)" .venv39 "$PLAIN" "${PARALLEL[@]}" "$@"
         fi
         ;;&
-    slow|all)
-        run_tier slow .venv "slow and not netns and not system" "${PARALLEL[@]}" "$@" ;;&
+    slow|all)  # plus the property tests again, on new random examples (see tests/conftest.py)
+        K3SNODE_HYPOTHESIS_PROFILE=explore run_tier slow .venv \
+            "(slow or hypothesis) and not netns and not system" "${PARALLEL[@]}" "$@" ;;&
     netns|all)
         run_tier netns .venv "netns" "$@" ;;&
     system|all)

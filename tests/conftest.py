@@ -19,6 +19,40 @@ from helpers import is_root
 
 def pytest_configure(config):
     _python3_first_on_path(config)
+    _children_keep_bytecode(config)
+    _hypothesis_profile()
+
+
+def _hypothesis_profile() -> None:
+    """Property tests draw the same examples on every plain run (a red plain tier is never luck);
+    the slow tier (CI) runs them again with ``K3SNODE_HYPOTHESIS_PROFILE=explore``: new random
+    examples every run, so the search goes on."""
+    try:
+        from hypothesis import settings
+    except ImportError:  # the property tests skip without it
+        return
+    settings.register_profile("plain", derandomize=True)
+    settings.register_profile("explore", derandomize=False)
+    settings.load_profile(os.environ.get("K3SNODE_HYPOTHESIS_PROFILE", "plain"))
+
+
+def _children_keep_bytecode(config) -> None:
+    """With ``PYTHONDONTWRITEBYTECODE`` set, every k3snode process a test starts (hundreds)
+    compiles k3snode again: ~30 % of its start-up. Children keep their bytecode in a cache
+    outside the tree instead (``PYTHONPYCACHEPREFIX``), which the tree never sees either.
+    xdist workers inherit the controller's cache."""
+    if not os.environ.get("PYTHONDONTWRITEBYTECODE") or os.environ.get("PYTHONPYCACHEPREFIX"):
+        return
+    d = tempfile.mkdtemp(prefix="k3snode-test-pycache-")
+    config.add_cleanup(lambda: shutil.rmtree(d, True))
+    old = os.environ.pop("PYTHONDONTWRITEBYTECODE")
+    os.environ["PYTHONPYCACHEPREFIX"] = d
+
+    def restore() -> None:
+        os.environ.pop("PYTHONPYCACHEPREFIX", None)
+        os.environ["PYTHONDONTWRITEBYTECODE"] = old
+
+    config.add_cleanup(restore)
 
 
 def _python3_first_on_path(config) -> None:
