@@ -57,7 +57,7 @@ esac
 """
 
 # What the idle daemon has loaded besides its own code: PyYAML, prometheus-client and the
-# standard-library modules k3snode's modules import (the metadata client's http.client included).
+# standard-library modules k3snode's modules import (http.server's http.client included).
 BASELINE = (
     "import http.server, http.client, json, socketserver, threading\n"
     "import yaml, prometheus_client\n"

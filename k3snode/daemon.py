@@ -38,6 +38,7 @@ import time
 from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import __version__, pipeline
+from k3snode.discovery import Session
 from k3snode.health.checks import Observation
 from k3snode.health.metrics import Metrics, failure_reason
 from k3snode.health.model import Health, HealthModel
@@ -110,6 +111,7 @@ class Daemon:
         self._unconfigured: str | None = None
         self._judge_settings()
         self._last_discovery_ok: float | None = None
+        self._discovery = Session()  # metadata tokens kept between polls
         self.restarts = Restarts(clock, self._restart_result)
         self.last_restart: dict[str, Any] | None = None
         self.last_change: dict[str, Any] | None = None
@@ -268,7 +270,7 @@ class Daemon:
 
         started = self._clock()
         try:
-            found = pipeline.discover(self.settings)
+            found = pipeline.discover(self.settings, self._discovery)
         except Exception as e:  # a broken discovery must never end the daemon
             found = Discovery(error=f"discovery failed: {e.__class__.__name__}: {e}")
         if self.metrics is not None:

@@ -21,6 +21,7 @@ from typing import Any
 
 from k3snode import fileio, locks, state
 from k3snode.config.model import DEFAULT_CONFIG, Settings, SettingsError
+from k3snode.discovery import Session
 from k3snode.discovery import discover as discover_public
 from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
@@ -103,13 +104,14 @@ def mesh_up(settings: Settings) -> Any:
     return None
 
 
-def discover(settings: Settings) -> Discovery:
+def discover(settings: Settings, session: Session | None = None) -> Discovery:
     """The addresses K3s gets as node-external-ip: for mesh "tailscale" the node's Tailscale
-    addresses, otherwise the discovered public addresses."""
+    addresses, otherwise the discovered public addresses (``session``: what the daemon keeps
+    between polls, such as AWS's metadata token)."""
     if settings.mesh == "tailscale":
         return status.node_addresses(settings)
 
-    return discover_public(settings)
+    return discover_public(settings, session=session)
 
 
 def judge(settings: Settings, found: Discovery, allow_empty: bool = True) -> str | None:

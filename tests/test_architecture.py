@@ -22,6 +22,8 @@ LAZY_LIBRARIES = {
     "dns": "dnspython ≈ 50 ms; only servers that publish a registration name",
     "tomllib": "Python ≥ 3.11 / tomli before: chosen by version where the file is read",
     "tomli": "Python < 3.11",
+    "ssl": "≈ 28 M instructions (~7 ms) of import; only HTTPS requests (echo services, the Tailscale "
+    "script, an https metadata_endpoint) — the metadata path is plain HTTP (discovery/wire.py)",
 }
 
 # k3snode modules imported inside a function, each with the measured reason. (The CLI's

@@ -15,7 +15,14 @@ from daemon_node import make_node
 from fakes import dmi_dir
 from helpers import REPO, wait_for
 
-from k3snode.longpoll import LongPollError, Watch
+from k3snode.discovery.errors import MetadataError
+from k3snode.discovery.http import Client
+from k3snode.discovery.providers import gcp
+
+
+def Watch(url: str) -> gcp.Watch:  # a GCP watch on the one HTTP client
+    return gcp.Watch(Client(gcp.BASE, float("inf"), override=url, attempts=1))
+
 
 FAKE = os.path.join(REPO, "tests", "fakes", "gcp_longpoll.py")
 
@@ -75,7 +82,7 @@ def test_a_held_request_that_times_out_is_no_change(fake):
 
 def test_not_gce_or_down_is_an_error(tmp_path, fake):
     fake.close()
-    with pytest.raises(LongPollError):
+    with pytest.raises(MetadataError):
         Watch(fake.url).wait(1)
 
 

@@ -20,17 +20,26 @@ Everything shares one deadline (``[discovery] timeout``); nothing here waits lon
 
 from __future__ import annotations
 
+import logging
+import struct
 import time
-from dataclasses import replace
 from typing import TYPE_CHECKING
 
+from k3snode import addresses
+from k3snode.discovery import cloudinit, echo, interfaces, providers
+from k3snode.discovery import dmi as dmi_mod
+from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
+from k3snode.discovery.http import Client, race
 from k3snode.discovery.result import Discovery
+from k3snode.progress import Step
 
 if TYPE_CHECKING:
     from k3snode.config.model import DiscoverySettings, Settings
     from k3snode.discovery.dmi import Dmi
 
-__all__ = ["Discovery", "choose_provider", "discover"]
+log = logging.getLogger(__name__)
+
+__all__ = ["Discovery", "Session", "choose_provider", "discover"]
 
 FAMILIES = ("ipv4", "ipv6")
 
@@ -48,8 +57,6 @@ def choose_provider(
         return None, "metadata disabled ([discovery] provider = none)"
     if ds.provider != "auto":
         return ds.provider, "named in settings"
-    from k3snode.discovery import dmi as dmi_mod
-    from k3snode.discovery import providers
 
     if hint is _NO_HINT:
         hint = _hint(ds)[0]
@@ -73,9 +80,6 @@ def choose_provider(
 def _hint(ds: DiscoverySettings):
     """cloud-init's answer (file reads only) — not when ``dmi_dir`` was pointed elsewhere: a node
     described by another DMI directory (a test, an image build) is not the one cloud-init saw."""
-    from k3snode.discovery import cloudinit
-    from k3snode.discovery import dmi as dmi_mod
-
     if ds.dmi_dir != dmi_mod.DEFAULT_DIR:
         return None, ""
     return cloudinit.read()
@@ -83,9 +87,6 @@ def _hint(ds: DiscoverySettings):
 
 def _refine(provider: str, ds: DiscoverySettings, dmi: Dmi | None) -> str:
     """cloud-init calls Huawei Cloud "openstack"; DMI tells the refinement (``REFINES``)."""
-    from k3snode.discovery import dmi as dmi_mod
-    from k3snode.discovery import providers
-
     candidates = [p for p in providers.IDS if getattr(providers.load(p), "REFINES", "") == provider]
     if not candidates:
         return provider
@@ -93,7 +94,19 @@ def _refine(provider: str, ds: DiscoverySettings, dmi: Dmi | None) -> str:
     return next((p for p in candidates if providers.load(p).recognise(dmi)), provider)
 
 
-def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
+class Session:
+    """What a caller that discovers again and again (the daemon) keeps between discoveries: the
+    metadata services' session tokens (AWS IMDSv2's, reused until shortly before it expires), so
+    a poll is one or two GETs. A session's discoveries ask only for what a pass needs: no private
+    address (it is informational, for ``k3snode detect``)."""
+
+    def __init__(self) -> None:
+        self.memo: dict = {}
+
+
+def discover(
+    settings: Settings, monotonic=time.monotonic, session: Session | None = None
+) -> Discovery:
     """One discovery, bounded by ``[discovery] timeout``; never raises for network trouble."""
     started = monotonic()
     ds = settings.discovery
@@ -118,7 +131,7 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
                 notes.append(hint_note)
         provider, how = choose_provider(ds, hint=hint)
     if provider:
-        answer, metadata_error = _metadata(provider, ds, deadline, monotonic)
+        answer, metadata_error = _metadata(provider, ds, deadline, monotonic, session)
         if answer is not None:
             notes.extend(answer.notes)
             private_ipv4 = answer.private_ipv4
@@ -138,10 +151,6 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
 
     open_ = [fam for fam in FAMILIES if fam not in settled]
     if open_:  # an address on the NIC is the node's own, even where metadata says "none"
-        import struct
-
-        from k3snode.discovery import interfaces
-
         try:
             got = interfaces.read()
         except (OSError, ValueError, struct.error) as e:
@@ -158,8 +167,6 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
         notes.append("echo services not asked where metadata says the node has no public address")
     open_ = [fam for fam in open_ if fam not in said_none]  # an echo would see the NAT gateway
     if open_ and ds.echo:
-        from k3snode.discovery import echo
-
         got_echo = echo.discover(ds.echo_services, open_, deadline, clock=monotonic)
         notes.extend(got_echo.notes)
         for fam in open_:
@@ -191,8 +198,6 @@ def discover(settings: Settings, monotonic=time.monotonic) -> Discovery:
 
 def _hint_is_for(hint, provider: str | None) -> bool:
     """The hint named this provider (or the cloud it refines: cloud-init's "openstack" on Huawei)."""
-    from k3snode.discovery import providers
-
     if not provider or not hint.provider:
         return False
     return provider == hint.provider or getattr(providers.load(provider), "REFINES", "") == (
@@ -202,8 +207,6 @@ def _hint_is_for(hint, provider: str | None) -> bool:
 
 def _from_hint(hint, found: dict, sources: dict, settled: set, notes: list) -> None:
     """The metadata service did not answer now: cloud-init's boot-time addresses fill in."""
-    from k3snode import addresses
-
     for fam in FAMILIES:
         value = hint.get(fam)
         if fam in settled or not value:
@@ -223,25 +226,17 @@ def _from_hint(hint, found: dict, sources: dict, settled: set, notes: list) -> N
 
 def _warn_if_not_public(address: str | None) -> None:
     """A static address is taken as given; a non-public one is logged as a warning."""
-    from k3snode import addresses
-
     problem = address and addresses.public_problem(address)
     if problem:
-        import logging
-
-        logging.getLogger("k3snode.discovery").warning(
-            "static external address %s is %s; used as given", address, problem
-        )
+        log.warning("static external address %s is %s; used as given", address, problem)
 
 
-def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
+def _metadata(
+    provider: str, ds: DiscoverySettings, deadline: float, monotonic, session: Session | None
+):
     """(Answer, None) or (None, error text) from the provider's metadata service. Where it has an
     IPv6 address too, both are raced for the first TCP connection (IPv4 at once, IPv6 after
     ``STAGGER``); the winner is asked, the other one after it only if it was unreachable."""
-    from k3snode.discovery import providers
-    from k3snode.discovery.errors import MetadataError, MetadataUnreachable
-    from k3snode.discovery.metadata_http import Client, race
-
     module = providers.load(provider)
     if module.BASE is None:  # no HTTP service (VMware guestinfo): the module reads it itself
         try:
@@ -258,7 +253,8 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
             errors.extend(f"{provider} metadata ({why})" for why in lost)
     for base in bases:
         client = Client(base, deadline, override=ds.metadata_endpoint, clock=monotonic,
-                        patient=frozenset(getattr(module, "PATIENT", ())))  # fmt: skip
+                        patient=frozenset(getattr(module, "PATIENT", ())),
+                        memo=session.memo if session else {}, brief=session is not None)  # fmt: skip
         try:
             answer = _fetch(provider, module, client, ds)
         except MetadataUnreachable as e:
@@ -273,7 +269,7 @@ def _metadata(provider: str, ds: DiscoverySettings, deadline: float, monotonic):
                 f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})",
             )
         if errors:
-            answer = replace(answer, notes=(*answer.notes, *errors))
+            answer = answer._replace(notes=(*answer.notes, *errors))
         return answer, None
     return None, _with_hint(module, "; ".join(dict.fromkeys(errors)))
 
@@ -290,16 +286,10 @@ def _with_hint(module, error: str) -> str:
 
 def _fetch(provider: str, module, client, ds: DiscoverySettings):
     """``module.fetch``, announced when it takes more than a second (and asked/answered at -v)."""
-    import logging
-
-    from k3snode.progress import Step
-
-    log = logging.getLogger("k3snode.discovery")
     host = client.where.split("://", 1)[-1]
     left = max(0.0, client.left())
     text = f"asking {provider} metadata at {host} (up to {left:.0f} s)"
     log.debug("%s", text)
-    from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
 
     with Step(log, text) as step:
         try:

@@ -16,22 +16,13 @@ from __future__ import annotations
 import json
 import os
 import re
-from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
+
+from k3snode.discovery.providers import from_cloud_init
 
 DEFAULT_DIR = "/run/cloud-init"
 MAX_BYTES = 1 << 20  # an AWS instance-data.json is ~20 KiB, Azure's ~40 KiB
 MAX_DEPTH = 32
-# cloud-init's cloud_name / cloud-id → k3snode's provider id. Only clouds whose cloud-init
-# datasource speaks the same metadata service as k3snode's provider module; "ibmcloud" is IBM's
-# Classic infrastructure (config drive), not VPC, so it is left to DMI.
-CLOUDS = {
-    "aws": "aws", "aws-china": "aws", "aws-gov": "aws", "gce": "gcp", "azure": "azure",
-    "azure-china": "azure", "digitalocean": "digitalocean", "hetzner": "hetzner",
-    "oracle": "oracle", "aliyun": "alibaba", "openstack": "openstack", "akamai": "linode",
-    "vultr": "vultr", "scaleway": "scaleway", "exoscale": "exoscale", "upcloud": "upcloud",
-    "vmware": "vmware",
-}  # fmt: skip
 # ds.meta_data keys that hold a public address, per family (EC2-style trees: aws, aliyun,
 # openstack; cloud-init turns '-' into '_' in instance-data.json)
 ADDRESS_KEYS = {
@@ -42,8 +33,7 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
 
 
-@dataclass(frozen=True)
-class Hint:
+class Hint(NamedTuple):
     cloud: str  # cloud-init's name, e.g. "aws"
     provider: str | None  # k3snode's id, or None when k3snode has no such provider
     source: str  # the file it came from
@@ -93,16 +83,16 @@ def _cloud_id(directory: str) -> tuple[Hint | None, str]:
         return None, ""  # cloud-init did not run (or is not installed): nothing to say
     if not cloud:
         return None, f"cloud-init: {path} is empty"
-    return Hint(cloud, CLOUDS.get(cloud), path), ""
+    return Hint(cloud, from_cloud_init(cloud), path), ""
 
 
 def _provider(cloud: str, v1: dict) -> str | None:
-    if cloud in CLOUDS:
-        return CLOUDS[cloud]
-    for key in ("cloud_name", "platform"):  # cloud_id may carry a region variant we do not list
-        name = _name(v1.get(key))
-        if name in CLOUDS:
-            return CLOUDS[name]
+    """k3snode's provider for cloud-init's names (each provider module's ``CLOUD_INIT``; "ibmcloud"
+    is IBM's Classic infrastructure, a config drive rather than VPC's service: left to DMI)."""
+    for name in (cloud, _name(v1.get("cloud_name")), _name(v1.get("platform"))):
+        found = from_cloud_init(name) if name else None
+        if found:  # cloud_id may carry a region variant no provider lists
+            return found
     return None
 
 

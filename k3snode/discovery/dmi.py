@@ -9,7 +9,7 @@ that simply means "no cloud recognised". In a container the DMI fields describe 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from typing import NamedTuple
 
 DEFAULT_DIR = "/sys/class/dmi/id"
 FIELDS = (
@@ -28,12 +28,11 @@ FIELDS = (
 _CONTAINER_MARKERS = ("/run/systemd/container", "/.dockerenv", "/run/.containerenv")
 
 
-@dataclass(frozen=True)
-class Dmi:
+class Dmi(NamedTuple):
     """The DMI fields that were readable (stripped); ``get`` returns "" for any other."""
 
     directory: str
-    fields: dict[str, str] = field(default_factory=dict)
+    fields: dict[str, str] = {}  # noqa: RUF012 - never mutated
 
     def get(self, name: str) -> str:
         return self.fields.get(name, "")

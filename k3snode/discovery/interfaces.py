@@ -1,5 +1,5 @@
-"""Global addresses on the default-route interface, read over rtnetlink (``rtnl.py``, stdlib only:
-importing pyroute2 would cost this path a few hundred milliseconds).
+"""Global addresses on the default-route interface, read over rtnetlink (``k3snode/netlink.py``,
+stdlib only: importing pyroute2 would cost this path a few hundred milliseconds).
 
 This is the bare-metal answer and the fallback on clouds that put the public address on the NIC.
 Virtual interfaces (CNI bridges, flannel, kube-ipvs0 holding Service IPs, Docker, WireGuard,
@@ -10,9 +10,9 @@ duplicate addresses are skipped.
 from __future__ import annotations
 
 import socket
-from dataclasses import dataclass
+from typing import NamedTuple
 
-from k3snode import addresses
+from k3snode import addresses, netlink
 
 VIRTUAL_NAMES = frozenset({"lo", "cni0", "kube-ipvs0", "docker0", "tailscale0", "nodelocaldns"})
 VIRTUAL_PREFIXES = ("flannel", "veth", "wg", "cali", "cilium", "vxlan", "k3snode", "kube-", "tun")
@@ -28,8 +28,7 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 
 
-@dataclass(frozen=True)
-class InterfaceAddresses:
+class InterfaceAddresses(NamedTuple):
     public_ipv4: str | None = None
     public_ipv6: str | None = None
     private_ipv4: str | None = None
@@ -43,11 +42,9 @@ def is_virtual(name: str) -> bool:
 
 def _default_oifs(family: int) -> list[int]:
     """Interface indexes of the main table's default routes of ``family``, lowest metric first."""
-    from k3snode.discovery import rtnl
-
     found = []
     try:
-        routes = rtnl.routes(family)
+        routes = netlink.routes(family)
     except OSError:  # e.g. a kernel without IPv6
         return []
     for r in routes:
@@ -59,15 +56,13 @@ def _default_oifs(family: int) -> list[int]:
 
 def read() -> InterfaceAddresses:
     """Public IPv4/IPv6 and the private IPv4 of the default-route interface(s)."""
-    from k3snode.discovery import rtnl
-
     notes: list[str] = []
     found: dict[str, str | None] = {"ipv4": None, "ipv6": None, "private_ipv4": None}
     seen: list[str] = []
-    names = {link.index: link.name for link in rtnl.links()}
+    names = {link.index: link.name for link in netlink.links()}
     for family, fam in ((socket.AF_INET, "ipv4"), (socket.AF_INET6, "ipv6")):
         oifs = _default_oifs(family)
-        addrs = rtnl.addresses(family) if oifs else []
+        addrs = netlink.addresses(family) if oifs else []
         for oif in oifs:
             name = names.get(oif, str(oif))
             if is_virtual(name):

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from k3snode import addresses
+from k3snode.discovery import choose_provider, dmi, providers
 from k3snode.health.checks import Finding
 
 if TYPE_CHECKING:
@@ -12,9 +14,6 @@ if TYPE_CHECKING:
 
 
 def findings(settings: Settings) -> list[Finding]:
-    from k3snode import addresses
-    from k3snode.discovery import choose_provider, dmi, providers
-
     ds = settings.discovery
     out: list[Finding] = []
     for address in ds.external_ips:

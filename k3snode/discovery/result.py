@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from k3snode.bounded import one_line
+
 SOURCES = ("static", "metadata", "cloud-init", "interface", "echo")
 
 
@@ -31,8 +33,6 @@ class Discovery:
 
     def __post_init__(self) -> None:
         # Error text may quote a metadata server's answer: one bounded, printable line each.
-        from k3snode.bounded import one_line
-
         object.__setattr__(self, "notes", tuple(one_line(n, 1000) for n in self.notes))
         if self.error is not None:
             object.__setattr__(self, "error", one_line(self.error, 1000))

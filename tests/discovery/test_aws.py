@@ -3,9 +3,12 @@ ends in a clear answer or a clear error, never in a hang."""
 
 from __future__ import annotations
 
-from discovery_helpers import not_from_metadata, paths, run_discovery
+from discovery_helpers import load_settings, not_from_metadata, paths, run_discovery
+from fakes import dmi_dir
 from fakes.imds import AWS_TOKEN
 from fakes.listener import Listener
+
+from k3snode.discovery import Session, discover
 
 
 def test_imdsv2_gives_both_families_and_the_private_address(fake_imds):
@@ -112,3 +115,36 @@ def test_answer_changed_at_runtime_is_seen_by_the_next_discovery(fake_imds):
 def test_xen_generation_recognised_by_uuid(fake_imds):
     fake = fake_imds("aws")
     assert run_discovery(fake, "aws-xen").provider == "aws"
+
+
+def test_a_session_keeps_the_token_so_a_poll_is_two_gets(fake_imds):
+    fake = fake_imds("aws", ipv4="3.120.45.10")
+    settings = load_settings(dmi_dir=dmi_dir("aws"), metadata_endpoint=fake.url)
+    session = Session()
+    first = discover(settings, session=session)
+    assert first.public_ipv4 == "3.120.45.10" and first.error is None
+    assert first.private_ipv4 is None  # informational: not asked by a session (the daemon)
+    assert paths(fake) == ["/latest/api/token", "/latest/meta-data/public-ipv4",
+                           "/latest/meta-data/ipv6"]  # fmt: skip
+    assert int(fake.requests[0].headers["x-aws-ec2-metadata-token-ttl-seconds"]) == 21600
+    fake.clear_requests()
+    fake.set(ipv4="3.120.45.11")
+    second = discover(settings, session=session)
+    assert second.public_ipv4 == "3.120.45.11"
+    assert paths(fake) == ["/latest/meta-data/public-ipv4", "/latest/meta-data/ipv6"]
+    assert all(r.headers.get("x-aws-ec2-metadata-token") == AWS_TOKEN for r in fake.requests)
+
+
+def test_a_kept_token_that_is_refused_is_replaced_once(fake_imds):
+    fake = fake_imds("aws", ipv4="3.120.45.10")
+    settings = load_settings(dmi_dir=dmi_dir("aws"), metadata_endpoint=fake.url)
+    session = Session()
+    discover(settings, session=session)
+    (key,) = session.memo
+    session.memo[key] = ("revoked-token", session.memo[key][1])  # the instance was restarted
+    fake.clear_requests()
+    found = discover(settings, session=session)
+    assert found.public_ipv4 == "3.120.45.10" and found.error is None
+    assert paths(fake) == ["/latest/meta-data/public-ipv4", "/latest/api/token",
+                           "/latest/meta-data/public-ipv4", "/latest/meta-data/ipv6"]  # fmt: skip
+    assert session.memo[key][0] == AWS_TOKEN

@@ -121,3 +121,13 @@ def test_a_v1_only_file_names_the_cloud_without_addresses(tmp_path):
                    "instance_id": "i-123", "platform": "ec2"}}  # fmt: skip
     hint, note = cloudinit.read(run_dir(tmp_path, data))
     assert note == "" and (hint.provider, hint.ipv4, hint.ipv6) == ("aws", None, None)
+
+
+def test_each_cloud_init_name_belongs_to_one_provider():
+    from k3snode.discovery import providers
+
+    names = [n for p in providers.IDS for n in getattr(providers.load(p), "CLOUD_INIT", ())]
+    assert len(names) == len(set(names))
+    assert providers.from_cloud_init("gce") == "gcp"
+    assert providers.from_cloud_init("aliyun") == "alibaba"
+    assert providers.from_cloud_init("ibmcloud") is None  # IBM Classic: left to DMI

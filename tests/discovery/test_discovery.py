@@ -122,3 +122,20 @@ def test_unknown_provider_is_a_one_line_settings_error():
     assert proc.returncode == 2
     assert proc.stderr.strip().count("\n") == 0
     assert "--provider" in proc.stderr and "'amazon'" in proc.stderr
+
+
+@pytest.mark.parametrize("provider", ["aws", "gcp", "azure", "alibaba", "exoscale", "tencent"])
+def test_a_session_skips_the_informational_private_address(fake_imds, provider):
+    from discovery_helpers import load_settings
+
+    from k3snode.discovery import Session, discover
+
+    fake = fake_imds(provider)
+    settings = load_settings(dmi_dir=dmi_dir(provider), metadata_endpoint=fake.url)
+    once = discover(settings)
+    asked_once = len(paths(fake))
+    fake.clear_requests()
+    polled = discover(settings, session=Session())
+    assert once.private_ipv4  # (a poll's may still come from the host's own interface)
+    assert (polled.public_ipv4, polled.public_ipv6) == (once.public_ipv4, once.public_ipv6)
+    assert len(paths(fake)) == asked_once - 1

@@ -19,7 +19,7 @@ def test_no_public_ipv4(fake_imds):
 
 
 def test_never_port_8080():
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
     from k3snode.discovery.providers import exoscale
 
     assert Client(exoscale.BASE, 0).port == 80

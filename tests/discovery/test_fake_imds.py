@@ -99,3 +99,10 @@ def test_delay_answers_late_but_correctly():
         fake.set(delay=0)
         assert fetch(f"{fake.url}/1.0/meta-data/public-ipv4")[0] == 200
     assert len(fake.requests) == 2
+
+
+def test_the_fake_serves_every_http_provider_of_k3snode():
+    from k3snode.discovery import providers
+
+    served = {p for p in providers.IDS if providers.load(p).BASE is not None}
+    assert set(PROVIDERS) == served

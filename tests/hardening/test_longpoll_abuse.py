@@ -16,6 +16,9 @@ from helpers import free_port
 
 from k3snode import longpoll
 from k3snode.config.load import load
+from k3snode.discovery.errors import MetadataError
+from k3snode.discovery.http import Client
+from k3snode.discovery.providers import gcp
 
 HERE = os.path.dirname(__file__)
 RUN_FOR = 4.0
@@ -90,8 +93,8 @@ def test_an_etag_with_a_space_is_refused_not_kept(tmp_path):
     )  # fmt: skip
     try:
         assert server.stdout.readline().strip() == "ready"
-        w = longpoll.Watch(f"http://127.0.0.1:{port}")
-        with pytest.raises(longpoll.LongPollError, match="invalid ETag"):
+        w = gcp.Watch(Client(gcp.BASE, float("inf"), override=f"http://127.0.0.1:{port}"))
+        with pytest.raises(MetadataError, match="invalid ETag"):
             w.wait(1)
         assert w.etag == ""
     finally:

@@ -7,6 +7,10 @@ and ``fetch(client, settings) -> Answer`` — how its metadata service gives the
 A provider with no metadata service over HTTP (VMware's guestinfo) sets ``BASE = None`` and
 declares ``read(settings, deadline) -> Answer`` instead.
 
+A module may also declare ``CLOUD_INIT`` (cloud-init's names for its cloud: ``cloud-id`` and
+``cloud_name``; only where cloud-init's datasource speaks the same metadata service), ``REFINES``
+(the provider whose DMI it refines), ``watch(client)`` (a change signal, see ``longpoll.py``).
+
 ``IDS`` is the one list of providers (settings take their choices from it) and the recognition
 order: the first module whose ``recognise`` is true wins, so a cloud whose DMI is a refinement of
 another's (Huawei Cloud's asset tag on an OpenStack DMI) comes before it.
@@ -40,5 +44,13 @@ def recognise(dmi: Dmi) -> str | None:
         return None
     for provider_id in IDS:
         if load(provider_id).recognise(dmi):
+            return provider_id
+    return None
+
+
+def from_cloud_init(name: str) -> str | None:
+    """The provider cloud-init calls ``name`` (its cloud-id or cloud_name), or None."""
+    for provider_id in IDS:
+        if name in getattr(load(provider_id), "CLOUD_INIT", ()):
             return provider_id
     return None

@@ -10,10 +10,11 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "alibaba"
+CLOUD_INIT = ("aliyun",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://100.100.100.200"
 MD = "/latest/meta-data"
 
@@ -71,7 +72,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
             r.say_none("ipv6", "ipv6s: 404")
         else:
             raise unexpected(resp, path)
-    resp = client.get(f"{MD}/private-ipv4", headers)
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(f"{MD}/private-ipv4", headers)
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

@@ -3,6 +3,11 @@
 A token PUT that never answers while GETs do is the hop-limit trap (the PUT reply is sent with
 IP TTL = HttpPutResponseHopLimit, so one extra hop — a bridged container — drops it): that ends
 in an error naming the hop limit, never in a long wait or a silent IMDSv1 fallback.
+
+The token is kept in the client's ``memo`` (the daemon's discovery session) until shortly before
+its TTL ends, so a poll is two GETs (public IPv4 and IPv6; the private IPv4, informational, only
+when not ``brief``). A 401 with a kept token (the instance was stopped and started, the token
+revoked) asks for a new token once.
 """
 
 from __future__ import annotations
@@ -14,14 +19,16 @@ from k3snode.discovery.errors import MetadataError, MetadataTimeout
 from k3snode.discovery.providers.common import Answer, Reading, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "aws"
+CLOUD_INIT = ("aws", "aws-china", "aws-gov")  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:ec2::254]"  # asked when the IPv4 one is unreachable (IPv6-only)
 TOKEN_PATH = "/latest/api/token"
-TOKEN_TTL = "60"
+TOKEN_TTL = 21600  # seconds (AWS's maximum); a token is reused across polls until near its end
+TOKEN_RENEW = 300  # a new one is asked this long before the old one expires
 TOKEN_TIMEOUT = 2.0
 PATHS = {
     "ipv4": "/latest/meta-data/public-ipv4",
@@ -44,12 +51,18 @@ def recognise(dmi: Dmi) -> bool:
 
 
 def _token(client: Client, allow_v1: bool) -> str | None:
-    """An IMDSv2 token; None when IMDSv1 is to be used (only if allowed)."""
+    """An IMDSv2 token (a kept one while it is fresh); None when IMDSv1 is to be used (only if
+    allowed)."""
+    key = f"aws-token {client.where}"
+    kept = client.memo.get(key)
+    if kept and kept[1] - client.clock() > TOKEN_RENEW:
+        return kept[0]
+    client.memo.pop(key, None)
     try:
         resp = client.request(
             "PUT",
             TOKEN_PATH,
-            {"X-aws-ec2-metadata-token-ttl-seconds": TOKEN_TTL},
+            {"X-aws-ec2-metadata-token-ttl-seconds": str(TOKEN_TTL)},
             read_timeout=TOKEN_TIMEOUT,
         )
     except MetadataTimeout as e:
@@ -57,7 +70,9 @@ def _token(client: Client, allow_v1: bool) -> str | None:
             return None
         raise MetadataError(_hop_limit_message(client, str(e))) from None
     if resp.status == 200 and resp.body.strip():
-        return resp.text.strip()
+        token = resp.text.strip()
+        client.memo[key] = (token, client.clock() + TOKEN_TTL)
+        return token
     if resp.status == 403:
         raise MetadataError("the instance metadata service is disabled (403 on the token request)")
     if resp.status in (404, 405) and allow_v1:
@@ -80,11 +95,20 @@ def _hop_limit_message(client: Client, timeout: str) -> str:
 
 
 def fetch(client: Client, ds: object = None) -> Answer:
-    token = _token(client, bool(getattr(ds, "allow_imdsv1", False)))
+    allow_v1 = bool(getattr(ds, "allow_imdsv1", False))
+    key = f"aws-token {client.where}"
+    kept = key in client.memo
+    token = _token(client, allow_v1)
     headers = {"X-aws-ec2-metadata-token": token} if token else {}
     r = Reading(ID)
     for fam, path in PATHS.items():
         resp = client.get(path, headers)
+        if resp.status == 401 and token and kept:  # a kept token no longer valid: a new one
+            client.memo.pop(key, None)
+            kept = False
+            token = _token(client, allow_v1)
+            headers = {"X-aws-ec2-metadata-token": token} if token else {}
+            resp = client.get(path, headers)
         if resp.status == 401:
             if token:
                 raise MetadataError(f"GET {path}: 401 although a token was sent (expired?)")
@@ -95,7 +119,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
         if resp.status == 403:
             raise MetadataError("the instance metadata service is disabled (403)")
         r.text_leaf(fam, resp, path)
-    resp = client.get(PRIVATE, headers)
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:
+        resp = client.get(PRIVATE, headers)
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

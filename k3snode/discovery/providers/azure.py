@@ -14,10 +14,11 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "azure"
+CLOUD_INIT = ("azure", "azure-china")  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 ASSET_TAG = "7783-7084-3265-9085-8269-3286-77"
 HEADERS = {"Metadata": "true"}
@@ -55,7 +56,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
                     break
             if not frontends:
                 r.say_none("ipv4", "instance publicIpAddress empty, no loadbalancer public IP")
-    resp = client.get(PRIVATE, HEADERS)
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(PRIVATE, HEADERS)
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

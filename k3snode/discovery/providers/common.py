@@ -11,20 +11,20 @@ rejected): then the fallbacks may fill it.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from k3snode import addresses, bounded
 from k3snode.discovery.errors import MetadataError
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Response
+    from k3snode.discovery.http import Response
 
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 
 
-@dataclass(frozen=True)
-class Answer:
+class Answer(NamedTuple):
+    """A provider's answer (a NamedTuple: typed, immutable, cheap to define at import)."""
+
     ipv4: str | None = None
     ipv6: str | None = None
     none: frozenset[str] = frozenset()  # families metadata says the node has no public address of

@@ -10,10 +10,11 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "exoscale"
+CLOUD_INIT = ("exoscale",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 MD = "/1.0/meta-data"
 
@@ -25,7 +26,8 @@ def recognise(dmi: Dmi) -> bool:
 def fetch(client: Client, ds: object = None) -> Answer:
     r = Reading(ID)
     r.text_leaf("ipv4", client.get(f"{MD}/public-ipv4"), "public-ipv4")
-    resp = client.get(f"{MD}/local-ipv4")
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(f"{MD}/local-ipv4")
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

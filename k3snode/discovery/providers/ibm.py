@@ -18,7 +18,7 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "ibm"

@@ -10,10 +10,11 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "linode"
+CLOUD_INIT = ("akamai",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:a9fe:a9fe::1]"  # asked when the IPv4 one is unreachable (IPv6-only)
 

@@ -18,10 +18,11 @@ from k3snode.discovery.providers.common import (
 )
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "openstack"
+CLOUD_INIT = ("openstack",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PRODUCTS = ("OpenStack Nova", "OpenStack Compute")
 ASSET_TAGS = (

@@ -9,10 +9,11 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "oracle"
+CLOUD_INIT = ("oracle",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 BASE6 = "http://[fd00:c1::a9fe:a9fe]"  # asked when the IPv4 one is unreachable (IPv6-only)
 PATH = "/opc/v2/vnics/"

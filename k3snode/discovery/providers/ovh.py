@@ -15,7 +15,7 @@ from k3snode.discovery.providers import openstack
 from k3snode.discovery.providers.common import Answer
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "ovh"

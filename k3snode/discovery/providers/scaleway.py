@@ -9,10 +9,11 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "scaleway"
+CLOUD_INIT = ("scaleway",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.42.42"
 BASE6 = "http://[fd00:42::42]"  # asked when the IPv4 one is unreachable (IPv6-only)
 PATH = "/conf?format=json"

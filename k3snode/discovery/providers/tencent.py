@@ -11,7 +11,7 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "tencent"
@@ -28,7 +28,8 @@ def fetch(client: Client, ds: object = None) -> Answer:
     r = Reading(ID)
     r.text_leaf("ipv4", client.get(f"{MD}/public-ipv4"), "public-ipv4")
     r.notes.append("tencent metadata: public IPv6 is not published by Tencent Cloud")
-    resp = client.get(f"{MD}/local-ipv4")
-    if resp.status == 200:
-        r.private(resp.text)
+    if not client.brief:  # informational: not asked by the daemon's polls
+        resp = client.get(f"{MD}/local-ipv4")
+        if resp.status == 200:
+            r.private(resp.text)
     return r.answer()

@@ -9,10 +9,11 @@ from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.providers.common import Answer, Reading, as_list, dig, parse_json
 
 if TYPE_CHECKING:
-    from k3snode.discovery.metadata_http import Client
+    from k3snode.discovery.http import Client
 
 
 ID = "upcloud"
+CLOUD_INIT = ("upcloud",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = "http://169.254.169.254"
 PATH = "/metadata/v1.json"
 

@@ -20,6 +20,14 @@ No network is touched either way.
 
 from __future__ import annotations
 
+import base64
+import binascii
+import gzip
+import json
+import shutil
+import subprocess
+import time
+import zlib
 from typing import Any
 
 from k3snode.discovery.dmi import Dmi
@@ -27,6 +35,7 @@ from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.providers.common import Answer, Reading, as_list, dig
 
 ID = "vmware"
+CLOUD_INIT = ("vmware",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = None  # no HTTP service: ``read`` instead of ``fetch``
 TOOL = "vmware-rpctool"
 NO_VALUE = "No value found"
@@ -41,8 +50,6 @@ def recognise(dmi: Dmi) -> bool:
 
 
 def read(ds: object, deadline: float, clock=None) -> Answer:
-    import shutil
-    import time
 
     clock = clock or time.monotonic
     r = Reading(ID)
@@ -67,7 +74,6 @@ def read(ds: object, deadline: float, clock=None) -> Answer:
 
 def _get(tool: str, key: str, deadline: float, clock) -> str | None:
     """The value of ``guestinfo.<key>``, None when unset; MetadataError when the tool fails."""
-    import subprocess
 
     left = min(deadline - clock(), TIMEOUT)
     if left <= 0:
@@ -97,10 +103,6 @@ def _get(tool: str, key: str, deadline: float, clock) -> str | None:
 
 
 def _decode(raw: str, encoding: str) -> str:
-    import base64
-    import binascii
-    import gzip
-    import zlib
 
     try:
         if encoding in ("gzip+base64", "gz+b64"):
@@ -116,7 +118,6 @@ def _decode(raw: str, encoding: str) -> str:
 
 
 def _load(text: str) -> Any:
-    import json
 
     try:
         return json.loads(text)

@@ -19,14 +19,14 @@ import contextlib
 import logging
 import os
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
 import time
-import urllib.error
-import urllib.request
 from typing import TYPE_CHECKING, Callable
 
+from k3snode.discovery import http
 from k3snode.mesh.tailscale.status import installed, last_line, read_status, scrub
 from k3snode.mesh.tailscale.types import Status, TailscaleError
 from k3snode.systemd import Notifier
@@ -48,24 +48,26 @@ INSTALL_UNIT = "k3snode-tailscale-install"
 
 
 def fetch_script(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
-    """The install script's bytes; TailscaleError with the URL and reason on any failure."""
+    """The install script's bytes; TailscaleError with the URL and reason on any failure.
+    Redirects are followed (as ``curl -fsSL``), only to https:// URLs."""
     try:
-        with urllib.request.urlopen(url, timeout=timeout) as resp:
-            data = resp.read(MAX_SCRIPT + 1)
-    except urllib.error.HTTPError as e:
-        raise TailscaleError(
-            f"cannot fetch the Tailscale install script from {url}: HTTP {e.code}", "install-failed"
-        ) from None
-    except (urllib.error.URLError, OSError, ValueError) as e:
-        reason = getattr(e, "reason", e)
-        raise TailscaleError(
-            f"cannot fetch the Tailscale install script from {url}: {reason}", "install-failed"
-        ) from None
-    if len(data) > MAX_SCRIPT:
+        resp = http.fetch(url, timeout, max_body=MAX_SCRIPT, redirects=http.REDIRECTS)
+    except http.TooLarge:
         raise TailscaleError(
             f"the Tailscale install script from {url} is larger than 1 MiB; refusing to run it",
             "install-failed",
+        ) from None
+    except (OSError, ValueError) as e:
+        reason = "timed out" if isinstance(e, socket.timeout) else str(e) or type(e).__name__
+        raise TailscaleError(
+            f"cannot fetch the Tailscale install script from {url}: {reason}", "install-failed"
+        ) from None
+    if resp.status != 200:
+        raise TailscaleError(
+            f"cannot fetch the Tailscale install script from {url}: HTTP {resp.status}",
+            "install-failed",
         )
+    data = resp.body
     if not data.strip() or b"\0" in data:
         raise TailscaleError(
             f"the answer from {url} is not a shell script (empty or binary); refusing to run it",

@@ -1,6 +1,6 @@
 """The WireGuard interface itself: which backend serves it, create it (kernel link or
 wireguard-go), its addresses and routes. What is there is read with the stdlib rtnetlink reader
-(``discovery/rtnl.py``) and sysfs, so a pass that changes nothing — the daemon's every 30 s — never
+(``k3snode/netlink.py``) and sysfs, so a pass that changes nothing — the daemon's every 30 s — never
 loads pyroute2 or opens its sockets; pyroute2's rtnetlink (a wireguard-go interface is a ``tun``
 link to it) only makes changes, with pyroute2's names for the kernel's numbers.
 
@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from k3snode.discovery import rtnl
+from k3snode import netlink
 from k3snode.mesh.wg.kernel import Kernel
 from k3snode.mesh.wg.types import (
     SOCKET_DIR,
@@ -234,7 +234,7 @@ def _wait_for_socket(ifname: str, socket_dir: str, what: str) -> Backend:
 
 def _link(ifname: str):
     """The rtnetlink link named ``ifname`` in this network namespace (index, flags)."""
-    for link in rtnl.links():
+    for link in netlink.links():
         if link.name == ifname:
             return link
     raise NoSuchDevice(f"{ifname} does not exist")
@@ -247,7 +247,7 @@ def _index(ifname: str) -> int:
 def _global_addresses(idx: int | None = None):
     """(index, address, prefixlen) of every global (scope 0) address, IPv4 then IPv6."""
     for family in (socket.AF_INET, socket.AF_INET6):
-        for a in rtnl.addresses(family):
+        for a in netlink.addresses(family):
             if a.scope == 0 and a.address and (idx is None or a.index == idx):
                 yield a.index, a.address, a.prefixlen
 
@@ -301,7 +301,7 @@ def ensure_host_routes(ifname: str, wanted: list[str]) -> list[str]:
     have = set()
     for family in (socket.AF_INET, socket.AF_INET6):
         full = 32 if family == socket.AF_INET else 128
-        for r in rtnl.routes(family):
+        for r in netlink.routes(family):
             if idx in r.oifs and r.dst and r.dst_len == full and r.proto == RTPROT_STATIC:
                 have.add(ipaddress.ip_network(f"{r.dst}/{full}"))
     if have == want:

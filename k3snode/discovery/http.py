@@ -1,17 +1,21 @@
-"""The one HTTP client for metadata services: direct, short, bounded.
+"""The one HTTP client: metadata services, GCP's long-poll, echo services, the Tailscale install
+script. Direct, short, bounded; the bytes on the wire are ``wire.py``'s (stdlib sockets, for the
+measured reasons given there: ``http.client`` costs 15–25 ms of import and has no whole-answer
+deadline).
 
-- **No proxies, ever.** ``http.client`` connects to the host it is given; ``HTTP_PROXY`` & co. are
-  never read (a proxy cannot reach link-local addresses and made other tools hang for minutes).
+- **No proxies, ever.** The client connects to the address it resolved itself; ``HTTP_PROXY`` &
+  co. are never read (a proxy cannot reach link-local addresses and made other tools hang for
+  minutes).
 - **Short timeouts**: ``connect_timeout`` for the TCP handshake, ``read_timeout`` for the whole
-  response (status line, headers and body), enforced per read so a server that dribbles one
-  byte a second is cut off too.
+  answer (TLS handshake, status line, headers and body) on HTTP and HTTPS alike, so a server that
+  dribbles one byte a second is cut off too.
 - **Bounded retries** with exponential backoff, only on connection errors, 5xx and 429 (a booting
   network, GCE maintenance, Azure's rate limit); never on timeouts, which would just wait again.
   A provider may name statuses to retry until the deadline instead (Azure's 410 while its IMDS
   is not ready yet); a ``Retry-After`` of a 429/410/503 is honoured within the deadline.
-- **Host names resolved inside the deadline**: a ``metadata_endpoint`` given as a name is resolved
-  in a helper thread that is waited for at most until the deadline (a stuck resolver cannot make
-  discovery wait its own 5 s × attempts).
+- **Host names resolved inside the deadline**: a name is resolved in a helper thread that is
+  waited for at most until the deadline (a stuck resolver cannot make discovery wait 5 s ×
+  attempts).
 - **A body cap** (``max_body``): a metadata leaf is a few bytes, a JSON document a few KiB.
 - **One deadline** for the whole discovery, shared by every request of a ``Client``.
 - ``override`` (``[discovery] metadata_endpoint``) replaces the scheme, host and port of the
@@ -19,20 +23,38 @@
 - ``race`` picks, between a service's IPv4 and IPv6 addresses, the first that accepts a TCP
   connection — the IPv4 one at once, the IPv6 one after a short stagger or as soon as the IPv4 one
   failed (RFC 6555/8305 "happy eyeballs", as cloud-init's ``url_helper.dual_stack``).
+- ``fetch(url, …)`` is the one-shot form (echo services, the install script): one address family
+  if asked (``curl -4``/``-6``), certificates verified, redirects followed only when asked and
+  only to HTTPS.
 """
 
 from __future__ import annotations
 
 import errno
-import http.client
+import ipaddress
 import os
+import selectors
 import socket
+import threading
 import time
 from dataclasses import dataclass, field
 from typing import Callable
-from urllib.parse import urlsplit
+from urllib.parse import urljoin, urlsplit
 
+from k3snode.bounded import one_line
 from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
+from k3snode.discovery.wire import (
+    BadRequest,
+    ConnectFailed,
+    Deadline,
+    ProtocolError,
+    Response,
+    Target,
+    TooLarge,
+    exchange,
+)
+
+__all__ = ["Client", "Response", "TooLarge", "fetch", "race", "resolve"]
 
 MAX_BODY = 256 * 1024
 CONNECT_TIMEOUT = 1.0
@@ -40,63 +62,17 @@ READ_TIMEOUT = 2.0
 ATTEMPTS = 4
 BACKOFF = 0.1  # first pause; doubles, at most BACKOFF_MAX
 BACKOFF_MAX = 1.0
-USER_AGENT = "k3snode"
-
-
-@dataclass(frozen=True)
-class Response:
-    status: int
-    body: bytes
-    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
-
-    @property
-    def text(self) -> str:
-        return self.body.decode("utf-8", "replace")
-
-    def header(self, name: str) -> str:
-        return self.headers.get(name.lower(), "")
-
-
-class _ConnectFailed(OSError):
-    """The TCP connection itself could not be made (wraps the original error)."""
-
+REDIRECTS = 5
 
 _UNREACHABLE = (errno.ENETUNREACH, errno.EHOSTUNREACH, errno.EADDRNOTAVAIL)
 
 
-class _DeadlineSocket(socket.socket):
-    """A socket whose every read waits at most until ``read_deadline``."""
-
-    read_deadline = 0.0
-    clock: Callable[[], float] = time.monotonic
-
-    def recv_into(self, buffer, nbytes=0, flags=0):  # type: ignore[override]
-        left = self.read_deadline - self.clock()
-        if left <= 0:
-            raise socket.timeout("read deadline passed")
-        self.settimeout(left)
-        return super().recv_into(buffer, nbytes, flags)
-
-
-class _Connection(http.client.HTTPConnection):
-    def __init__(self, host: str, port: int, connect_timeout: float, address: str = "") -> None:
-        super().__init__(host, port, timeout=connect_timeout)
-        self.address = address or host  # a resolved address; ``host`` stays the Host header
-
-    def connect(self) -> None:
-        raw = socket.create_connection((self.address, self.port), self.timeout)
-        raw.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
-        sock = _DeadlineSocket(raw.family, raw.type, raw.proto, fileno=raw.detach())
-        sock.read_deadline = time.monotonic() + 3600
-        self.sock = sock
-
-
-def _https_connection(host: str, port: int, connect_timeout: float) -> http.client.HTTPConnection:
+def default_tls():
+    """The system's trust store, verified host names. ``ssl`` is imported here, not at the top:
+    it costs ≈ 10 ms of import, and the metadata path (plain HTTP) never needs it."""
     import ssl
 
-    return http.client.HTTPSConnection(
-        host, port, timeout=connect_timeout, context=ssl.create_default_context()
-    )
+    return ssl.create_default_context()
 
 
 @dataclass
@@ -113,6 +89,9 @@ class Client:
     clock: Callable[[], float] = time.monotonic
     sleep: Callable[[float], None] = time.sleep
     patient: frozenset = frozenset()  # statuses retried until the deadline (Azure: 410)
+    tls: object = None  # an ssl.SSLContext for an https:// base; None: the system's trust store
+    memo: dict = field(default_factory=dict)  # kept by the caller between discoveries (tokens)
+    brief: bool = False  # a repeated discovery: only what a pass needs (no private address)
     requests: int = 0  # how many were sent (diagnostics)
 
     def __post_init__(self) -> None:
@@ -162,7 +141,7 @@ class Client:
                 )
             except MetadataTimeout:
                 raise
-            except _ConnectFailed as e:
+            except ConnectFailed as e:
                 cause = e.__cause__ or e
                 last = _describe(cause)
                 if not (
@@ -170,7 +149,7 @@ class Client:
                     or getattr(cause, "errno", None) in _UNREACHABLE
                 ):
                     unreachable = False
-            except (OSError, http.client.HTTPException) as e:
+            except (OSError, ProtocolError) as e:
                 last = _describe(e)
                 unreachable = False
             else:
@@ -197,85 +176,122 @@ class Client:
 
     def _once(
         self, method: str, path: str, headers: dict[str, str], read_timeout: float, body: bytes
-    ):
-        left = self.left()
-        if left <= 0:
-            raise MetadataTimeout(f"{method} {self.where}{path}: discovery timeout")
-        if self.scheme == "https":
-            conn = _https_connection(self.host, self.port, min(self.connect_timeout, left))
-        else:
-            if not self._address:
-                self._address = self._resolve(method, path)
-            conn = _Connection(
-                self.host, self.port, min(self.connect_timeout, self.left()), self._address
-            )
+    ) -> Response:
+        what = f"{method} {self.where}{path}"
+        if self.left() <= 0:
+            raise MetadataTimeout(f"{what}: discovery timeout")
+        budget = max(min(read_timeout, self.left()), 0.05)
+        if not self._address:
+            try:
+                found = resolve(self.host, self.port, 0, self.clock() + budget, self.clock)
+            except socket.timeout:
+                raise MetadataTimeout(
+                    f"{what}: resolving {self.host} took longer than the discovery timeout"
+                ) from None
+            except OSError as e:
+                raise MetadataError(f"{what}: cannot resolve {self.host}: {e}") from None
+            self._address = found[0]
+        if self.scheme == "https" and self.tls is None:
+            self.tls = default_tls()
+        tls = self.tls if self.scheme == "https" else None
+        target = Target(self.host, self._address, self.port, tls)
         self.requests += 1
         try:
+            return exchange(
+                target, method, path, headers, body,
+                connect_timeout=min(self.connect_timeout, max(self.left(), 0.05)),
+                read_timeout=budget, deadline=self.deadline, max_body=self.max_body,
+                clock=self.clock,
+            )  # fmt: skip
+        except Deadline:
+            raise MetadataTimeout(f"{what}: no answer within {budget:.1f}s") from None
+        except BadRequest as e:
+            raise MetadataError(f"{self.where}: {e}") from None
+        except TooLarge:
+            raise MetadataError(f"{what}: answer larger than {self.max_body} bytes") from None
+
+
+def resolve(
+    host: str, port: int, family: int, deadline: float, clock: Callable[[], float] = time.monotonic
+) -> list[str]:
+    """The addresses of ``host`` (of ``family``, or any when 0), waited for at most until
+    ``deadline``: raises socket.timeout then, OSError (socket.gaierror) when it does not resolve."""
+    if _is_literal(host):
+        if family and family != (socket.AF_INET6 if ":" in host else socket.AF_INET):
+            raise socket.gaierror(socket.EAI_NONAME, f"{host} is not of the address family asked")
+        return [host]
+    found: list = []
+
+    def lookup() -> None:
+        try:
+            found.append(socket.getaddrinfo(host, port, family, socket.SOCK_STREAM))
+        except OSError as e:  # socket.gaierror included
+            found.append(e)
+
+    t = threading.Thread(target=lookup, name="k3snode-resolve", daemon=True)
+    t.start()
+    t.join(max(deadline - clock(), 0.0))
+    if not found:
+        raise socket.timeout(f"resolving {host} timed out")
+    if isinstance(found[0], OSError):
+        raise found[0]
+    addresses = list(dict.fromkeys(info[4][0] for info in found[0]))
+    if not addresses:
+        raise OSError(f"no address for {host}")
+    return addresses
+
+
+def fetch(
+    url: str,
+    timeout: float,
+    *,
+    family: int = 0,
+    headers: dict[str, str] | None = None,
+    max_body: int = MAX_BODY,
+    tls: object = None,
+    redirects: int = 0,
+    clock: Callable[[], float] = time.monotonic,
+) -> Response:
+    """GET ``url`` once, the whole answer within ``timeout`` (resolution and redirects included).
+
+    Each address of the host (of ``family`` when given) is tried in turn. Up to ``redirects``
+    redirects are followed, only to https:// URLs. Raises OSError (socket.timeout when the time
+    ran out), ValueError (a bad URL or answer; TooLarge over ``max_body``)."""
+    deadline = clock() + timeout
+    for _ in range(redirects + 1):
+        u = urlsplit(url)
+        if u.scheme not in ("http", "https") or not u.hostname:
+            raise ValueError(f"not an http(s):// URL: {url[:80]!r}")
+        port = u.port or (443 if u.scheme == "https" else 80)
+        context = (tls or default_tls()) if u.scheme == "https" else None
+        path = (u.path or "/") + (f"?{u.query}" if u.query else "")
+        last: OSError = OSError(f"no address for {u.hostname}")
+        resp = None
+        for address in resolve(u.hostname, port, family, deadline, clock):
+            left = deadline - clock()
+            if left <= 0:
+                raise Deadline(f"no answer within {timeout:.1f}s")
             try:
-                conn.connect()
-            except OSError as e:
-                raise _ConnectFailed(str(e)) from e
-            budget = max(min(read_timeout, self.left()), 0.05)
-            sock = conn.sock
-            if isinstance(sock, _DeadlineSocket):
-                sock.clock = self.clock
-                sock.read_deadline = self.clock() + budget
-            else:
-                sock.settimeout(budget)
-            conn.putrequest(method, path, skip_accept_encoding=True)
-            sent = {"user-agent"}
-            for k, v in headers.items():
-                conn.putheader(k, v)
-                sent.add(k.lower())
-            conn.putheader("User-Agent", USER_AGENT)
-            if method in ("PUT", "POST") and "content-length" not in sent:
-                conn.putheader("Content-Length", str(len(body)))
-            conn.endheaders(body or None)
-            try:
-                r = conn.getresponse()
-                body = r.read(self.max_body + 1)
-            except (socket.timeout, TimeoutError):
-                raise MetadataTimeout(
-                    f"{method} {self.where}{path}: no answer within {budget:.1f}s"
-                ) from None
-            if len(body) > self.max_body:
-                raise MetadataError(
-                    f"{method} {self.where}{path}: answer larger than {self.max_body} bytes"
-                )
-            return Response(r.status, body, {k.lower(): v for k, v in r.getheaders()})
-        finally:
-            conn.close()
-
-    def _resolve(self, method: str, path: str) -> str:
-        """The host name's first address, waited for at most until the deadline."""
-        import threading
-
-        found: list = []
-
-        def lookup() -> None:
-            try:
-                found.append(socket.getaddrinfo(self.host, self.port, type=socket.SOCK_STREAM))
-            except OSError as e:  # socket.gaierror included
-                found.append(e)
-
-        t = threading.Thread(target=lookup, name="k3snode-resolve", daemon=True)
-        t.start()
-        t.join(max(self.left(), 0.0))
-        if not found:
-            raise MetadataTimeout(
-                f"{method} {self.where}{path}: resolving {self.host} took longer than the "
-                "discovery timeout"
-            )
-        if isinstance(found[0], OSError) or not found[0]:
-            raise MetadataError(
-                f"{method} {self.where}{path}: cannot resolve {self.host}: {found[0] or 'no address'}"
-            )
-        return found[0][0][4][0]
+                resp = exchange(
+                    Target(u.hostname, address, port, context), "GET", path, headers or {}, b"",
+                    connect_timeout=left, read_timeout=left, deadline=deadline,
+                    max_body=max_body, clock=clock,
+                )  # fmt: skip
+                break
+            except ConnectFailed as e:
+                last = e.__cause__ if isinstance(e.__cause__, OSError) else e
+        if resp is None:
+            raise last
+        location = resp.header("Location")
+        if resp.status not in (301, 302, 303, 307, 308) or not location or not redirects:
+            return resp
+        url = urljoin(url, location)
+        if not url.startswith("https://"):
+            raise ValueError(f"redirected to a non-HTTPS URL: {url[:80]!r}")
+    raise ValueError(f"more than {redirects} redirects")
 
 
 def _is_literal(host: str) -> bool:
-    import ipaddress
-
     try:
         ipaddress.ip_address(host)
     except ValueError:
@@ -304,8 +320,6 @@ def race(
     earlier one has failed; the race ends at the first connection, when all have failed, or after
     ``window`` (bounded by ``deadline``). No request is sent: the winner is then asked as usual.
     """
-    import selectors
-
     targets = []
     for base in bases:
         u = urlsplit(base)
@@ -361,8 +375,6 @@ def race(
 
 
 def _describe(e: BaseException) -> str:
-    from k3snode.bounded import one_line
-
     return one_line(_describe_raw(e), 120)
 
 

@@ -10,7 +10,7 @@ from fakes.listener import Listener
 from helpers import free_port
 
 from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
-from k3snode.discovery.metadata_http import BACKOFF, Client
+from k3snode.discovery.http import BACKOFF, Client
 
 
 def client(url: str, **kw) -> Client:
@@ -166,7 +166,7 @@ def test_an_unresolvable_host_name_is_an_error_not_a_traceback():
 def test_race_takes_the_first_base_that_connects():
     import time
 
-    from k3snode.discovery.metadata_http import race
+    from k3snode.discovery.http import race
 
     with FakeIMDS("aws") as fake:
         dead = f"http://127.0.0.1:{free_port()}"  # refused at once: the next one starts at once
@@ -181,7 +181,7 @@ def test_race_takes_the_first_base_that_connects():
 def test_race_with_nothing_listening_gives_no_winner():
     import time
 
-    from k3snode.discovery.metadata_http import race
+    from k3snode.discovery.http import race
 
     bases = [f"http://127.0.0.1:{free_port()}", f"http://[::1]:{free_port('::1')}"]
     winner, lost = race(bases, time.monotonic() + 5)
