@@ -31,7 +31,7 @@ def _underlay(world, enabled=True, keepalive=20):
 def test_the_daemon_keeps_one_keeper_and_drives_it(world):
     d = world.daemon("5.6.7.8", poll_interval=600)
     key = _underlay(world)
-    d.request_reload()
+    d.reload()
     world.step(d, 0)
     keeper = d.underlay
     assert keeper is not None and keeper.seen is not None
@@ -46,12 +46,12 @@ def test_the_daemon_keeps_one_keeper_and_drives_it(world):
     # a reload that changes the settings: a new keeper; one that turns the underlay off: none
     world.settings("5.6.7.8", poll_interval=600)
     _underlay(world, keepalive=5)
-    d.request_reload()
+    d.reload()
     world.step(d, 0)
     assert d.underlay is not None and d.underlay is not keeper
     world.settings("5.6.7.8", poll_interval=600)
     _underlay(world, enabled=False)
-    d.request_reload()
+    d.reload()
     world.step(d, 0)
     assert d.underlay is None
     world.step(d, PASS_INTERVAL)
