@@ -32,6 +32,12 @@ LAZY_OWN = {
     # (importing module, imported module): reason
     ("k3snode.cli", "k3snode.config.schema"): "only a command's --help needs the settings schema; "
     "`k3snode --version` and the top-level help must not pay for it (issue 14: ≤ python + 30 ms)",
+    ("k3snode.daemon.observe", "k3snode.health.registry"): "the observers' modules (the meshes' "
+    "health code) cost ≈ 26 ms of imports on top of the daemon's; the first look is after READY=1",
+    ("k3snode.daemon.observe", "k3snode.mesh.underlay.checks"): "≈ 26 ms (WireGuard's modules); "
+    "only after READY=1 and only when the underlay is on",
+    ("k3snode.daemon.passes", "k3snode.mesh.underlay.keeper"): "≈ 28 ms (WireGuard's modules); "
+    "only nodes with the underlay on pay for it before READY=1",
 }
 
 

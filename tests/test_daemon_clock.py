@@ -12,7 +12,7 @@ from helpers import REPO
 
 from k3snode.config.load import load
 from k3snode.config.model import Settings
-from k3snode.daemon import Daemon
+from k3snode.daemon.loop import Daemon
 
 STUB = os.path.join(REPO, "tests", "fakes", "systemctl.py")
 RUNNING = {"load": "loaded", "active": "active", "sub": "running", "invocation": 1}
@@ -87,7 +87,7 @@ run_dir = "{self.root}/run/k3snode"
     def step(self, d: Daemon, seconds: float) -> None:
         self.clock.t += seconds
         d.tick()
-        d.join_restart()
+        d.restarts.join(30)
         d.tick()  # the restart's result
 
 
@@ -103,14 +103,14 @@ def test_a_new_address_waits_for_confirmation(world):
     world.step(d, 0)
     assert "5.6.7.8" in world.written() and len(world.restarts()) == 1
     world.settings("9.9.9.9")
-    d.request_reload()
+    d.reload()
     world.step(d, 0)
-    assert "5.6.7.8" in world.written() and d.candidate == ("9.9.9.9", "2a01:4f8::5")
+    assert "5.6.7.8" in world.written() and d.addresses.candidate == ("9.9.9.9", "2a01:4f8::5")
     world.step(d, 1.0)
     assert "5.6.7.8" in world.written(), "not before the confirm delay"
     world.step(d, 2.1)
     assert "9.9.9.9" in world.written()
-    assert d.candidate is None
+    assert d.addresses.candidate is None
 
 
 def test_restarts_are_rate_limited_and_the_last_config_wins(world):
@@ -119,11 +119,11 @@ def test_restarts_are_rate_limited_and_the_last_config_wins(world):
     assert len(world.restarts()) == 1
     for t, ip in ((10, "9.9.9.9"), (20, "8.8.4.4")):
         world.settings(ip, confirm_delay=0)
-        d.request_reload()
+        d.reload()
         world.step(d, t)
         assert ip in world.written()
         assert len(world.restarts()) == 1, "deferred: at most one restart per minute"
-        assert d.pending_restart
+        assert d.restarts.pending
     world.step(d, 29)  # t = 1059: still inside the minute
     assert len(world.restarts()) == 1
     world.step(d, 1.5)  # t = 1060.5
@@ -141,7 +141,7 @@ def test_a_failed_restart_is_reported_and_not_retried(world):
     world.step(d, 0)
     assert d.last_restart["outcome"] == "failed"
     for _ in range(5):
-        d.request_reload()
+        d.reload()
         world.step(d, 120)
     assert len(world.restarts()) == 1
     snap = d.health.snapshot()

@@ -14,7 +14,7 @@ pytestmark = pytest.mark.netns
 
 WATCHER = """
 import json, select, sys, time
-from k3snode.netwatch import Watch
+from k3snode.daemon.netwatch import Watch
 w = Watch()
 print("ready", flush=True)
 end = time.monotonic() + float(sys.argv[1])

@@ -11,13 +11,14 @@ import argparse
 import json
 from typing import TYPE_CHECKING, Callable
 
-from k3snode import preflight, underlay
+from k3snode import preflight
 from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS, NODE_FLAGS
 from k3snode.discovery import preflight as discovery_preflight
 from k3snode.health.checks import Finding
 from k3snode.k3s import ordering, overrides
 from k3snode.mesh.tailscale import health as tailscale_health
+from k3snode.mesh.underlay import checks as underlay_checks
 from k3snode.mesh.wg import preflight as wg_preflight
 from k3snode.registration import preflight as registration_preflight
 
@@ -32,7 +33,7 @@ PREFLIGHTS: tuple[Preflight, ...] = (
     ordering.preflight,
     tailscale_health.preflight,
     wg_preflight.wireguard_native,
-    underlay.preflight,
+    underlay_checks.preflight,
     discovery_preflight.findings,
     registration_preflight.findings,
 )

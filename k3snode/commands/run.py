@@ -1,4 +1,4 @@
-"""``k3snode run``: the daemon (``k3snode/daemon.py``), normally started by systemd."""
+"""``k3snode run``: the daemon (``k3snode/daemon/``), normally started by systemd."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import sys
 from k3snode import fileio, locks
 from k3snode.cli_settings import load_settings
 from k3snode.config.model import SettingsError
-from k3snode.daemon import Daemon
+from k3snode.daemon.loop import Daemon
 from k3snode.pipeline import check_local
 
 FLAGS = None  # the daemon uses every setting

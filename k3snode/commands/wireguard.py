@@ -10,9 +10,10 @@ import logging
 import sys
 import time
 
-from k3snode import underlay
 from k3snode.cli_settings import load_settings
 from k3snode.errors import UsageError
+from k3snode.mesh.underlay import checks
+from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
 
 log = logging.getLogger(__name__)
 
@@ -43,7 +44,6 @@ def add_arguments(p: argparse.ArgumentParser) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
-
     settings = load_settings(args)
     if not settings.underlay.enabled:  # nothing to show, and no key is made for nothing
         where = settings.where("underlay", "enabled")
@@ -53,7 +53,7 @@ def run(args: argparse.Namespace) -> int:
         )
     if args.action == "up" and args.interval <= 0:
         raise UsageError(f"--interval must be positive (got {args.interval:g})")
-    u = underlay.Underlay(settings)
+    u = Keeper(settings)
     try:
         if args.action == "pubkey":
             print(u.private_key()[1])
@@ -68,13 +68,13 @@ def run(args: argparse.Namespace) -> int:
         while True:
             time.sleep(args.interval)
             u.run_once()
-    except underlay.UnderlayError as e:  # the underlay failed, not the user: exit 1
+    except UnderlayError as e:  # the underlay failed, not the user: exit 1
         print(f"k3snode: error: {e}", file=sys.stderr)
         return 1
 
 
 def _show(settings, as_json: bool) -> int:
-    obs = underlay.observe(settings)
+    obs = checks.observe(settings)
     now = time.time()
     if as_json:
         print(json.dumps({

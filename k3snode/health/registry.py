@@ -4,6 +4,8 @@ Each observer takes the Settings and returns a list of ``checks.Observation``; i
 changes nothing on the node) and answers nothing for a component that is off. The daemon calls
 every one each health interval; an observer that raises becomes a failing check named after it
 (``name(observer)``). A new check: write its observer next to the code it watches, list it here.
+The underlay is not listed: the daemon judges what its own keeper's last pass saw
+(``mesh/underlay``), so no observer changes the node or keeps a keeper of its own.
 
 The daemon imports this module when it first observes, not at its top: that is after READY=1 on
 a start that writes the config, and the observers' modules cost some 60 ms of imports that K3s's
@@ -14,7 +16,6 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Callable
 
-from k3snode import underlay
 from k3snode.health.checks import Observation
 from k3snode.k3s import overrides
 from k3snode.mesh.tailscale import health as tailscale_health
@@ -33,7 +34,6 @@ def observers() -> tuple[Observer, ...]:
     return (
         tailscale_health.observe,
         wg_health.Flannel(),
-        underlay.observer,
         overrides.observe,
     )
 

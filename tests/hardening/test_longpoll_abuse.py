@@ -14,8 +14,8 @@ import time
 import pytest
 from helpers import free_port
 
-from k3snode import longpoll
 from k3snode.config.load import load
+from k3snode.daemon import longpoll
 from k3snode.discovery.errors import MetadataError
 from k3snode.discovery.http import Client
 from k3snode.discovery.providers import gcp

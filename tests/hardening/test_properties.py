@@ -10,13 +10,13 @@ import os
 
 import pytest
 import yaml
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from k3snode import addresses, bounded
 from k3snode.config.load import load
 from k3snode.config.model import SettingsError
-from k3snode.k3s import configfile
+from k3snode.k3s import configfile, yamlv2
 from k3snode.k3s.configfile import ConfigFileError
 
 SEEDS = os.path.join(os.path.dirname(__file__), "seeds")
@@ -91,7 +91,15 @@ def _render(mapping: dict, style: str, comments: bool, stale: dict) -> str:
     return text
 
 
+def _as_k3s_reads(text: str) -> dict:
+    """The document as K3s's yaml.v2 reads it: the mapping the merge must keep (``-_0`` is the
+    integer 0 to K3s, a string to PyYAML's YAML 1.1 rules)."""
+    return yaml.load(text, Loader=yamlv2.loader()) or {}
+
+
 @FAST
+@example(user={"a": {"a": "-_0"}}, managed={}, stale_keys=set(), style="flow", comments=False,
+         crlf=False)  # fmt: skip
 @given(
     user=user_mapping,
     managed=managed_mapping,
@@ -109,11 +117,11 @@ def test_merge_keeps_user_content_and_intended_mapping_and_is_idempotent(
     if crlf:
         text = text.replace("\n", "\r\n")
     path.write_bytes(text.encode())
-    before = yaml.safe_load(text) or {}
+    before = _as_k3s_reads(text)
     previously = set(stale_keys)
     p = configfile.plan(str(path), managed, previously, "server")
     configfile.apply(p)
-    after = yaml.safe_load(path.read_text()) or {}
+    after = _as_k3s_reads(path.read_text())
     kept = {k: v for k, v in before.items() if k not in managed and k not in previously}
     assert after == {**kept, **managed}
     if comments and style == "block" and user:

@@ -50,11 +50,15 @@ def _state(root) -> dict:
     return json.loads((root / "var/lib/k3snode/state.json").read_text())
 
 
-def test_concurrent_applies_never_orphan_managed_keys(root):
+@pytest.mark.parametrize(
+    "rounds", [6, pytest.param(25, marks=pytest.mark.slow)], ids=lambda n: f"{n}-rounds"
+)
+def test_concurrent_applies_never_orphan_managed_keys(root, rounds):
+    """Two ``apply`` processes at once, again and again (the ``slow`` tier, in CI, 25 rounds)."""
     config = root / "etc/rancher/k3s/config.yaml"
     config.write_text("debug: true\n")
     with ThreadPoolExecutor(2) as pool:
-        for _ in range(25):
+        for _ in range(rounds):
             runs = [
                 pool.submit(_apply, root, "--mesh", "wireguard-native"),
                 pool.submit(_apply, root, "--mesh", "none"),

@@ -5,13 +5,13 @@ from __future__ import annotations
 
 import pytest
 
-from k3snode import underlay
 from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
 from k3snode.health import registry
 from k3snode.health.checks import Finding, Observation
 from k3snode.k3s import overrides
 from k3snode.mesh.tailscale import health as tailscale_health
+from k3snode.mesh.underlay import checks as underlay_checks
 from k3snode.mesh.wg import health as wg_health
 
 
@@ -19,13 +19,12 @@ def test_observers_are_the_components_functions():
     got = registry.observers()
     assert got[0] is tailscale_health.observe
     assert isinstance(got[1], wg_health.Flannel)
-    assert got[2:] == (underlay.observer, overrides.observe)
+    assert got[2:] == (overrides.observe,), "the daemon judges its own underlay keeper's passes"
     assert registry.observers()[1] is not got[1], "each daemon gets its own stateful observers"
     names = [registry.name(o) for o in got]
     assert names == [
         "k3snode.mesh.tailscale.health:observe",
         "k3snode.mesh.wg.health:Flannel",
-        "k3snode.underlay:observer",
         "k3snode.k3s.overrides:observe",
     ]
 
@@ -41,7 +40,7 @@ def test_each_observer_answers_observations_for_a_plain_node(observe, tmp_path):
 def test_preflights_are_listed_once_in_print_order():
     assert len(set(PREFLIGHTS)) == len(PREFLIGHTS) == 8
     assert PREFLIGHTS[0].__module__ == "k3snode.preflight", "the settings come first"
-    assert underlay.preflight in PREFLIGHTS and tailscale_health.preflight in PREFLIGHTS
+    assert underlay_checks.preflight in PREFLIGHTS and tailscale_health.preflight in PREFLIGHTS
 
 
 def test_each_preflight_answers_findings_for_a_plain_node():

@@ -11,7 +11,7 @@ shared/reference/k3s.md §1) and its ``testdata/data.yaml.d``; gopkg.in/yaml.v2 
 from __future__ import annotations
 
 import pytest
-from goyaml import build, decode
+from goyaml import decode
 from helpers import run_k3snode
 
 from k3snode.config.load import load
@@ -100,7 +100,7 @@ def test_user_append_key_in_own_file_gets_no_false_warning(tmp_path):
     assert len(plan.warnings) == 1 and "'node-lable+'" in plan.warnings[0]
 
 
-def test_duplicate_keys_last_wins_like_yaml_v2(tmp_path, tmp_path_factory):
+def test_duplicate_keys_last_wins_like_yaml_v2(tmp_path, goyaml_oracle):
     """yaml.v2 keeps both items of a duplicate key (MapSlice) and K3s's merge keeps the last:
     a warning, the file untouched by the check, K3s's semantics kept when k3snode writes."""
     text = (
@@ -108,8 +108,7 @@ def test_duplicate_keys_last_wins_like_yaml_v2(tmp_path, tmp_path_factory):
     )
     d = k3s_dir(tmp_path, text)
     own = str(d / "config.yaml")
-    oracle = build(str(tmp_path_factory.mktemp("go")))
-    assert [k for k, _t, _v in decode(oracle, own)] == [
+    assert [k for k, _t, _v in decode(goyaml_oracle, own)] == [
         "node-name",
         "tls-san",
         "node-name",

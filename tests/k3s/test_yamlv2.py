@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import pytest
 import yaml
-from goyaml import build, decode
+from goyaml import decode
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -90,8 +90,8 @@ def test_node_name_n_reaches_k3s_as_a_string(tmp_path):
 
 
 @pytest.fixture(scope="module")
-def oracle(tmp_path_factory):
-    return build(str(tmp_path_factory.mktemp("goyaml")))
+def oracle(goyaml_oracle):
+    return goyaml_oracle
 
 
 def _is_plain_scalar(text: str) -> bool:

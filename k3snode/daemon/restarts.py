@@ -8,11 +8,12 @@ from __future__ import annotations
 
 import logging
 import threading
-from typing import TYPE_CHECKING, Callable
+from typing import Callable
 
-if TYPE_CHECKING:
-    from k3snode.config.model import Settings
-    from k3snode.k3s.service import RestartResult
+from k3snode import pipeline
+from k3snode.config.model import Settings
+from k3snode.k3s.service import RestartResult, unit_name
+from k3snode.progress import Step
 
 log = logging.getLogger(__name__)
 
@@ -62,9 +63,6 @@ class Restarts:
         log.debug("asking K3s to restart: its config changed")
 
         def work() -> None:
-            from k3snode import pipeline
-            from k3snode.k3s.service import unit_name
-            from k3snode.progress import Step
 
             text = (
                 f"restarting {unit_name(settings)}: its config changed "
@@ -75,8 +73,6 @@ class Restarts:
                     result = pipeline.restart(settings)
                     step.result(result.outcome)
             except Exception as e:  # pragma: no cover - defensive
-                from k3snode.k3s.service import RestartResult, unit_name
-
                 result = RestartResult(unit_name(settings), "error", str(e))
             self._deliver(result)
 

@@ -1,4 +1,4 @@
-"""The underlay without privileges: which peers, which routes, the preflight, the CLI's errors."""
+"""The underlay's health check and preflight without privileges, and the CLI's errors."""
 
 from __future__ import annotations
 
@@ -7,73 +7,28 @@ import os
 
 import pytest
 from helpers import run_k3snode
+from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
 
-from k3snode import underlay
 from k3snode.commands.check import PREFLIGHTS
 from k3snode.config.load import load
-from k3snode.health.registry import observers
+from k3snode.health import registry
+from k3snode.mesh.underlay import checks
+from k3snode.mesh.underlay.keeper import Keeper
+from k3snode.mesh.underlay.plan import Seen
 from k3snode.mesh.wg import keys
-
-KEYS = [keys.generate_private() for _ in range(3)]
-PUBS = [keys.public_key(k) for k in KEYS]
-
-
-def _toml(root, address="10.99.0.1/24", peers=(), extra="") -> str:
-    path = root / "etc/k3snode/config.toml"
-    text = f"""\
-[paths]
-state_dir = "{root}/var/lib/k3snode"
-run_dir = "{root}/run/k3snode"
-
-[underlay]
-enabled = true
-address = "{address}"
-private_key_file = "{root}/var/lib/k3snode/underlay.key"
-keepalive = 20
-{extra}
-"""
-    for p in peers:
-        text += "\n[[underlay.peers]]\n" + "".join(f"{k} = {json.dumps(v)}\n" for k, v in p.items())
-    path.write_text(text)
-    return str(path)
-
-
-def _peer(i, **kw):
-    return {"public_key": PUBS[i], "endpoint": f"s{i + 1}.example.net:51822",
-            "address": f"10.99.0.{i + 1}", **kw}  # fmt: skip
+from k3snode.mesh.wg.types import Device, Peer
 
 
 def test_registered():
-    assert underlay.observer in observers()
-    assert underlay.preflight in PREFLIGHTS
-
-
-def test_a_node_skips_itself_in_a_shared_list(root):
-    s = load(_toml(root, peers=[_peer(0), _peer(1, keepalive=5), _peer(2, name="third")]))
-    # by its public key (the list's first entry has this node's key, another address)
-    got = underlay.wanted_peers(s, PUBS[0])
-    assert [(w.public_key, w.name, w.keepalive) for w in got] == [
-        (PUBS[1], "s2.example.net", 5),
-        (PUBS[2], "third", 20),
-    ]
-    assert got[0].allowed_ips == ("10.99.0.2/32",) and (got[0].host, got[0].port) == (
-        "s2.example.net",
-        51822,
-    )
-    # by its underlay address, when the key in the list is not (yet) this node's
-    assert [w.public_key for w in underlay.wanted_peers(s, "other")] == [PUBS[1], PUBS[2]]
-
-
-def test_host_routes_only_outside_the_own_prefix(root):
-    peers = [_peer(1), _peer(2, address="10.98.7.3"), {**_peer(0), "address": "fd00:99::1"}]
-    s = load(_toml(root, peers=peers))
-    got = underlay.route_targets(s, underlay.wanted_peers(s, "x"))
-    assert got == ["10.98.7.3/32", "fd00:99::1/128"]
+    assert checks.preflight in PREFLIGHTS
+    # not an observer of its own: the daemon judges what its keeper's last pass saw
+    names = [registry.name(o) for o in registry.observers()]
+    assert not [n for n in names if "underlay" in n], names
 
 
 def _etcd_warnings(**env):
     s = load(None, env=env)
-    return [f for f in underlay.preflight(s) if f.topic == "underlay"]
+    return [f for f in checks.preflight(s) if f.topic == "underlay"]
 
 
 @pytest.mark.parametrize(
@@ -100,30 +55,52 @@ def test_external_datastore_is_not_embedded_etcd(root):
     path.write_text(
         '[k3s]\ncluster_init = true\n[k3s.options]\ndatastore-endpoint = "postgres://db"\n'
     )
-    assert not underlay.embedded_etcd(load(str(path)))
+    assert not checks.embedded_etcd(load(str(path)))
 
 
-def test_observe_reports_a_missing_interface(root):
-    s = load(_toml(root, extra='interface = "k3snode-nx0"'))
-    obs = underlay.observe(s)
+def test_observe_reads_the_interface_when_given_nothing(root):
+    s = load(underlay_toml(root, extra='interface = "k3snode-nx0"'))
+    obs = checks.observe(s)
     assert obs.check == "underlay" and not obs.ok
     assert obs.detail == "k3snode-nx0 does not exist (underlay down)"
-    off = load(None, env={})
-    assert underlay.observer(off) == [] and underlay.keep(off) is None
 
 
-def test_keeper_turns_a_bad_key_into_an_observation(root):
-    cfg = _toml(root, extra='interface = "k3snode-nx1"')
-    key_file = root / "var/lib/k3snode/underlay.key"
-    key_file.write_text("garbage\n")
-    (obs,) = underlay.observer(load(cfg))  # never raises: the daemon keeps running
-    assert obs.check == "underlay" and not obs.ok
-    assert str(key_file) in obs.detail and "not a WireGuard private key" in obs.detail
-    assert key_file.read_text() == "garbage\n"
+def test_observe_judges_what_the_pass_saw(root):
+    """Given the keeper's last ``Seen``, the check reads nothing: an interface that does not
+    exist is not looked at."""
+    s = load(underlay_toml(root, peers=[peer_entry(1, name="cp-2")], extra='interface = "nx9"'))
+    now = 1_000_000.0
+    peer = Peer(PUBS[1], "198.51.100.2:51822", now - 30, 10, 20, 20, ("10.99.0.2/32",))
+    dev = Device("nx9", "userspace", PUBS[0], 51822, (peer,))
+    obs = checks.observe(s, Seen(dev, now))
+    assert obs.ok and obs.facts["address"] == "10.99.0.1/24" and obs.facts["peers"] == "1"
+    (ph,) = obs.peers
+    assert (ph.name, ph.endpoint, ph.stale) == ("cp-2", "198.51.100.2:51822", False)
+    old = Peer(PUBS[1], "198.51.100.2:51822", now - 1000, 10, 20, 20, ("10.99.0.2/32",))
+    stale = checks.observe(s, Seen(Device("nx9", "userspace", PUBS[0], 51822, (old,)), now))
+    assert not stale.ok and stale.peers[0].stale
+    failed = checks.observe(s, Seen(None, now, "underlay: setting the addresses of nx9: EPERM"))
+    assert (failed.ok, failed.detail) == (False, "underlay: setting the addresses of nx9: EPERM")
+
+
+def test_a_peer_never_handshaken_is_stale_by_the_keepers_memory(root):
+    """Judged with the keeper's ``PeerJudge`` (as the daemon does), a peer that never completed a
+    handshake is stale once it has been seen that long; a one-shot check has no such memory."""
+    s = load(underlay_toml(root, peers=[peer_entry(1)], extra='interface = "nx9"'))
+    keeper = Keeper(s)  # makes nothing on the host until a pass runs
+    never = Peer(PUBS[1], "198.51.100.2:51822", None, 0, 0, 20, ("10.99.0.2/32",))
+    dev = Device("nx9", "userspace", PUBS[0], 51822, (never,))
+    now = 1_000_000.0
+    limit = 120 + 3 * 20  # REKEY_AFTER_TIME + 3 keepalives
+    first = checks.observe(s, Seen(dev, now), peer_judge=keeper.judge)
+    later = checks.observe(s, Seen(dev, now + limit + 1), peer_judge=keeper.judge)
+    assert first.ok and not first.peers[0].stale
+    assert not later.ok and later.peers[0].stale, later.detail
+    assert checks.observe(s, Seen(dev, now + limit + 1)).ok, "a fresh judge has not seen it yet"
 
 
 def test_cli_pubkey_creates_the_key_once(root):
-    cfg = _toml(root)
+    cfg = underlay_toml(root)
     r1 = run_k3snode("wireguard", "pubkey", "--config", cfg)
     r2 = run_k3snode("wireguard", "pubkey", "--config", cfg)
     assert r1.returncode == r2.returncode == 0, r1.stderr
@@ -137,7 +114,7 @@ def test_cli_pubkey_creates_the_key_once(root):
 
 def test_cli_bad_key_file_is_one_line_exit_1(root):
     """A key file that holds garbage is broken state, not a usage mistake: exit 1."""
-    cfg = _toml(root)
+    cfg = underlay_toml(root)
     key_file = root / "var/lib/k3snode/underlay.key"
     key_file.write_text("hunter2\n")
     for action in ("pubkey", "up"):
@@ -161,12 +138,14 @@ def test_cli_with_the_underlay_off_says_so_and_creates_nothing(root, action):
 
 
 def test_cli_bad_interval(root):
-    r = run_k3snode("wireguard", "up", "--watch", "--interval", "0", "--config", _toml(root))
+    r = run_k3snode(
+        "wireguard", "up", "--watch", "--interval", "0", "--config", underlay_toml(root)
+    )
     assert r.returncode == 2 and "--interval must be positive" in r.stderr
 
 
 def test_check_changes_nothing(root):
-    cfg = _toml(root, peers=[_peer(1)])
+    cfg = underlay_toml(root, peers=[peer_entry(1)])
     key_file = root / "var/lib/k3snode/underlay.key"
     r = run_k3snode("check", "--json", "--mesh", "none", "--config", cfg)
     found = [f for f in json.loads(r.stdout) if f["topic"] == "underlay"]
@@ -188,8 +167,13 @@ def test_check_changes_nothing(root):
 
 
 def test_check_warns_about_names_that_do_not_resolve(root):
-    peers = [_peer(1, endpoint="nowhere.invalid:51822"), _peer(2, endpoint="localhost:51822")]
-    r = run_k3snode("check", "--json", "--mesh", "none", "--config", _toml(root, peers=peers))
+    peers = [
+        peer_entry(1, endpoint="nowhere.invalid:51822"),
+        peer_entry(2, endpoint="localhost:51822"),
+    ]
+    r = run_k3snode(
+        "check", "--json", "--mesh", "none", "--config", underlay_toml(root, peers=peers)
+    )
     msgs = [f["message"] for f in json.loads(r.stdout) if f["level"] == "warning"]
     assert [m for m in msgs if "cannot resolve" in m] == [
         m for m in msgs if m.startswith("peer nowhere.invalid: cannot resolve nowhere.invalid (")

@@ -7,10 +7,11 @@ import logging
 from dataclasses import replace
 
 import pytest
-from test_underlay import KEYS, PUBS, _peer, _toml
+from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
 
-from k3snode import underlay
 from k3snode.config.load import load
+from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
+from k3snode.mesh.underlay.plan import Result, wanted_peers
 from k3snode.mesh.wg.types import Device, Peer
 
 
@@ -38,14 +39,18 @@ class DNS:
 @pytest.fixture
 def world(root):
     clock, dns = Clock(), DNS(s2="198.51.100.2")
-    s = load(_toml(root, peers=[_peer(0), _peer(1, keepalive=25)], extra="resolve_interval = 60"))
-    u = underlay.Underlay(s, resolver=dns, clock=clock, wall=clock)
-    peers = underlay.wanted_peers(s, PUBS[0])
+    s = load(
+        underlay_toml(
+            root, peers=[peer_entry(0), peer_entry(1, keepalive=25)], extra="resolve_interval = 60"
+        )
+    )
+    u = Keeper(s, resolver=dns, clock=clock, wall=clock)
+    peers = wanted_peers(s, PUBS[0])
     return u, clock, dns, peers
 
 
 def _pass(u, dev, peers, moved=False):
-    result = underlay.Result()
+    result = Result()
     update = u.plan(dev, PUBS[0], KEYS[0], peers, result, moved)
     return update, result
 
@@ -153,7 +158,7 @@ def test_own_address_change_sets_every_endpoint_again(world):
 
 
 def test_dns_failure_keeps_the_last_answer(world, caplog):
-    caplog.set_level(logging.INFO, logger="k3snode.underlay")
+    caplog.set_level(logging.INFO, logger="k3snode.mesh.underlay.keeper")
     u, clock, dns, peers = world
     _pass(u, _dev(clock, "198.51.100.2:51822"), peers)
     dns.answers.clear()
@@ -203,3 +208,34 @@ def test_keepalive_and_allowed_ips_change_in_place(world):
     (p,) = update.peers
     assert (p.endpoint, p.keepalive, p.allowed_ips) == (None, 25, ("10.99.0.2/32",))
     assert not p.remove and update.listen_port is None and update.private_key is None
+
+
+def test_keep_turns_a_bad_key_into_what_it_saw(root):
+    cfg = underlay_toml(root, extra='interface = "k3snode-nx1"')
+    key_file = root / "var/lib/k3snode/underlay.key"
+    key_file.write_text("garbage\n")
+    k = Keeper(load(cfg))
+    assert k.keep() is None  # never raises: the daemon keeps running
+    assert k.seen is not None and k.seen.device is None
+    assert str(key_file) in k.seen.problem and "not a WireGuard private key" in k.seen.problem
+    assert key_file.read_text() == "garbage\n"
+
+
+def test_the_key_is_read_again_only_when_its_file_changed(root):
+    cfg = underlay_toml(root, extra='interface = "k3snode-nx2"')
+    key_file = root / "var/lib/k3snode/underlay.key"
+    k = Keeper(load(cfg))
+    key, pub = k.private_key()  # created
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    assert k.private_key() == (key, pub)
+    key_file.chmod(0o644)  # opened to others: narrowed again on the next pass
+    assert k.private_key()[1] == pub
+    assert oct(key_file.stat().st_mode & 0o777) == "0o600"
+    tmp = root / "var/lib/k3snode/new.key"  # replaced (as an operator restoring a backup would)
+    tmp.write_text(KEYS[2].reveal() + "\n")
+    tmp.chmod(0o600)
+    tmp.replace(key_file)
+    assert k.private_key()[1] == PUBS[2]
+    key_file.write_text("garbage\n")
+    with pytest.raises(UnderlayError, match="not a WireGuard private key"):
+        k.private_key()

@@ -1,10 +1,11 @@
-"""The server underlay: a WireGuard network among servers (optionally agents) that k3snode keeps
-configured, so embedded etcd can span clouds on private addresses that follow the servers.
+"""The underlay's keeper: makes the interface match the settings, pass after pass.
 
-One pass (``Underlay.run_once``) makes the interface match the settings: the key (generated on
+One pass (``Keeper.run_once``) makes the interface match the settings: the key (generated on
 first use, 0600), the interface (kernel WireGuard through pyroute2, else wireguard-go when
 ``userspace`` allows it), its address, listen port, peers (added, changed, removed) and host routes.
-A second pass with the same settings changes nothing.
+A second pass with the same settings changes nothing. The daemon owns one keeper for its life
+(it remembers DNS answers and the node's own addresses) and drives it; what the last pass saw is
+``Keeper.seen``, which the health check (``checks.py``) judges.
 
 Endpoints are ``host:port``; a DNS name is re-resolved every ``resolve_interval`` and sooner when
 its peer is stale. A new answer is applied at once. A peer's current endpoint is otherwise left
@@ -18,13 +19,21 @@ from __future__ import annotations
 import ipaddress
 import logging
 import os
-import socket
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
-from k3snode.config.model import Settings, UnderlayPeer
-from k3snode.health.checks import Finding, Observation
+from k3snode.config.model import Settings
+from k3snode.mesh.underlay.plan import (
+    Resolver,
+    Result,
+    Seen,
+    Wanted,
+    is_ip,
+    resolve,
+    route_targets,
+    wanted_peers,
+)
 from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg import keys, link
 from k3snode.mesh.wg import types as wg
@@ -42,96 +51,15 @@ class UnderlayError(Exception):
     """The underlay cannot be set up as configured; one line naming the setting or the cause."""
 
 
-Resolver = Callable[[str, int], str]
-
-
-def resolve(host: str, port: int) -> str:
-    """The first address the system resolver gives for ``host`` (as ``getaddrinfo`` orders them)."""
-    infos = socket.getaddrinfo(host, port, type=socket.SOCK_DGRAM)
-    if not infos:
-        raise OSError(f"no address for {host}")
-    return infos[0][4][0]
-
-
-def _is_ip(host: str) -> bool:
-    try:
-        ipaddress.ip_address(host)
-    except ValueError:
-        return False
-    return True
-
-
 @dataclass(frozen=True)
-class Wanted:
-    """One peer as the settings want it."""
-
-    public_key: str
-    name: str
-    host: str
-    port: int
-    allowed_ips: tuple[str, ...]
-    keepalive: int
-
-
-@dataclass
 class _Answer:
     endpoint: str | None  # resolved "ip:port", None until one resolution succeeded
     at: float  # when it was resolved (monotonic)
 
 
-@dataclass
-class Result:
-    changes: list[str] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)  # problems that did not stop the pass
-
-    @property
-    def changed(self) -> bool:
-        return bool(self.changes)
-
-
-def host_prefix(address: str) -> str:
-    ip = ipaddress.ip_address(address.split("/", 1)[0])
-    return f"{ip}/{32 if ip.version == 4 else 128}"
-
-
-def wanted_peers(settings: Settings, own_public_key: str) -> list[Wanted]:
-    """The settings' peers, without this node itself (the same list may be baked into every
-    server: a peer with this node's key or underlay address is skipped)."""
-    ul = settings.underlay
-    own_ip = ul.address.split("/", 1)[0]
-    out = []
-    for p in ul.peers:
-        if p.public_key == own_public_key or p.address.split("/", 1)[0] == own_ip:
-            continue
-        host, _, port = p.endpoint.rpartition(":")
-        out.append(
-            Wanted(
-                public_key=p.public_key,
-                name=p.name or host.strip("[]"),
-                host=host.strip("[]"),
-                port=int(port),
-                allowed_ips=(host_prefix(p.address),),
-                keepalive=ul.keepalive if p.keepalive is None else p.keepalive,
-            )
-        )
-    return out
-
-
-def route_targets(settings: Settings, peers: list[Wanted]) -> list[str]:
-    """Peer addresses outside this node's underlay prefix need a host route via the interface."""
-    net = ipaddress.ip_interface(settings.underlay.address).network
-    out = []
-    for p in peers:
-        for a in p.allowed_ips:
-            n = ipaddress.ip_network(a)
-            if n.version != net.version or not n.subnet_of(net):
-                out.append(str(n))
-    return out
-
-
-class Underlay:
+class Keeper:
     """Keeps one node's underlay as the settings say. Keep one instance for the daemon's life:
-    it remembers DNS answers and when they were fetched."""
+    it remembers DNS answers and when they were fetched, and derives the public key once."""
 
     def __init__(
         self,
@@ -157,17 +85,24 @@ class Underlay:
         self._noted: dict[str, str] = {}  # public key -> the DNS failure last logged
         self._rx: dict[str, tuple[int, float]] = {}  # public key -> (rx bytes, seen since)
         self._found = False  # the interface was found or made by a pass of this instance
-        self._derived: tuple[str, str] | None = None  # (private key, its public key): derived once
+        self._key: tuple[tuple[int, ...] | None, Secret, str] | None = None  # (file, key, public)
         self._peers: tuple[str, list[Wanted], list[str]] | None = None  # (own key, peers, routes)
         self._literal: dict[str, bool] = {}  # endpoint host -> is an IP address (no DNS)
         self._backend_kept: wg.Backend | None = None  # the interface's backend, while it lives
-        self.device: wg.Device | None = None  # what the last pass read, when it changed nothing
-        self.judge = wgh.PeerJudge()  # peers' staleness, with memory across passes
+        self._pubs = keys.PublicKeyCache()  # derives once per key; keeps a digest, not the key
+        self.judge = wgh.PeerJudge()  # peers' staleness, remembered across passes and checks
+        self.seen: Seen | None = None  # what the last pass found (for the health check)
 
     # -- the key ---------------------------------------------------------------------------
 
     def private_key(self) -> tuple[Secret, str]:
+        """This node's key (created on first use) and its public key. The file is read again
+        only when it changed (one ``stat`` per pass), the public key derived once per key."""
         path = self.settings.underlay.private_key_file
+        kept = self._key
+        ident = _file_id(path)  # before reading: a change after it is seen by the next pass
+        if kept is not None and ident is not None and kept[0] == ident:
+            return kept[1], kept[2]
         try:
             key, created = keys.load_or_create(path)
         except keys.BadKey as e:
@@ -179,10 +114,10 @@ class Underlay:
                 f"{self.settings.where('underlay', 'private_key_file')}: cannot read or create "
                 f"{path} ({e.strerror})"
             ) from None
-        # derive once per key, not every pass: the daemon makes one every health interval
-        if self._derived is None or self._derived[0] != key.reveal():
-            self._derived = (key.reveal(), keys.public_key(key))
-        pub = self._derived[1]
+        pub = self._pubs.public_key(key)
+        if created:  # made by this call: nobody replaced it since
+            ident = _file_id(path)
+        self._key = (ident, key, pub)
         if created:
             log.info("underlay: created private key %s (public key %s)", path, pub)
         return key, pub
@@ -199,9 +134,14 @@ class Underlay:
         return b
 
     def _alive(self, backend: wg.Backend) -> bool:
+        """The kept interface still exists (two ``stat``s). A killed wireguard-go leaves its
+        socket behind but takes its interface with it: look for both, so the very next pass
+        makes a new one."""
         ifname = self.settings.underlay.interface
-        if backend.kind == "userspace":
-            return os.path.exists(wg.userspace_socket(ifname, self.socket_dir))
+        if backend.kind == "userspace" and not os.path.exists(
+            wg.userspace_socket(ifname, self.socket_dir)
+        ):
+            return False
         return link.exists(ifname)
 
     def _find_or_create(self, result: Result) -> wg.Backend:
@@ -246,7 +186,7 @@ class Underlay:
         """The endpoint the settings mean now, resolving the name when due."""
         literal = self._literal.get(p.host)
         if literal is None:
-            literal = self._literal[p.host] = _is_ip(p.host)
+            literal = self._literal[p.host] = is_ip(p.host)
         if literal:
             return wg.join_endpoint(p.host, p.port)
         now = self.clock()
@@ -279,7 +219,29 @@ class Underlay:
     # -- one pass --------------------------------------------------------------------------
 
     def run_once(self) -> Result:
-        """Make the interface match the settings; raise UnderlayError when it cannot."""
+        """Make the interface match the settings; raise UnderlayError when it cannot. Either way
+        ``seen`` says what the pass found."""
+        try:
+            return self._run()
+        except UnderlayError as e:
+            self.seen = Seen(None, self.wall(), str(e))
+            raise
+
+    def keep(self) -> Result | None:
+        """``run_once`` for the daemon: never raises (the daemon goes on whatever the underlay
+        does); a failure is in ``seen``, for the health check. None when the pass failed."""
+        try:
+            return self.run_once()
+        except UnderlayError:
+            return None
+        except Exception as e:  # never end the daemon over the underlay
+            log.exception("underlay: pass failed")
+            self.seen = Seen(
+                None, self.wall(), f"underlay pass failed: {e.__class__.__name__}: {e}"
+            )
+            return None
+
+    def _run(self) -> Result:
         ul = self.settings.underlay
         if not ul.enabled:
             raise UnderlayError(
@@ -301,16 +263,20 @@ class Underlay:
             local = link.local_addresses(ifname)
             moved = self._local is not None and local != self._local
             self._local = local
-            dev = self.device = backend.read()
+            at = self.wall()
+            dev = backend.read()
             update = self.plan(dev, pub, key, peers, result, moved)
             backend.configure(update)
             for c in link.ensure_host_routes(ifname, routes):
                 result.changes.append(f"route {c}")
+            if update:  # what was read is no longer what is there: one more read, rarely
+                at, dev = self.wall(), backend.read()
         except wg.WireGuardError as e:
-            self._backend_kept = self.device = None  # look for the interface afresh next time
+            kept, self._backend_kept = self._backend_kept, None  # look afresh next time
+            if kept is not None:
+                kept.close()
             raise UnderlayError(f"underlay: {e}") from None
-        if result.changes:
-            self.device = None  # what was read is no longer what is there
+        self.seen = Seen(dev, at)
         for c in result.changes:
             log.info("underlay: %s", c)
         return result
@@ -408,187 +374,18 @@ class Underlay:
             return False
         return now - last[1] >= QUIET_AFTER
 
-    # -- health ----------------------------------------------------------------------------
 
-    def observe(self) -> Observation:
-        return observe(self.settings, self.stale_threshold, self.socket_dir, self.judge)
-
-    def observe_last(self) -> Observation:
-        """The peers' health as the last pass read them when it changed nothing (no second read
-        of the device), else as the device is now."""
-        if self.device is None:
-            return self.observe()
-        return _judge(self.settings, self.device, time.time(), self.stale_threshold, self.judge)
+def _file_id(path: str) -> tuple[int, ...] | None:
+    """What tells a changed key file (content, owner or mode: ctime), or None when it cannot be
+    read; a mode open to others is not kept, so the next pass narrows it again."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    if st.st_mode & 0o077:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns, st.st_ctime_ns)
 
 
 def _with_keepalive(peer: wg.Peer, keepalive: int) -> wg.Peer:
-    if peer.keepalive:
-        return peer
-    from dataclasses import replace
-
-    return replace(peer, keepalive=keepalive)
-
-
-def names(settings: Settings) -> dict[str, str]:
-    return {p.public_key: p.name or p.endpoint.rpartition(":")[0] for p in settings.underlay.peers}
-
-
-def observe(
-    settings: Settings,
-    threshold: float | None = None,
-    socket_dir: str = wg.SOCKET_DIR,
-    judge: wgh.PeerJudge | None = None,
-) -> Observation:
-    ul = settings.underlay
-    now = time.time()
-    backend = link.open_backend(ul.interface, socket_dir)
-    try:
-        dev = backend.read()
-    except wg.NoSuchDevice:
-        return Observation("underlay", False, f"{ul.interface} does not exist (underlay down)")
-    except wg.WireGuardError as e:
-        return Observation("underlay", False, str(e))
-    finally:
-        backend.close()
-    return _judge(settings, dev, now, threshold, judge or wgh.PeerJudge())
-
-
-def _judge(
-    settings: Settings, dev: wg.Device, now: float, threshold: float | None, judge: wgh.PeerJudge
-) -> Observation:
-    ul = settings.underlay
-    peers = judge.peer_health(dev, now, threshold, names(settings))
-    obs = wgh.summarize("underlay", dev, peers, now)
-    return Observation(
-        obs.check, obs.ok, obs.detail, obs.peers, {**obs.facts, "address": ul.address}
-    )
-
-
-_keepers: dict[str, Underlay] = {}  # interface -> the daemon's long-lived Underlay
-
-
-def keep(settings: Settings) -> Observation | None:
-    """One pass of the underlay with state kept across calls (DNS answers, own addresses), for
-    the daemon. Never raises: a failure is a not-ok Observation naming it. None when off."""
-    if not settings.underlay.enabled:
-        return None
-    ifname = settings.underlay.interface
-    u = _keepers.get(ifname)
-    if u is None or u.settings != settings:  # first call, or settings reloaded
-        u = _keepers[ifname] = Underlay(settings)
-    try:
-        u.run_once()
-    except UnderlayError as e:
-        return Observation("underlay", False, str(e))
-    except Exception as e:  # never end the daemon over the underlay
-        log.exception("underlay: pass failed")
-        return Observation("underlay", False, f"underlay pass failed: {e.__class__.__name__}: {e}")
-    return None
-
-
-def observer(settings: Settings) -> list[Observation]:
-    """The OBSERVERS entry, also the underlay's keeper: the daemon calls its observers every
-    health interval (at most ``PASS_INTERVAL`` while the underlay is on), so each call first
-    makes a pass (cheap when nothing changed:
-    one read of the device), then reports the peers' health."""
-    if not settings.underlay.enabled:
-        return []
-    failed = keep(settings)
-    if failed is not None:
-        return [failed]
-    return [_keepers[settings.underlay.interface].observe_last()]
-
-
-# -- preflight ---------------------------------------------------------------------------------
-
-
-def embedded_etcd(settings: Settings) -> bool:
-    """A server whose datastore is embedded etcd: it initialises a cluster or joins one."""
-    if settings.role != "server" or "datastore-endpoint" in settings.k3s.options:
-        return False
-    return bool(settings.k3s.cluster_init or settings.k3s.server)
-
-
-def preflight(settings: Settings) -> list[Finding]:
-    """The PREFLIGHTS entry: embedded etcd across networks without the underlay; the underlay's
-    own prerequisites when it is on."""
-    ul = settings.underlay
-    out = []
-    if not ul.enabled:
-        if embedded_etcd(settings) and settings.mesh != "none":
-            out.append(
-                Finding(
-                    "warning",
-                    "underlay",
-                    "this server runs embedded etcd and its nodes join over "
-                    f"mesh {settings.mesh} (across networks): K3s does not support etcd members "
-                    "that reach each other only over public addresses. Enable [underlay] so the "
-                    "servers peer over a private WireGuard network, or keep all servers in one "
-                    "private network.",
-                )
-            )
-        return out
-    where = settings.where("underlay", "private_key_file")
-    path = ul.private_key_file
-    pub = ""
-    try:  # a check changes nothing: the key is created by the first pass (or `wireguard pubkey`)
-        pub = keys.public_key(keys.read(path))
-    except FileNotFoundError:
-        out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}; private key {path} "
-                           "will be created on first start"))  # fmt: skip
-    except keys.BadKey as e:
-        return [Finding("error", "underlay", f"{where}: {e}")]
-    except OSError as e:
-        return [Finding("error", "underlay", f"{where}: cannot read {path} ({e.strerror})")]
-    else:
-        out.append(Finding("ok", "underlay", f"{ul.interface} {ul.address}, public key {pub}"))
-        if os.stat(path).st_mode & 0o077:
-            out.append(Finding("warning", "underlay", f"{path} is readable by others; k3snode "
-                               "makes it 0600 on its next pass"))  # fmt: skip
-    peers = wanted_peers(settings, pub)
-    if not peers:
-        out.append(
-            Finding("warning", "underlay", "no peers besides this node in [[underlay.peers]]")
-        )
-    for w in peers:
-        if not _is_ip(w.host):
-            try:
-                resolve(w.host, w.port)
-            except (OSError, UnicodeError) as e:
-                out.append(Finding("warning", "underlay", f"peer {w.name}: cannot resolve "
-                                   f"{w.host} ({e}); it is added without endpoint until it does"))  # fmt: skip
-    seen: dict[str, str] = {}
-    for p in settings.underlay.peers:
-        ip = p.address.split("/", 1)[0]
-        if ip in seen and seen[ip] != p.public_key:
-            out.append(Finding("error", "underlay", f"two peers have the underlay address {ip}"))
-        seen[ip] = p.public_key
-    if link.existing_backend_quiet(ul.interface) is None:
-        from k3snode.mesh.wg import preflight as wgp
-
-        kernel, _ = wgp.kernel_wireguard()
-        if not kernel:
-            import shutil
-
-            if ul.userspace == "never":
-                out.append(Finding("error", "underlay", "the kernel has no WireGuard and "
-                                   "[underlay] userspace = never"))  # fmt: skip
-            elif not shutil.which("wireguard-go"):
-                out.append(Finding("error", "underlay", "the kernel has no WireGuard and "
-                                   "wireguard-go is not installed"))  # fmt: skip
-            else:
-                out.append(
-                    Finding("ok", "underlay", "no kernel WireGuard: wireguard-go will run it")
-                )
-        from k3snode.mesh.wg.preflight import udp_port_holders
-
-        holders = udp_port_holders(ul.listen_port)
-        if holders:
-            out.append(
-                Finding("warning", "underlay", f"UDP {ul.listen_port} is already held by "
-                        f"{', '.join(holders)}")
-            )  # fmt: skip
-    return out
-
-
-__all__ = ["Result", "Underlay", "UnderlayError", "UnderlayPeer", "observe", "preflight"]
+    return peer if peer.keepalive else replace(peer, keepalive=keepalive)
