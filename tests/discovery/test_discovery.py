@@ -139,3 +139,27 @@ def test_a_session_skips_the_informational_private_address(fake_imds, provider):
     assert once.private_ipv4  # (a poll's may still come from the host's own interface)
     assert (polled.public_ipv4, polled.public_ipv6) == (once.public_ipv4, once.public_ipv6)
     assert len(paths(fake)) == asked_once - 1
+
+
+@pytest.mark.parametrize("provider", ["linode", "ibm"])
+def test_a_session_keeps_the_token_so_a_poll_is_one_request(fake_imds, provider):
+    from discovery_helpers import load_settings
+
+    from k3snode.discovery import Session, discover
+
+    fake = fake_imds(provider)
+    settings = load_settings(dmi_dir=dmi_dir(provider), metadata_endpoint=fake.url)
+    session = Session()
+    first = discover(settings, session=session)
+    assert len(paths(fake)) == 2 and first.error is None
+    fake.clear_requests()
+    again = discover(settings, session=session)
+    assert (again.public_ipv4, again.public_ipv6, again.error) == (
+        first.public_ipv4, first.public_ipv6, None
+    )  # fmt: skip
+    assert len(paths(fake)) == 1  # the kept token, no PUT
+    (key,) = session.memo
+    session.memo[key] = ("revoked", session.memo[key][1])
+    fake.clear_requests()
+    assert discover(settings, session=session).error is None
+    assert len(paths(fake)) == 3  # refused, a new token, asked again

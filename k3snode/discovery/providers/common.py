@@ -11,13 +11,13 @@ rejected): then the fallbacks may fill it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 from k3snode import addresses, bounded
 from k3snode.discovery.errors import MetadataError
 
 if TYPE_CHECKING:
-    from k3snode.discovery.http import Response
+    from k3snode.discovery.http import Client, Response
 
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 
@@ -93,6 +93,29 @@ class Reading:
             private_ipv4=self.private_ipv4,
             notes=tuple(self.notes),
         )
+
+
+TOKEN_RENEW = 60.0  # seconds: a kept token is replaced this long before it expires
+
+
+def session_token(
+    client: Client, name: str, ask: Callable[[], tuple[str, float]]
+) -> tuple[str, bool]:
+    """(token, kept): a metadata token kept in ``client.memo`` (the daemon's discovery session)
+    while more than ``TOKEN_RENEW`` seconds of it are left, else a new one from ``ask()`` →
+    (token, lifetime in seconds). ``kept`` tells the caller that a 401 may mean a revoked token
+    (``forget_token``, then ask again once)."""
+    key = f"{name} token {client.where}"
+    kept = client.memo.get(key)
+    if kept and kept[1] - client.clock() > TOKEN_RENEW:
+        return kept[0], True
+    token, lifetime = ask()
+    client.memo[key] = (token, client.clock() + lifetime)
+    return token, False
+
+
+def forget_token(client: Client, name: str) -> None:
+    client.memo.pop(f"{name} token {client.where}", None)
 
 
 def unexpected(resp: Response, what: str) -> MetadataError:

@@ -15,7 +15,15 @@ from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.errors import MetadataError
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
+from k3snode.discovery.providers.common import (
+    Answer,
+    Reading,
+    dig,
+    forget_token,
+    parse_json,
+    session_token,
+    unexpected,
+)
 
 if TYPE_CHECKING:
     from k3snode.discovery.http import Client
@@ -36,7 +44,10 @@ def recognise(dmi: Dmi) -> bool:
     return dmi.get("chassis_vendor").startswith("IBM:Cloud Compute Server")
 
 
-def fetch(client: Client, ds: object = None) -> Answer:
+TOKEN_TTL = 300  # seconds; kept in the daemon's discovery session until a minute before
+
+
+def _token(client: Client) -> tuple[str, float]:
     resp = client.request(
         "PUT",
         TOKEN,
@@ -45,14 +56,25 @@ def fetch(client: Client, ds: object = None) -> Answer:
             "Content-Type": "application/json",
             "Accept": "application/json",
         },
-        body=json.dumps({"expires_in": 300}).encode(),
+        body=json.dumps({"expires_in": TOKEN_TTL}).encode(),
     )
     if resp.status in (401, 403):
         raise MetadataError(f"PUT {TOKEN}: HTTP {resp.status} (metadata service refused)")
     token = dig(parse_json(resp, f"PUT {TOKEN}"), "access_token")
     if not isinstance(token, str) or not token:
         raise unexpected(resp, f"PUT {TOKEN}: no access_token")
-    resp = client.get(INSTANCE, {"Authorization": f"Bearer {token}", "Accept": "application/json"})
+    return token, TOKEN_TTL
+
+
+def fetch(client: Client, ds: object = None) -> Answer:
+    token, kept = session_token(client, ID, lambda: _token(client))
+    headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+    resp = client.get(INSTANCE, headers)
+    if resp.status == 401 and kept:  # the kept token is no longer valid: a new one, once
+        forget_token(client, ID)
+        token, _ = session_token(client, ID, lambda: _token(client))
+        headers = {"Authorization": f"Bearer {token}", "Accept": "application/json"}
+        resp = client.get(INSTANCE, headers)
     if resp.status == 401:
         raise MetadataError(f"GET {INSTANCE}: 401 although a token was sent")
     data = parse_json(resp, INSTANCE)

@@ -1,5 +1,6 @@
 """Linode / Akamai: token PUT, then ``/v1/network`` as JSON; every value is CIDR text and an empty
-list means none."""
+list means none. The token (300 s) is kept in the daemon's discovery session until a minute
+before it expires."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ from typing import TYPE_CHECKING
 
 from k3snode.discovery.dmi import Dmi
 from k3snode.discovery.errors import MetadataError
-from k3snode.discovery.providers.common import Answer, Reading, dig, parse_json, unexpected
+from k3snode.discovery.providers.common import (
+    Answer,
+    Reading,
+    dig,
+    forget_token,
+    parse_json,
+    session_token,
+    unexpected,
+)
 
 if TYPE_CHECKING:
     from k3snode.discovery.http import Client
@@ -23,12 +32,23 @@ def recognise(dmi: Dmi) -> bool:
     return dmi.get("sys_vendor") in ("Linode", "Akamai")
 
 
-def fetch(client: Client, ds: object = None) -> Answer:
-    resp = client.request("PUT", "/v1/token", {"Metadata-Token-Expiry-Seconds": "300"})
+TOKEN_TTL = 300
+
+
+def _token(client: Client) -> tuple[str, float]:
+    resp = client.request("PUT", "/v1/token", {"Metadata-Token-Expiry-Seconds": str(TOKEN_TTL)})
     if resp.status != 200 or not resp.body.strip():
         raise unexpected(resp, "PUT /v1/token")
-    token = resp.text.strip()
+    return resp.text.strip(), TOKEN_TTL
+
+
+def fetch(client: Client, ds: object = None) -> Answer:
+    token, kept = session_token(client, ID, lambda: _token(client))
     resp = client.get("/v1/network", {"Metadata-Token": token, "Accept": "application/json"})
+    if resp.status == 401 and kept:  # the kept token is no longer valid: a new one, once
+        forget_token(client, ID)
+        token, _ = session_token(client, ID, lambda: _token(client))
+        resp = client.get("/v1/network", {"Metadata-Token": token, "Accept": "application/json"})
     if resp.status == 401:
         raise MetadataError("GET /v1/network: 401 although a token was sent")
     data = parse_json(resp, "/v1/network")
