@@ -2,7 +2,7 @@
 
 ``watch`` is GCP's change signal: Google's metadata server holds a request with
 ``wait_for_change=true`` until the answer differs from ``last_etag`` (or ``timeout_sec`` passes),
-the documented way to watch metadata. The daemon runs it in a thread (``k3snode/longpoll.py``) and
+the documented way to watch metadata. The daemon runs it in a thread (``k3snode/daemon/longpoll.py``) and
 asks for a pass whenever it reports a change; discovery then reads the addresses as always.
 """
 
