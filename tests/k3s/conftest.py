@@ -7,7 +7,7 @@ from goyaml import build
 
 
 @pytest.fixture(scope="session")
-def goyaml_oracle(tmp_path_factory) -> str:
-    """K3s's YAML library as a program (``goyaml.py``), built once per session (per xdist worker);
+def goyaml_oracle() -> str:
+    """K3s's YAML library as a program (``goyaml.py``), built once per source for all workers;
     the tests that use it skip when Go or the library is missing."""
-    return build(str(tmp_path_factory.mktemp("goyaml")))
+    return build()
