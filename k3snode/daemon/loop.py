@@ -136,8 +136,8 @@ class Daemon(PassSteps, Reporting):
     def run(self) -> int:
         self._install_signals()
         self._running = True
-        # its port only before READY: /metrics and the observers follow READY
-        self.services.start_health_server(self.settings, self.snapshot)
+        # its port only before READY: serving it, /metrics and the observers follow READY
+        self.services.listen_health(self.settings)
         if self._use_netlink:
             self.services.open_netlink()  # before the first pass: no change slips between
         try:

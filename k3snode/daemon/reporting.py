@@ -146,6 +146,7 @@ class Reporting:
         self.notifier.ready(line)
         log.info("ready: %s", line)
         if self._running:
+            self.services.serve_health(self.settings, self.snapshot)
             self._start_metrics()
             if self.settings.configured:
                 self._start_long_poll()

@@ -7,44 +7,58 @@ from __future__ import annotations
 import contextlib
 import gc
 import logging
+import socket
 import sys
 from typing import Any, Callable
 
 from k3snode.config.model import Settings
 from k3snode.daemon import longpoll
 from k3snode.daemon.netwatch import Watch
+from k3snode.health import listener
 from k3snode.health.metrics import Metrics
 from k3snode.health.model import Health
-from k3snode.health.server import HealthServer
 
 log = logging.getLogger(__name__)
 
 
 class Services:
     def __init__(self) -> None:
-        self.server: HealthServer | None = None
+        self.listener: socket.socket | None = None  # bound before READY
+        self.server: Any = None  # health/server.py's HealthServer, serving after READY
         self.metrics: Metrics | None = None
         self.netlink: Watch | None = None
         self.long_poll_started = False
 
     @property
     def health_port(self) -> int:
-        return self.server.port if self.server is not None else 0
+        return self.listener.getsockname()[1] if self.listener is not None else 0
 
-    def start_health_server(self, settings: Settings, snapshot: Callable[[], Health]) -> None:
-        """Listen on the health port before READY (a client asking right after READY is
-        answered); /metrics is empty until ``start_metrics``."""
+    def listen_health(self, settings: Settings) -> None:
+        """Bind the health port before READY (its port is known, a client connecting right after
+        READY waits in the backlog); ``serve_health`` answers from right after READY."""
         h = settings.health
         if h.port == 0:
             return
         try:
-            self.server = HealthServer(h.listen, h.port, snapshot, self._render_metrics)
+            self.listener = listener.bind(h.listen, h.port)
         except OSError as e:
             log.error("health endpoint %s:%s: %s; running without it", h.listen, h.port, e)
             return
-        self.server.start()
         host = f"[{h.listen}]" if ":" in h.listen else h.listen
-        log.info("health endpoint on http://%s:%d/healthz", host, self.server.port)
+        log.info("health endpoint on http://%s:%d/healthz", host, self.health_port)
+
+    def serve_health(self, settings: Settings, snapshot: Callable[[], Health]) -> None:
+        """Answer /healthz and /metrics on the bound port, from a thread; once."""
+        if self.listener is None or self.server is not None:
+            return
+        # here, not at the top: http.server costs ≈ 38 ms of imports K3s's start need not wait for
+        from k3snode.health.server import HealthServer
+
+        h = settings.health
+        self.server = HealthServer(
+            h.listen, h.port, snapshot, self._render_metrics, listener=self.listener
+        )
+        self.server.start()
 
     def _render_metrics(self) -> bytes:
         metrics = self.metrics
@@ -52,7 +66,7 @@ class Services:
 
     def start_metrics(self) -> Metrics | None:
         """prometheus-client's registry; None without a health endpoint or the library."""
-        if self.server is None:
+        if self.listener is None:
             return None
         try:
             self.metrics = Metrics()
@@ -96,6 +110,8 @@ class Services:
     def stop(self) -> None:
         if self.server is not None:
             self.server.stop()
+        elif self.listener is not None:
+            self.listener.close()
         self._close_netlink()
         close_event_loops()
 

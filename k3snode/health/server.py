@@ -127,6 +127,7 @@ class _Server(ThreadingHTTPServer):
         metrics: Callable[[], bytes],
         max_connections: int,
         deadline: float,
+        listener: socket.socket | None = None,
     ) -> None:
         self.get_health = health
         self.get_metrics = metrics
@@ -134,7 +135,13 @@ class _Server(ThreadingHTTPServer):
         self.slots = threading.BoundedSemaphore(max_connections)
         self.request_queue_size = max_connections
         self.address_family = socket.AF_INET6 if ":" in address[0] else socket.AF_INET
-        super().__init__(address, _Handler)
+        super().__init__(address, _Handler, bind_and_activate=listener is None)
+        if listener is not None:  # bound and listening already (listener.py, before READY)
+            self.socket.close()
+            self.socket = listener
+            self.server_address = listener.getsockname()
+            self.server_name = str(self.server_address[0])
+            self.server_port = self.server_address[1]
 
     def server_bind(self) -> None:
         # HTTPServer.server_bind asks for the host's FQDN: a reverse DNS query that stalls
@@ -184,8 +191,9 @@ class HealthServer:
         metrics: Callable[[], bytes],
         max_connections: int = MAX_CONNECTIONS,
         deadline: float = CONNECTION_DEADLINE,
+        listener: socket.socket | None = None,
     ) -> None:
-        self._server = _Server((listen, port), health, metrics, max_connections, deadline)
+        self._server = _Server((listen, port), health, metrics, max_connections, deadline, listener)
         self.port = self._server.server_address[1]
         # A long poll interval: the thread sleeps in select until a request arrives.
         self._thread = threading.Thread(

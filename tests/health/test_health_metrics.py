@@ -215,9 +215,9 @@ def test_peer_metrics():
 def test_importing_the_daemon_and_health_imports_no_prometheus_client():
     code = (
         "import sys\n"
-        "import k3snode.daemon, k3snode.health.metrics, k3snode.health.server\n"
+        "import k3snode.daemon.loop, k3snode.health.metrics\n"
         "print(sorted(m for m in sys.modules if m.split('.')[0] == 'prometheus_client'"
-        " or m == 'k3snode.health.registry'))\n"
+        " or m in ('k3snode.health.registry', 'k3snode.health.server', 'http.server')))\n"
     )
     out = subprocess.run(
         [sys.executable, "-c", code], capture_output=True, text=True, env=clean_env(), check=True
@@ -228,8 +228,9 @@ def test_importing_the_daemon_and_health_imports_no_prometheus_client():
 @pytest.mark.netns
 def test_the_daemon_imports_prometheus_client_and_the_observers_after_ready(tmp_path):
     """A real ``k3snode run`` with ``-X importtime`` (each import is printed as it finishes, on
-    the same stream as the log): prometheus-client and the observers' registry come after the
-    ``ready:`` line, and /metrics then answers with the report's gauges."""
+    the same stream as the log): prometheus-client, the observers' registry and the HTTP server
+    come after the ``ready:`` line (the port is bound before it), and /metrics then answers with
+    the report's gauges."""
     from daemon_node import make_node
     from helpers import wait_for
 
@@ -243,6 +244,9 @@ def test_the_daemon_imports_prometheus_client_and_the_observers_after_ready(tmp_
     def imported(module: str) -> int:
         return next(i for i, line in enumerate(out) if line.split("|")[-1].strip() == module)
 
-    assert imported("k3snode.daemon") < ready
+    assert imported("k3snode.daemon.loop") < ready
     assert imported("prometheus_client") > ready
     assert imported("k3snode.health.registry") > ready
+    assert imported("http.server") > ready
+    listening = next(i for i, line in enumerate(out) if "health endpoint on" in line)
+    assert listening < ready, "the port is bound before READY=1"
