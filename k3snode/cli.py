@@ -26,7 +26,7 @@ import os
 import sys
 from typing import Any
 
-from k3snode import __version__, logs, suggest
+from k3snode import __version__, suggest
 from k3snode.commands import SETTING_FLAGS, SettingFlag
 from k3snode.errors import UserError
 
@@ -257,6 +257,9 @@ def _command_in(argv: list[str]) -> str | None:
 
 
 def setup_logging(verbose: int) -> None:
+    # here, not at the top: logging and k3snode.logs (≈ 15 ms) are not needed for --version/--help
+    from k3snode import logs
+
     logs.setup(verbose)
 
 

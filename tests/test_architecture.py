@@ -32,6 +32,10 @@ LAZY_OWN = {
     # (importing module, imported module): reason
     ("k3snode.cli", "k3snode.config.schema"): "only a command's --help needs the settings schema; "
     "`k3snode --version` and the top-level help must not pay for it (issue 14: ≤ python + 30 ms)",
+    ("k3snode.cli", "k3snode.logs"): "logging and k3snode.logs cost ≈ 15 ms; `--version` and "
+    "`--help` exit while parsing, before logging is set up",
+    ("k3snode.daemon.loop", "k3snode.registration.keeper"): "only servers that publish a "
+    "registration name need it (≈ 4 ms of imports before READY=1 otherwise)",
     ("k3snode.daemon.observe", "k3snode.health.registry"): "the observers' modules (the meshes' "
     "health code) cost ≈ 26 ms of imports on top of the daemon's; the first look is after READY=1",
     ("k3snode.daemon.observe", "k3snode.mesh.underlay.checks"): "≈ 26 ms (WireGuard's modules); "

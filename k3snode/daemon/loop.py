@@ -39,7 +39,6 @@ from k3snode.health.model import HealthModel
 from k3snode.health.statusfile import remove_status
 from k3snode.k3s.service import RestartResult
 from k3snode.logs import Conditions, duration
-from k3snode.registration import keeper as registration_keeper
 from k3snode.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -322,7 +321,13 @@ class Daemon(PassSteps, Reporting):
         self.schedule.health_due = self._clock()
 
     def _registration_keeper(self, settings: Settings) -> Any:
-        return registration_keeper.for_settings(
+        """The registration's keeper on a server that publishes a name, else None."""
+        if not settings.registers:
+            return None
+        # here, not at the top: only servers that publish a name need it (≈ 4 ms of imports)
+        from k3snode.registration import keeper
+
+        return keeper.for_settings(
             settings, self._clock, lambda outcome: self._deliver("registration", outcome)
         )
 

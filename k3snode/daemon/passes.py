@@ -23,7 +23,6 @@ from k3snode.health.metrics import failure_reason
 from k3snode.health.model import HealthModel
 from k3snode.k3s.service import Service
 from k3snode.logs import Conditions
-from k3snode.registration import wanted as registration_wanted
 
 log = logging.getLogger(__name__)
 
@@ -146,7 +145,7 @@ class PassSteps:
         for path in written.secrets_changed:
             log.info("written %s (0600)", path)
         if self.registration is not None:
-            self.registration.want(registration_wanted(self.settings, addrs))
+            self.registration.want_for(self.settings, addrs)
         if written.restart_needed and (self._ready or not self._k3s_waits_for_us()):
             self._boot_restart = not self._ready  # K3s, ordered after k3snode, is not up yet
             self.restarts.request()

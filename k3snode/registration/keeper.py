@@ -20,7 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode.health.checks import Observation
-from k3snode.registration import Outcome, publish, record
+from k3snode.registration import Outcome, publish, record, wanted
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -59,6 +59,10 @@ class Keeper:
     @property
     def busy(self) -> bool:
         return self._thread is not None
+
+    def want_for(self, settings: Settings, external_ips: tuple[str, ...]) -> None:
+        """``want`` what these settings publish for the pass's external addresses."""
+        self.want(wanted(settings, external_ips))
 
     def want(self, addrs: tuple[str, ...]) -> None:
         """The pass's addresses. A change (or the first call: the record is confirmed once at
