@@ -44,7 +44,12 @@ def systemctl(
     """Run ``systemctl ARGS`` with a deadline, capturing text output; raises OSError (not found)
     or ``subprocess.TimeoutExpired``. Never a shell, never a secret in ``args``."""
     return subprocess.run(
-        [binary, *args], capture_output=True, text=True, timeout=timeout, check=False
+        [binary, *args],
+        stdin=subprocess.DEVNULL,  # never a password prompt on a terminal
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
     )
 
 

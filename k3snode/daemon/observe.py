@@ -72,7 +72,8 @@ class Observations:
             )
         if addresses.found is not None:
             try:
-                planned = pipeline.plan(settings, addresses.found.external_ips)
+                # keys only: the secret files are read (and checked) by the passes that write
+                planned = pipeline.plan(settings, addresses.found.external_ips, with_secrets=False)
             except Exception as e:
                 health.observe(Observation("config", False, f"cannot render: {e}"))
             else:

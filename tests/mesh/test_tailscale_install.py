@@ -151,7 +151,7 @@ exec "$@"
     ],
 )
 def test_transient_unit_only_inside_a_systemd_service(tmp_path, env, booted, expected):
-    from k3snode.mesh.tailscale.install import in_systemd_unit
+    from k3snode.systemd import in_unit as in_systemd_unit
 
     marker = tmp_path / "run-systemd-system"
     if booted:

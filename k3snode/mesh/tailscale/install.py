@@ -26,14 +26,13 @@ import threading
 import time
 from typing import TYPE_CHECKING, Callable
 
+from k3snode import systemd
 from k3snode.discovery import http
 from k3snode.mesh.tailscale.status import installed, last_line, read_status, scrub
 from k3snode.mesh.tailscale.types import Status, TailscaleError
 from k3snode.systemd import Notifier
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
-
     from k3snode.config.model import Settings
 
 log = logging.getLogger(__name__)
@@ -76,15 +75,6 @@ def fetch_script(url: str, timeout: float = FETCH_TIMEOUT) -> bytes:
     return data
 
 
-def in_systemd_unit(
-    environ: Mapping[str, str] | None = None, booted: str = "/run/systemd/system"
-) -> bool:
-    """k3snode runs as a systemd service: systemd sets ``INVOCATION_ID`` for every unit's processes
-    (systemd.exec(5)) and ``/run/systemd/system`` exists when systemd is PID 1 (sd_booted(3))."""
-    env = os.environ if environ is None else environ
-    return bool(env.get("INVOCATION_ID")) and os.path.isdir(booted)
-
-
 def install_argv(path: str, timeout: float, transient: bool) -> list[str]:
     """How the stored install script runs: ``sh PATH``, or as a transient systemd unit outside
     k3snode's sandbox, killed by systemd after ``timeout`` seconds (``RuntimeMaxSec``)."""
@@ -107,12 +97,7 @@ def install_argv(path: str, timeout: float, transient: bool) -> list[str]:
 
 def _stop_install_unit() -> None:
     with contextlib.suppress(OSError, subprocess.TimeoutExpired):
-        subprocess.run(
-            ["systemctl", "stop", f"{INSTALL_UNIT}.service"],
-            capture_output=True,
-            timeout=SYSTEMCTL_TIMEOUT,
-            check=False,
-        )
+        systemd.systemctl(["stop", f"{INSTALL_UNIT}.service"], timeout=SYSTEMCTL_TIMEOUT)
 
 
 def _run_alive(
@@ -179,11 +164,11 @@ def install(
     """Fetch and run Tailscale's install script; afterwards ``tailscale`` must be on PATH.
 
     ``transient``: run it with ``systemd-run`` (True) or ``sh`` (False); None: under systemd, as a
-    service (``in_systemd_unit``) with ``systemd-run`` on PATH.
+    service (``systemd.in_unit``) with ``systemd-run`` on PATH.
     """
     url = settings.tailscale.install_url
     if transient is None:
-        transient = in_systemd_unit() and shutil.which("systemd-run") is not None
+        transient = systemd.in_unit() and shutil.which("systemd-run") is not None
     how = f" as the transient unit {INSTALL_UNIT}.service" if transient else ""
     log.info("tailscale: not installed; running the install script from %s%s", url, how)
     data = fetch_script(url)
@@ -240,21 +225,12 @@ def install(
     log.info("tailscale: installed (%s)", shutil.which("tailscale"))
 
 
-def systemd_running() -> bool:
-    """sd_booted(): systemd is PID 1 and systemctl is there."""
-    return os.path.isdir("/run/systemd/system") and shutil.which("systemctl") is not None
-
-
 def start_daemon(settings: Settings) -> subprocess.Popen | None:
     """Enable and start tailscaled (systemd), or start it detached (no systemd: its Popen)."""
-    if systemd_running():
+    if systemd.booted():
         try:
-            out = subprocess.run(
-                ["systemctl", "enable", "--now", "tailscaled.service"],
-                capture_output=True,
-                text=True,
-                timeout=SYSTEMCTL_TIMEOUT,
-                check=False,
+            out = systemd.systemctl(
+                ["enable", "--now", "tailscaled.service"], timeout=SYSTEMCTL_TIMEOUT
             )
         except (OSError, subprocess.TimeoutExpired) as e:
             raise TailscaleError(

@@ -23,7 +23,7 @@ import tempfile
 import time
 from collections.abc import Mapping
 
-from k3snode import netlink
+from k3snode import netlink, systemd
 from k3snode.mesh.wg.kernel import Kernel
 from k3snode.mesh.wg.types import (
     SOCKET_DIR,
@@ -133,7 +133,7 @@ UNIT_DIRS = (
 def userspace_unit(
     ifname: str,
     env: Mapping[str, str] | None = None,
-    booted: str = "/run/systemd/system",
+    booted: str = systemd.BOOTED,
     unit_dirs: tuple[str, ...] = UNIT_DIRS,
 ) -> str | None:
     """The systemd unit to run wireguard-go for ``ifname`` in, or None to start it directly.
@@ -141,8 +141,7 @@ def userspace_unit(
     A unit when k3snode runs as a systemd service (``INVOCATION_ID`` set, systemd booted) and
     the packages' template unit is installed: wireguard-go started by k3snode itself would live
     in k3snode's cgroup and die with every stop, restart or upgrade of k3snode."""
-    env = os.environ if env is None else env
-    if not env.get("INVOCATION_ID") or not os.path.isdir(booted):
+    if not systemd.in_unit(env, booted):
         return None
     if not any(os.path.exists(os.path.join(d, UNIT_TEMPLATE)) for d in unit_dirs):
         log.warning(
@@ -158,14 +157,7 @@ def userspace_unit(
 def _start_unit(unit: str, systemctl: str) -> None:
     """``systemctl start UNIT``: idempotent, so never a second wireguard-go for one interface."""
     try:
-        r = subprocess.run(
-            [systemctl, "start", unit],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=30,
-            check=False,
-        )
+        r = systemd.systemctl(["start", unit], binary=systemctl)
     except (OSError, subprocess.TimeoutExpired) as e:
         raise WireGuardError(f"systemctl start {unit}: {e}") from None
     if r.returncode != 0:
