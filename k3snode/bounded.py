@@ -28,6 +28,8 @@ class TooComplex(ValueError):
 
 @dataclass(frozen=True)
 class Bounds:
+    """Limits on bytes from outside before and while they are parsed."""
+
     max_bytes: int = 256 * 1024
     max_depth: int = 64
     max_nodes: int = 100_000

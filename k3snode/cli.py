@@ -132,13 +132,14 @@ class Parser(argparse.ArgumentParser):
         return message
 
 
+def installed(name: str) -> bool:
+    """The command's module is installed (a cheap lookup: nothing is imported)."""
+    return importlib.util.find_spec(f"k3snode.commands.{COMMANDS[name][0]}") is not None
+
+
 def available() -> list[str]:
-    """Commands whose module is installed (a cheap lookup: nothing is imported)."""
-    return [
-        name
-        for name, (module, _) in COMMANDS.items()
-        if importlib.util.find_spec(f"k3snode.commands.{module}") is not None
-    ]
+    """Commands whose module is installed."""
+    return [name for name in COMMANDS if installed(name)]
 
 
 def command_module(name: str) -> Any:
@@ -222,8 +223,12 @@ def _command_kwargs(name: str, mod: Any, with_epilog: bool = True) -> dict[str, 
     }
 
 
-def build_parser(command: str | None = None, with_epilogs: bool = True) -> argparse.ArgumentParser:
-    """The top-level parser; only ``command``'s subparser is complete (its module is imported)."""
+def build_parser(
+    command: str | None = None, with_epilogs: bool = True, others: bool = True
+) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s subparser is complete (its module is imported).
+    ``others=False`` leaves the other commands out (each parser costs ≈ 0.7 ms to make): for a
+    run of ``command`` that asks for no help, nothing but its own parser is ever shown."""
     parser = Parser(
         prog="k3snode",
         description="Keeps a K3s node's external address, mesh and config right, on any cloud "
@@ -234,10 +239,11 @@ def build_parser(command: str | None = None, with_epilogs: bool = True) -> argpa
     parser.add_argument("--version", action="version", version=f"k3snode {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for name in available():
+    for name in available() if others else [command]:
         help_text = COMMANDS[name][1]
         if name != command:
-            sub.add_parser(name, help=help_text, description=help_text)
+            if others:
+                sub.add_parser(name, help=help_text, description=help_text)
             continue
         mod = command_module(name)
         sp = sub.add_parser(name, **_command_kwargs(name, mod, with_epilogs))
@@ -271,11 +277,12 @@ def main(argv: list[str] | None = None) -> int:
         print(f"k3snode: error: unknown command {command!r}{more}; see k3snode --help",
               file=sys.stderr)  # fmt: skip
         return 2
-    if command is not None and command not in available():
+    if command is not None and not installed(command):
         print(f"k3snode: error: {command}: not in this version of k3snode", file=sys.stderr)
         return 2
     wants_help = any(a in ("-h", "--help") for a in argv)
-    args = build_parser(command, with_epilogs=wants_help).parse_args(argv)
+    parser = build_parser(command, with_epilogs=wants_help, others=wants_help or command is None)
+    args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", 0))
     return run_command(args)
 

@@ -23,6 +23,8 @@ TMP_SUFFIX = ".k3snode-tmp"
 
 @dataclass(frozen=True)
 class WriteResult:
+    """What an atomic write did to a file."""
+
     path: str
     changed: bool  # content differs from what was on disk (or the file was missing)
     mode_fixed: bool = False  # content was equal, but the mode was corrected

@@ -39,6 +39,8 @@ class Stored:
 
 @dataclass(frozen=True)
 class Plan:
+    """What saving the node's identity will write: k3snode.env and its secret files."""
+
     path: str  # the k3snode.env
     variables: dict[str, str]  # the whole file's variables after saving
     given: tuple[str, ...]  # the variables this run sets (from the environment or flags)
@@ -47,6 +49,8 @@ class Plan:
 
 @dataclass(frozen=True)
 class Saved:
+    """The outcome of saving a Plan."""
+
     plan: Plan
     changed: bool  # k3snode.env or a secret file was written
 

@@ -93,6 +93,8 @@ def already_said(text: str) -> bool:
 
 @dataclass
 class _Condition:
+    """A condition being reported: its text, since when, and how often it repeated."""
+
     text: str
     since: float
     count: int = 1

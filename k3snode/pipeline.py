@@ -27,7 +27,6 @@ from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.secrets import SecretFile, loose_mode, read_secret, secret_files
 from k3snode.k3s.service import RestartResult, Service
-from k3snode.mesh.tailscale import bringup, status
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,8 @@ def mesh_up(settings: Settings) -> Any:
     tailscaled, ``tailscale up`` unless Running (``mesh/tailscale/bringup.py``). Returns its
     state (None for other meshes); raises ``TailscaleError`` with a one-line reason."""
     if settings.mesh == "tailscale":
+        from k3snode.mesh.tailscale import bringup
+
         return bringup.ensure_up(settings)
     return None
 
@@ -109,6 +110,8 @@ def discover(settings: Settings, session: Session | None = None) -> Discovery:
     addresses, otherwise the discovered public addresses (``session``: what the daemon keeps
     between polls, such as AWS's metadata token)."""
     if settings.mesh == "tailscale":
+        from k3snode.mesh.tailscale import status
+
         return status.node_addresses(settings)
 
     return discover_public(settings, session=session)

@@ -32,6 +32,8 @@ _warned: set[str] = set()
 
 @dataclass
 class State:
+    """What k3snode remembers between runs (state.json): the keys it manages and the role applied."""
+
     managed: dict[str, list[str]] = field(default_factory=dict)
     role: str = ""
     damaged: str | None = None  # why the file on disk could not be used (recovered from)

@@ -61,6 +61,8 @@ class Busy(Exception):
 
 @dataclass
 class Report:
+    """What `prepare-image` did, file by file, for its summary."""
+
     removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)  # files k3snode's keys were taken out of
     withdrawn: list[str] = field(default_factory=list)  # registration records taken out of DNS

@@ -26,6 +26,8 @@ class SettingsError(UserError):
 
 @dataclass(frozen=True)
 class UnderlayPeer:
+    """One other node of the WireGuard underlay (``[[underlay.peers]]``)."""
+
     public_key: str
     endpoint: str  # host:port, host may be a DNS name
     address: str  # underlay address with prefix (/32 or /128 added when missing)
@@ -35,12 +37,16 @@ class UnderlayPeer:
 
 @dataclass(frozen=True)
 class NodeSettings:
+    """``[node]``: what this node is in the cluster and how nodes reach each other."""
+
     role: str
     mesh: str
 
 
 @dataclass(frozen=True)
 class K3sSettings:
+    """``[k3s]``: joining the cluster, K3s's config file and unit, and options passed through."""
+
     server: str
     token_file: str
     token: Secret | None
@@ -53,6 +59,8 @@ class K3sSettings:
 
 @dataclass(frozen=True)
 class DiscoverySettings:
+    """``[discovery]``: where the public addresses come from."""
+
     external_ips: tuple[str, ...]
     provider: str
     metadata_endpoint: str
@@ -73,6 +81,8 @@ class DiscoverySettings:
 
 @dataclass(frozen=True)
 class TailscaleSettings:
+    """``[tailscale]``: bringing the node into the tailnet when mesh is tailscale."""
+
     auth_key_file: str  # resolved: <state_dir>/tailscale.key when the key came as auth_key
     auth_key: Secret | None
     control_server_url: str
@@ -87,6 +97,8 @@ class TailscaleSettings:
 
 @dataclass(frozen=True)
 class DaemonSettings:
+    """``[daemon]``: how often to look and how calmly to restart K3s (seconds)."""
+
     debounce: float
     poll_interval: float
     confirm_delay: float
@@ -97,6 +109,8 @@ class DaemonSettings:
 
 @dataclass(frozen=True)
 class HealthSettings:
+    """``[health]``: the /healthz and /metrics endpoint, and the grace of a failing check."""
+
     listen: str
     port: int
     grace: float
@@ -104,12 +118,16 @@ class HealthSettings:
 
 @dataclass(frozen=True)
 class PathsSettings:
+    """``[paths]``: where k3snode keeps its state and its runtime files."""
+
     state_dir: str
     run_dir: str
 
 
 @dataclass(frozen=True)
 class UnderlaySettings:
+    """``[underlay]``: the WireGuard underlay for embedded etcd across clouds."""
+
     enabled: bool
     interface: str
     address: str
@@ -123,6 +141,8 @@ class UnderlaySettings:
 
 @dataclass(frozen=True)
 class RegistrationSettings:
+    """``[registration]``: the DNS name a server keeps pointing at its addresses."""
+
     name: str
     server: str  # host:port, IPv6 in brackets
     zone: str

@@ -15,6 +15,8 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class Addresses:
+    """The daemon's view of the node's addresses: written, found, waiting for confirmation."""
+
     current: tuple[str, ...] | None = None  # written as node-external-ip (None: not yet)
     found: Discovery | None = None  # the discovery that gave them
     candidate: tuple[str, ...] | None = None  # new, waiting for its confirming look

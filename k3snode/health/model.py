@@ -21,6 +21,8 @@ from k3snode.health.checks import Observation
 
 @dataclass(frozen=True)
 class CheckState:
+    """One health check as reported: ok, in its grace period, or failing since when."""
+
     check: str
     state: str  # ok | grace | failing
     detail: str
@@ -35,6 +37,8 @@ class CheckState:
 
 @dataclass(frozen=True)
 class Health:
+    """The node's health: overall status and every check."""
+
     status: str  # ok | degraded | not-configured
     checks: tuple[CheckState, ...]
 

@@ -28,6 +28,8 @@ class ConfigFileError(UserError):
 
 @dataclass(frozen=True)
 class Plan:
+    """K3s's config file before and after k3snode's change, and which keys change."""
+
     path: str
     old_text: str | None  # None: the file does not exist
     new_text: str

@@ -75,6 +75,8 @@ class Source:
 
 @dataclass(frozen=True)
 class View:
+    """K3s's configuration as K3s reads it: its files in order and the entries they give."""
+
     source: Source
     files: tuple[str, ...]  # the files K3s reads, in its order (existing ones only)
     entries: tuple[Entry, ...]  # in K3s's order

@@ -35,6 +35,8 @@ def unit_name(settings: Settings) -> str:
 
 @dataclass(frozen=True)
 class UnitState:
+    """A systemd unit's state, from one ``systemctl show``."""
+
     unit: str
     load: str  # loaded, not-found, masked, ... ("" when systemctl could not be asked)
     active: str  # active, activating, deactivating, inactive, failed, reloading
@@ -64,6 +66,8 @@ class UnitState:
 
 @dataclass(frozen=True)
 class RestartResult:
+    """How a restart of K3s's unit ended."""
+
     unit: str
     outcome: str  # one of OUTCOMES
     detail: str

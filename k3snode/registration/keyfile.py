@@ -28,6 +28,8 @@ class KeyFileError(Exception):
 
 @dataclass(frozen=True)
 class TsigKey:
+    """A TSIG key for signed DNS updates."""
+
     name: str  # the key's name, as the DNS server knows it (an owner name, lower case)
     algorithm: str  # one of settings.TSIG_ALGORITHMS
     secret: Secret  # base64 text

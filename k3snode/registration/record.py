@@ -19,6 +19,8 @@ FILENAME = "registration.json"
 
 @dataclass(frozen=True)
 class Record:
+    """What was last published for the registration name."""
+
     name: str
     addresses: tuple[str, ...]
     time: float  # unix time of the update that published them

@@ -53,6 +53,8 @@ class UnderlayError(Exception):
 
 @dataclass(frozen=True)
 class _Answer:
+    """A peer's endpoint as last resolved."""
+
     endpoint: str | None  # resolved "ip:port", None until one resolution succeeded
     at: float  # when it was resolved (monotonic)
 

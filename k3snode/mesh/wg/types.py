@@ -24,6 +24,8 @@ class NoSuchDevice(WireGuardError):
 
 @dataclass(frozen=True)
 class Peer:
+    """A WireGuard peer as the device reports it."""
+
     public_key: str  # base64
     endpoint: str | None = None  # "ip:port" / "[ip6]:port"
     last_handshake: float | None = None  # unix time; None: never
@@ -35,6 +37,8 @@ class Peer:
 
 @dataclass(frozen=True)
 class Device:
+    """A WireGuard interface as read from the kernel or wireguard-go."""
+
     ifname: str
     backend: str  # "kernel" | "userspace"
     public_key: str | None
@@ -64,6 +68,8 @@ class PeerUpdate:
 
 @dataclass(frozen=True)
 class Update:
+    """A change to a device: key, port and peers (what is None stays)."""
+
     private_key: Secret | None = None
     listen_port: int | None = None
     replace_peers: bool = False
