@@ -218,7 +218,10 @@ def test_dataclasses_have_docstrings():
     bad = []
     for path in MODULES.values():
         for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-            if isinstance(node, ast.ClassDef) and ast.get_docstring(node) is None:
-                if any("dataclass" in ast.unparse(d) for d in node.decorator_list):
-                    bad.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.name}")
+            if (
+                isinstance(node, ast.ClassDef)
+                and ast.get_docstring(node) is None
+                and any("dataclass" in ast.unparse(d) for d in node.decorator_list)
+            ):
+                bad.append(f"{path.relative_to(PACKAGE.parent)}:{node.lineno}: {node.name}")
     assert bad == [], "dataclasses without a docstring:\n" + "\n".join(bad)
