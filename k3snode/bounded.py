@@ -18,15 +18,16 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from k3snode.record import record
 
 
 class TooComplex(ValueError):
     """The document exceeds a bound; the message says which (one line)."""
 
 
-@dataclass(frozen=True)
+@record
 class Bounds:
     """Limits on bytes from outside before and while they are parsed."""
 

@@ -16,12 +16,13 @@ import errno
 import glob
 import os
 import stat
-from dataclasses import dataclass
+
+from k3snode.record import record
 
 TMP_SUFFIX = ".k3snode-tmp"
 
 
-@dataclass(frozen=True)
+@record
 class WriteResult:
     """What an atomic write did to a file."""
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode import fileio, locks, state
@@ -27,6 +26,7 @@ from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.secrets import SecretFile, loose_mode, read_secret, secret_files
 from k3snode.k3s.service import RestartResult, Service
+from k3snode.record import record
 
 log = logging.getLogger(__name__)
 
@@ -131,7 +131,7 @@ def judge(settings: Settings, found: Discovery, allow_empty: bool = True) -> str
 # -- plan, commit -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Planned:
     """Everything a write would do, computed without writing."""
 
@@ -173,7 +173,7 @@ def plan(settings: Settings, external_ips: list[str], with_secrets: bool = True)
     return Planned(opts, file_plan, secrets, stale)
 
 
-@dataclass(frozen=True)
+@record
 class Written:
     """What one write changed."""
 

@@ -1,4 +1,4 @@
-"""The settings k3snode runs with: frozen dataclasses, one per section of the settings file.
+"""The settings k3snode runs with: frozen records (``k3snode.record``), one per section of the settings file.
 
 ``k3snode/config/schema.py`` declares each setting (default, check, environment names) and
 ``k3snode/config/load.py`` builds a ``Settings`` from file, saved environment, environment and flags.
@@ -8,11 +8,11 @@ This module only holds the result and what can be derived from it without I/O.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from k3snode import addresses, envfile
 from k3snode.errors import UserError
+from k3snode.record import field, fields, record
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
@@ -24,7 +24,7 @@ class SettingsError(UserError):
     """A user mistake in settings; the message is one line naming where, which key and what value."""
 
 
-@dataclass(frozen=True)
+@record
 class UnderlayPeer:
     """One other node of the WireGuard underlay (``[[underlay.peers]]``)."""
 
@@ -35,7 +35,7 @@ class UnderlayPeer:
     name: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class NodeSettings:
     """``[node]``: what this node is in the cluster and how nodes reach each other."""
 
@@ -43,7 +43,7 @@ class NodeSettings:
     mesh: str
 
 
-@dataclass(frozen=True)
+@record
 class K3sSettings:
     """``[k3s]``: joining the cluster, K3s's config file and unit, and options passed through."""
 
@@ -57,7 +57,7 @@ class K3sSettings:
     options: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class DiscoverySettings:
     """``[discovery]``: where the public addresses come from."""
 
@@ -79,7 +79,7 @@ class DiscoverySettings:
         return next((a for a in self.external_ips if addresses.family(a) == 6), None)
 
 
-@dataclass(frozen=True)
+@record
 class TailscaleSettings:
     """``[tailscale]``: bringing the node into the tailnet when mesh is tailscale."""
 
@@ -95,7 +95,7 @@ class TailscaleSettings:
     timeout: float
 
 
-@dataclass(frozen=True)
+@record
 class DaemonSettings:
     """``[daemon]``: how often to look and how calmly to restart K3s (seconds)."""
 
@@ -107,7 +107,7 @@ class DaemonSettings:
     restart_timeout: float
 
 
-@dataclass(frozen=True)
+@record
 class HealthSettings:
     """``[health]``: the /healthz and /metrics endpoint, and the grace of a failing check."""
 
@@ -116,7 +116,7 @@ class HealthSettings:
     grace: float
 
 
-@dataclass(frozen=True)
+@record
 class PathsSettings:
     """``[paths]``: where k3snode keeps its state and its runtime files."""
 
@@ -124,7 +124,7 @@ class PathsSettings:
     run_dir: str
 
 
-@dataclass(frozen=True)
+@record
 class UnderlaySettings:
     """``[underlay]``: the WireGuard underlay for embedded etcd across clouds."""
 
@@ -139,7 +139,7 @@ class UnderlaySettings:
     peers: tuple[UnderlayPeer, ...]
 
 
-@dataclass(frozen=True)
+@record
 class RegistrationSettings:
     """``[registration]``: the DNS name a server keeps pointing at its addresses."""
 
@@ -155,7 +155,7 @@ class RegistrationSettings:
     backend: str
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """Everything k3snode was told. ``origins`` maps ``"section.key"`` to where the value came from."""
 

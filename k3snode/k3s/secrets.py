@@ -6,13 +6,13 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from k3snode.config.model import Settings, SettingsError
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
+from k3snode.record import record
 
 
-@dataclass(frozen=True)
+@record
 class SecretFile:
     """A 0600 file k3snode writes for K3s (token copy, vpn-auth line)."""
 

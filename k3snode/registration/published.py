@@ -10,14 +10,14 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 
 from k3snode import fileio
+from k3snode.record import record
 
 FILENAME = "registration.json"
 
 
-@dataclass(frozen=True)
+@record
 class Record:
     """What was last published for the registration name."""
 
