@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
 from pathlib import Path
 
@@ -11,7 +12,7 @@ import pytest
 import yaml
 from helpers import clean_env, run_k3snode
 
-from k3snode import __version__
+from k3snode import __version__, cli
 
 
 def _args(root, *extra: str, paths: bool = True) -> list[str]:
@@ -219,3 +220,10 @@ def test_permission_denied_as_non_root_says_to_run_as_root(tmp_path):
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "permission denied" in r.stderr
     assert r.stderr.rstrip().endswith("run it as root (sudo k3snode render)")
+
+
+@pytest.mark.parametrize("columns", ["", "57", "x", "-3", "200"])
+def test_terminal_width_is_shutils(monkeypatch, columns):
+    """The width help is wrapped to: the same as shutil's answer (without importing shutil)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli.terminal_width() == shutil.get_terminal_size().columns
