@@ -50,6 +50,11 @@ LAZY_OWN = {
     ("k3snode.discovery.providers.vmware", "k3snode.discovery.rpctool"): "recognising a cloud "
     "imports every provider; subprocess and shutil (zlib, bz2, lzma) cost a bare-metal detect "
     "≈ 3 ms",
+    ("k3snode.discovery", "k3snode.discovery.http"): "bare metal with echo off (the default) "
+    "speaks no HTTP: the client, its wire format and selectors cost a bare-metal detect ≈ 3 ms",
+    ("k3snode.discovery", "k3snode.discovery.echo"): "as discovery.http: echo is opt-in",
+    ("k3snode.daemon.longpoll", "k3snode.discovery.http"): "as discovery.http: only a cloud "
+    "with a change signal (GCP) is watched",
     ("k3snode.daemon.passes", "k3snode.mesh.underlay.keeper"): "≈ 28 ms (WireGuard's modules); "
     "only nodes with the underlay on pay for it before READY=1",
 }
