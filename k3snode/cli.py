@@ -20,6 +20,8 @@ the modules import heavy libraries (pyroute2, prometheus-client, PyYAML) inside 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -304,6 +306,28 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", 0))
     return run_command(args)
+
+
+def entry() -> None:
+    """The ``k3snode`` executable (console script, ``python -m k3snode``, the rpm's wrapper):
+    ``main()``, then out without tearing the interpreter down. Freeing every module at exit costs a
+    short command ≈ 9 ms of CPU (measured: detect's imports, 62.7 against 54.0 ms) — a tenth of
+    ``k3snode detect``. The exit handlers run first (logging's flush), then the standard streams
+    are flushed; while another thread still runs, the interpreter's own exit waits for it."""
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help, --version and usage errors
+        if e.code is not None and not isinstance(e.code, int):
+            raise
+        code = e.code or 0
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what the interpreter would run: logging.shutdown and the like
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def run_command(args: argparse.Namespace) -> int:
