@@ -45,7 +45,9 @@ def check_local(settings: Settings) -> None:
         warning = loose_mode(path)
         if warning:
             log.warning("warning: %s", warning)
-    configfile.plan(settings.k3s.config, {}, set(), settings.role)
+    path = settings.k3s.config
+    if not configfile.unchanged_since(path, _known(_state_or_empty(settings), path)):
+        configfile.plan(path, {}, set(), settings.role)  # parses: says what is wrong with it
 
 
 class RoleChangeError(SettingsError):
@@ -167,7 +169,7 @@ def plan(settings: Settings, external_ips: list[str], with_secrets: bool = True)
     opts = options.render(settings, external_ips, settings.underlay_ip)
     st = load_state(settings)
     previously = set(st.managed.get(path, []))
-    file_plan = configfile.plan(path, opts, previously, settings.role)
+    file_plan = configfile.plan(path, opts, previously, settings.role, _known(st, path))
     stale = {p: keys for p, keys in st.managed.items() if p != path and keys}
     secrets = secret_files(settings) if with_secrets else ()
     return Planned(opts, file_plan, secrets, stale)
@@ -201,6 +203,21 @@ class Written:
             or self.stale_cleaned
             or (self.config_changed and self.planned.keys_changed)
         )
+
+
+def _known(st: state.State, path: str) -> configfile.Settled | None:
+    """The stamp of k3snode's last write of ``path``, if any."""
+    entry = st.settled.get(path)
+    if entry is None:
+        return None
+    return configfile.Settled(entry["text"], entry["inputs"], tuple(entry["warnings"]))
+
+
+def _state_or_empty(settings: Settings) -> state.State:
+    try:
+        return state.load(settings.state_file)
+    except (OSError, state.StateError):
+        return state.State()
 
 
 def load_state(settings: Settings) -> state.State:
@@ -238,7 +255,14 @@ def commit(settings: Settings, planned: Planned, addresses: tuple[str, ...] = ()
         if _remove_keys(other, set(keys), settings.role):
             cleaned.append(other)
         st.managed.pop(other, None)
+        st.settled.pop(other, None)
     st.managed[path] = new_keys
+    known = configfile.stamp(planned.file, planned.options, settings.role)
+    st.settled[path] = {
+        "text": known.text,
+        "inputs": known.inputs,
+        "warnings": list(known.warnings),
+    }
     st.role = settings.role
     state.save(settings.state_file, st)
     return Written(planned, addresses, config_changed, tuple(changed_secrets), tuple(cleaned))

@@ -4,6 +4,8 @@
   needs (after switching mesh, say) is removed while every key the user wrote stays.
 - ``role``: the role last applied, so that a role nobody named (K3s's default) never silently
   turns an agent into a server (``pipeline.check_role``).
+- ``settled``: per K3s config path, the stamp of the last write (``configfile.Settled``: digests
+  and warnings, as plain strings); an entry of the wrong shape is dropped, not an error.
 
 The file is opened without following a symbolic link and must be a regular file holding exactly
 this shape. ``load`` raises StateError on anything else; ``load_or_recover`` (the write path)
@@ -36,6 +38,7 @@ class State:
 
     managed: dict[str, list[str]] = field(default_factory=dict)
     role: str = ""
+    settled: dict[str, dict[str, Any]] = field(default_factory=dict)
     damaged: str | None = None  # why the file on disk could not be used (recovered from)
 
 
@@ -94,7 +97,23 @@ def load(path: str) -> State:
         raise StateError(
             f"{path}: unreadable state ({reason}); remove it to start afresh"
         ) from None
-    return State(managed=managed, role=role)
+    return State(managed=managed, role=role, settled=_settled(data.get("settled")))
+
+
+def _settled(value: Any) -> dict[str, dict[str, Any]]:
+    """The well-formed stamps: {"text": str, "inputs": str, "warnings": [str, ...]} per path."""
+    out: dict[str, dict[str, Any]] = {}
+    for path, entry in (value if isinstance(value, dict) else {}).items():
+        if (
+            isinstance(entry, dict)
+            and isinstance(entry.get("text"), str)
+            and isinstance(entry.get("inputs"), str)
+            and isinstance(entry.get("warnings", []), list)
+            and all(isinstance(w, str) for w in entry.get("warnings", []))
+        ):
+            out[str(path)] = {"text": entry["text"], "inputs": entry["inputs"],
+                              "warnings": list(entry.get("warnings", []))}  # fmt: skip
+    return out
 
 
 def load_or_recover(path: str) -> State:
@@ -116,5 +135,7 @@ def save(path: str, state: State) -> bool:
     }
     if state.role:
         data["role"] = state.role
+    if state.settled:
+        data["settled"] = state.settled
     text = json.dumps(data, indent=2, sort_keys=True) + "\n"
     return fileio.atomic_write(path, text.encode(), mode=0o600).changed

@@ -4,13 +4,17 @@ from __future__ import annotations
 
 import json
 import stat
+import subprocess
+import sys
 
 import pytest
 import yaml
+from helpers import clean_env
 
 from k3snode import pipeline
 from k3snode.config import load as config_load
 from k3snode.config.model import Settings, SettingsError
+from k3snode.errors import UserError
 
 
 def load(root, text: str, **env: str) -> Settings:
@@ -120,3 +124,73 @@ def test_state_records_managed_keys_per_path(root):
         "flannel-external-ip",
         "node-external-ip",
     ]
+
+
+# -- the stamp of the last write: an unchanged file with unchanged inputs needs no YAML ------
+
+
+PASS = """
+import sys
+from k3snode import pipeline
+from k3snode.config import load
+s = load.load(sys.argv[1])
+ips = sys.argv[2:]
+w = pipeline.commit(s, pipeline.plan(s, ips), tuple(ips))
+print(w.config_changed, "yaml" in sys.modules, w.planned.file.warnings)
+"""
+
+
+def pass_in_a_process(settings_file, *ips: str) -> tuple[bool, bool, str]:
+    """One plan + commit in a fresh interpreter: (config changed, PyYAML imported, warnings)."""
+    r = subprocess.run([sys.executable, "-c", PASS, str(settings_file), *ips],
+                       capture_output=True, text=True, env=clean_env())  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    changed, imported, warnings = r.stdout.strip().split(" ", 2)
+    return changed == "True", imported == "True", warnings
+
+
+def test_an_unchanged_file_is_neither_parsed_nor_written(root):
+    main = root / "etc/rancher/k3s/config.yaml"
+    main.parent.mkdir(parents=True, exist_ok=True)
+    main.write_text("# mine\nnode-label: [a=b]\nbogus-key: 1\n")
+    load(root, f'[node]\nrole = "server"\n[k3s]\nconfig = "{main}"\n')
+    cfg = root / "etc/k3snode/config.toml"
+    assert pass_in_a_process(cfg, "203.0.113.5")[:2] == (True, True)
+    written = main.read_bytes()
+    changed, imported, warnings = pass_in_a_process(cfg, "203.0.113.5")
+    assert (changed, imported) == (False, False)  # the stamp held: no YAML at all
+    assert "bogus-key" in warnings  # the plan's warnings are said again from the stamp
+    assert main.read_bytes() == written
+    # any other byte in the file: parsed again, the user's new key kept, stamped anew
+    main.write_bytes(written.replace(b"# mine\n", b"# mine\ncluster-cidr: 10.42.0.0/16\n"))
+    assert pass_in_a_process(cfg, "203.0.113.5")[:2] == (False, True)
+    assert pass_in_a_process(cfg, "203.0.113.5")[:2] == (False, False)
+    # another address: rewritten
+    assert pass_in_a_process(cfg, "203.0.113.9")[:2] == (True, True)
+    assert "203.0.113.9" in main.read_text() and "cluster-cidr: 10.42.0.0/16" in main.read_text()
+
+
+def test_a_broken_edit_after_the_stamp_is_still_refused(root):
+    main = root / "etc/rancher/k3s/config.yaml"
+    s = load(root, f'[node]\nrole = "server"\n[k3s]\nconfig = "{main}"\n')
+    one_pass(s)
+    main.write_text(main.read_text() + "oops: [unclosed\n")
+    broken = main.read_bytes()
+    with pytest.raises(UserError):  # UserError: ConfigFileError
+        pipeline.check_local(s)
+    with pytest.raises(UserError):
+        one_pass(s)
+    assert main.read_bytes() == broken
+
+
+def test_a_malformed_stamp_is_ignored(root):
+    main = root / "etc/rancher/k3s/config.yaml"
+    s = load(root, f'[node]\nrole = "server"\n[k3s]\nconfig = "{main}"\n')
+    one_pass(s)
+    path = root / "var/lib/k3snode/state.json"
+    st = json.loads(path.read_text())
+    assert set(st["settled"][str(main)]) == {"text", "inputs", "warnings"}
+    st["settled"][str(main)] = {"text": 5}
+    path.write_text(json.dumps(st))
+    assert not one_pass(s).config_changed  # planned the full way, nothing to change
+    assert json.loads(path.read_text())["settled"][str(main)]["text"] != 5
