@@ -56,6 +56,7 @@ def env(root: str) -> dict[str, str]:
     e["PATH"] = f"{root}/bin{os.pathsep}{e['PATH']}"
     e["PYTHONPATH"] = REPO
     e.pop("PYTHONDONTWRITEBYTECODE", None)  # with .pyc files, as an installed package has
+    e.pop("PYTHONUNBUFFERED", None)  # buffered output, as on a node
     return e
 
 

@@ -1,7 +1,5 @@
 """``python -m k3snode`` runs the CLI."""
 
-import sys
+from k3snode.cli import entry
 
-from k3snode.cli import main
-
-sys.exit(main())
+entry()

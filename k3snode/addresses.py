@@ -12,8 +12,9 @@ The checks are an explicit list rather than ``ipaddress.is_global`` alone, becau
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Union
+
+from k3snode.record import record
 
 IPAddress = Union[ipaddress.IPv4Address, ipaddress.IPv6Address]
 
@@ -101,7 +102,7 @@ def public_problem(address: str | IPAddress) -> str | None:
     return None
 
 
-@dataclass(frozen=True)
+@record
 class Judged:
     """One candidate address and the verdict on it."""
 

@@ -18,16 +18,19 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
 from typing import Any
+
+from k3snode.record import record
 
 
 class TooComplex(ValueError):
     """The document exceeds a bound; the message says which (one line)."""
 
 
-@dataclass(frozen=True)
+@record
 class Bounds:
+    """Limits on bytes from outside before and while they are parsed."""
+
     max_bytes: int = 256 * 1024
     max_depth: int = 64
     max_nodes: int = 100_000

@@ -20,6 +20,8 @@ the modules import heavy libraries (pyroute2, prometheus-client, PyYAML) inside 
 from __future__ import annotations
 
 import argparse
+import atexit
+import contextlib
 import importlib
 import importlib.util
 import os
@@ -93,8 +95,27 @@ FILES: tuple[tuple[str, str], ...] = (
 )
 
 
+def terminal_width() -> int:
+    """``shutil.get_terminal_size().columns``: $COLUMNS, else standard output's terminal, else 80."""
+    try:
+        columns = int(os.environ.get("COLUMNS", "0"))
+    except ValueError:
+        columns = 0
+    if columns <= 0:
+        try:
+            columns = os.get_terminal_size(sys.__stdout__.fileno()).columns  # type: ignore[union-attr]
+        except (AttributeError, ValueError, OSError):
+            columns = 0
+    return columns if columns > 0 else 80
+
+
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors: ``k3snode: error: --role: must be ... (got ...)``, exit 2."""
+
+    def _get_formatter(self) -> argparse.HelpFormatter:
+        # argparse's own asks shutil for the width (shutil imports zlib, bz2 and lzma: ≈ 1.5 ms
+        # of every command, as each add_argument makes a formatter); the same answer from os
+        return self.formatter_class(prog=self.prog, width=terminal_width() - 2)
 
     def error(self, message: str) -> Any:  # type: ignore[override]
         print(f"k3snode: error: {self._one_line(message)}", file=sys.stderr)
@@ -132,13 +153,14 @@ class Parser(argparse.ArgumentParser):
         return message
 
 
+def installed(name: str) -> bool:
+    """The command's module is installed (a cheap lookup: nothing is imported)."""
+    return importlib.util.find_spec(f"k3snode.commands.{COMMANDS[name][0]}") is not None
+
+
 def available() -> list[str]:
-    """Commands whose module is installed (a cheap lookup: nothing is imported)."""
-    return [
-        name
-        for name, (module, _) in COMMANDS.items()
-        if importlib.util.find_spec(f"k3snode.commands.{module}") is not None
-    ]
+    """Commands whose module is installed."""
+    return [name for name in COMMANDS if installed(name)]
 
 
 def command_module(name: str) -> Any:
@@ -222,8 +244,12 @@ def _command_kwargs(name: str, mod: Any, with_epilog: bool = True) -> dict[str, 
     }
 
 
-def build_parser(command: str | None = None, with_epilogs: bool = True) -> argparse.ArgumentParser:
-    """The top-level parser; only ``command``'s subparser is complete (its module is imported)."""
+def build_parser(
+    command: str | None = None, with_epilogs: bool = True, others: bool = True
+) -> argparse.ArgumentParser:
+    """The top-level parser; only ``command``'s subparser is complete (its module is imported).
+    ``others=False`` leaves the other commands out (each parser costs ≈ 0.7 ms to make): for a
+    run of ``command`` that asks for no help, nothing but its own parser is ever shown."""
     parser = Parser(
         prog="k3snode",
         description="Keeps a K3s node's external address, mesh and config right, on any cloud "
@@ -234,10 +260,11 @@ def build_parser(command: str | None = None, with_epilogs: bool = True) -> argpa
     parser.add_argument("--version", action="version", version=f"k3snode {__version__}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=Parser)
     sub.required = True
-    for name in available():
+    for name in available() if others else [command]:
         help_text = COMMANDS[name][1]
         if name != command:
-            sub.add_parser(name, help=help_text, description=help_text)
+            if others:
+                sub.add_parser(name, help=help_text, description=help_text)
             continue
         mod = command_module(name)
         sp = sub.add_parser(name, **_command_kwargs(name, mod, with_epilogs))
@@ -271,13 +298,36 @@ def main(argv: list[str] | None = None) -> int:
         print(f"k3snode: error: unknown command {command!r}{more}; see k3snode --help",
               file=sys.stderr)  # fmt: skip
         return 2
-    if command is not None and command not in available():
+    if command is not None and not installed(command):
         print(f"k3snode: error: {command}: not in this version of k3snode", file=sys.stderr)
         return 2
     wants_help = any(a in ("-h", "--help") for a in argv)
-    args = build_parser(command, with_epilogs=wants_help).parse_args(argv)
+    parser = build_parser(command, with_epilogs=wants_help, others=wants_help or command is None)
+    args = parser.parse_args(argv)
     setup_logging(getattr(args, "verbose", 0))
     return run_command(args)
+
+
+def entry() -> None:
+    """The ``k3snode`` executable (console script, ``python -m k3snode``, the rpm's wrapper):
+    ``main()``, then out without tearing the interpreter down. Freeing every module at exit costs a
+    short command ≈ 9 ms of CPU (measured: detect's imports, 62.7 against 54.0 ms) — a tenth of
+    ``k3snode detect``. The exit handlers run first (logging's flush), then the standard streams
+    are flushed; while another thread still runs, the interpreter's own exit waits for it."""
+    try:
+        code = main()
+    except SystemExit as e:  # argparse's --help, --version and usage errors
+        if e.code is not None and not isinstance(e.code, int):
+            raise
+        code = e.code or 0
+    threading = sys.modules.get("threading")
+    if threading is not None and threading.active_count() > 1:
+        sys.exit(code)
+    atexit._run_exitfuncs()  # what the interpreter would run: logging.shutdown and the like
+    for stream in (sys.stdout, sys.stderr):
+        with contextlib.suppress(OSError, ValueError):  # a closed pipe: nothing more to say
+            stream.flush()
+    os._exit(code)
 
 
 def run_command(args: argparse.Namespace) -> int:

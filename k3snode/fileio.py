@@ -16,13 +16,16 @@ import errno
 import glob
 import os
 import stat
-from dataclasses import dataclass
+
+from k3snode.record import record
 
 TMP_SUFFIX = ".k3snode-tmp"
 
 
-@dataclass(frozen=True)
+@record
 class WriteResult:
+    """What an atomic write did to a file."""
+
     path: str
     changed: bool  # content differs from what was on disk (or the file was missing)
     mode_fixed: bool = False  # content was equal, but the mode was corrected

@@ -10,10 +10,10 @@ as the variable naming the file (``K3S_TOKEN_FILE``, ``K3SNODE_TAILSCALE_AUTH_KE
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 
 from k3snode import envfile, fileio
 from k3snode.config.model import FROM_ENV, FROM_FLAG, Settings, SettingsError
+from k3snode.record import record
 
 # (section, key) -> the variable that keeps it in k3snode.env (the order of the file)
 SAVED: tuple[tuple[tuple[str, str], str], ...] = (
@@ -28,7 +28,7 @@ SAVED: tuple[tuple[tuple[str, str], str], ...] = (
 _ORDER = [var for _, var in SAVED]
 
 
-@dataclass(frozen=True)
+@record
 class Stored:
     """A secret k3snode keeps as a file: what it is, where, its content."""
 
@@ -37,16 +37,20 @@ class Stored:
     content: bytes
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
+    """What saving the node's identity will write: k3snode.env and its secret files."""
+
     path: str  # the k3snode.env
     variables: dict[str, str]  # the whole file's variables after saving
     given: tuple[str, ...]  # the variables this run sets (from the environment or flags)
     secrets: tuple[Stored, ...]
 
 
-@dataclass(frozen=True)
+@record
 class Saved:
+    """The outcome of saving a Plan."""
+
     plan: Plan
     changed: bool  # k3snode.env or a secret file was written
 

@@ -14,8 +14,9 @@ from __future__ import annotations
 import logging
 import sys
 import time
-from dataclasses import dataclass
 from typing import Callable
+
+from k3snode.record import record
 
 FORMAT = "k3snode: %(message)s"
 THIRD_PARTY = ("pyroute2", "urllib3", "asyncio", "prometheus_client")
@@ -91,8 +92,10 @@ def already_said(text: str) -> bool:
     return any(s in text for s in _said)
 
 
-@dataclass
+@record(frozen=False)
 class _Condition:
+    """A condition being reported: its text, since when, and how often it repeated."""
+
     text: str
     since: float
     count: int = 1

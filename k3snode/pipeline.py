@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode import fileio, locks, state
@@ -27,7 +26,7 @@ from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.secrets import SecretFile, loose_mode, read_secret, secret_files
 from k3snode.k3s.service import RestartResult, Service
-from k3snode.mesh.tailscale import bringup, status
+from k3snode.record import record
 
 log = logging.getLogger(__name__)
 
@@ -100,6 +99,8 @@ def mesh_up(settings: Settings) -> Any:
     tailscaled, ``tailscale up`` unless Running (``mesh/tailscale/bringup.py``). Returns its
     state (None for other meshes); raises ``TailscaleError`` with a one-line reason."""
     if settings.mesh == "tailscale":
+        from k3snode.mesh.tailscale import bringup
+
         return bringup.ensure_up(settings)
     return None
 
@@ -109,6 +110,8 @@ def discover(settings: Settings, session: Session | None = None) -> Discovery:
     addresses, otherwise the discovered public addresses (``session``: what the daemon keeps
     between polls, such as AWS's metadata token)."""
     if settings.mesh == "tailscale":
+        from k3snode.mesh.tailscale import status
+
         return status.node_addresses(settings)
 
     return discover_public(settings, session=session)
@@ -128,7 +131,7 @@ def judge(settings: Settings, found: Discovery, allow_empty: bool = True) -> str
 # -- plan, commit -----------------------------------------------------------------------------
 
 
-@dataclass(frozen=True)
+@record
 class Planned:
     """Everything a write would do, computed without writing."""
 
@@ -170,7 +173,7 @@ def plan(settings: Settings, external_ips: list[str], with_secrets: bool = True)
     return Planned(opts, file_plan, secrets, stale)
 
 
-@dataclass(frozen=True)
+@record
 class Written:
     """What one write changed."""
 

@@ -18,10 +18,10 @@ import json
 import logging
 import os
 import stat
-from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode import bounded, fileio
+from k3snode.record import field, record
 
 VERSION = 1
 MAX_BYTES = 1024 * 1024  # a few KiB in practice
@@ -30,8 +30,10 @@ log = logging.getLogger(__name__)
 _warned: set[str] = set()
 
 
-@dataclass
+@record(frozen=False)
 class State:
+    """What k3snode remembers between runs (state.json): the keys it manages and the role applied."""
+
     managed: dict[str, list[str]] = field(default_factory=dict)
     role: str = ""
     damaged: str | None = None  # why the file on disk could not be used (recovered from)

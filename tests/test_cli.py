@@ -4,14 +4,17 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import stat
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import clean_env, run_k3snode
 
-from k3snode import __version__
+from k3snode import __version__, cli
 
 
 def _args(root, *extra: str, paths: bool = True) -> list[str]:
@@ -219,3 +222,35 @@ def test_permission_denied_as_non_root_says_to_run_as_root(tmp_path):
     assert r.stderr.count("\n") == 1 and "Traceback" not in r.stderr
     assert "permission denied" in r.stderr
     assert r.stderr.rstrip().endswith("run it as root (sudo k3snode render)")
+
+
+@pytest.mark.parametrize("columns", ["", "57", "x", "-3", "200"])
+def test_terminal_width_is_shutils(monkeypatch, columns):
+    """The width help is wrapped to: the same as shutil's answer (without importing shutil)."""
+    monkeypatch.setenv("COLUMNS", columns)
+    assert cli.terminal_width() == shutil.get_terminal_size().columns
+
+
+def test_the_executable_leaves_nothing_unsaid(tmp_path):
+    """``entry()`` ends with os._exit (no module teardown): what was printed and logged still
+    arrives in full — to a file and to a pipe — and the exit code is the command's."""
+    env = {
+        k: v for k, v in clean_env().items() if k != "PYTHONUNBUFFERED"
+    }  # buffered, as on a node
+    out = tmp_path / "out.json"
+    with open(out, "w") as f:
+        r = subprocess.run([sys.executable, "-m", "k3snode", "detect", "--json",
+                            "--external-ip", "203.0.113.7", "--provider", "none"],
+                           stdout=f, stderr=subprocess.PIPE, text=True, env=env)  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(out.read_text())["public_ipv4"] == "203.0.113.7"
+    r = run_k3snode("detect", "--external-ip", "10.0.0.1", "--provider", "none", "-v", env=env)
+    assert r.returncode == 0 and "10.0.0.1" in r.stdout  # a private static address: warned
+    assert "not a public" in r.stderr or "private" in r.stderr, r.stderr
+    r = run_k3snode("detect", "--external-ip", "nope")
+    assert r.returncode == 2 and r.stderr.startswith("k3snode: error: --external-ip"), r.stderr
+    r = run_k3snode("--version")
+    assert r.returncode == 0 and r.stdout == f"k3snode {__version__}\n"
+    r = subprocess.run(f"{sys.executable} -m k3snode --help | head -1", shell=True,
+                       capture_output=True, text=True, env=env)  # fmt: skip
+    assert r.stdout.startswith("usage: k3snode") and "Traceback" not in r.stderr

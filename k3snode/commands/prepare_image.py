@@ -22,7 +22,6 @@ import json
 import os
 import shutil
 import sys
-from dataclasses import dataclass, field
 
 from k3snode import envfile, fileio
 from k3snode import state as state_mod
@@ -30,7 +29,8 @@ from k3snode.cli_settings import load_settings
 from k3snode.config.model import DEFAULT_CONFIG
 from k3snode.errors import UsageError
 from k3snode.k3s import configfile
-from k3snode.registration import record, withdraw
+from k3snode.record import field, record
+from k3snode.registration import published, withdraw
 
 # Processes that are K3s (it renames itself "k3s server" / "k3s agent").
 K3S_COMMS = frozenset({"k3s", "k3s-server", "k3s-agent", "k3s-init"})
@@ -59,8 +59,10 @@ class Busy(Exception):
     """Something that must be stopped first is running."""
 
 
-@dataclass
+@record(frozen=False)
 class Report:
+    """What `prepare-image` did, file by file, for its summary."""
+
     removed: list[str] = field(default_factory=list)
     cleaned: list[str] = field(default_factory=list)  # files k3snode's keys were taken out of
     withdrawn: list[str] = field(default_factory=list)  # registration records taken out of DNS
@@ -217,8 +219,8 @@ def _withdraw_registration(settings, root: str, dry_run: bool, report: Report) -
     """Withdraw what this machine published (``/`` only: an image's node is not running). A
     failure stops everything: the record would point agents at a machine that is gone."""
 
-    file = _in(root, record.path(settings.paths.state_dir))
-    rec = record.load(file)
+    file = _in(root, published.path(settings.paths.state_dir))
+    rec = published.load(file)
     if rec is None or not rec.addresses:
         return
     what = f"{', '.join(rec.addresses)} from {rec.name}"

@@ -15,7 +15,7 @@ from k3snode.cli_settings import load_settings
 from k3snode.commands import DISCOVERY_FLAGS
 from k3snode.errors import UsageError
 from k3snode.pipeline import discover as external_addresses
-from k3snode.registration import RegistrationError, load, publish, record, wanted, withdraw
+from k3snode.registration import RegistrationError, load, publish, published, wanted, withdraw
 
 ACTIONS = ("show", "publish", "withdraw")
 FLAGS = ("role", *DISCOVERY_FLAGS, "state-dir")
@@ -84,7 +84,7 @@ def _publish(settings) -> int:
 def _show(settings) -> int:
 
     reg = settings.registration
-    rec = record.load(record.path(settings.paths.state_dir))
+    rec = published.load(published.path(settings.paths.state_dir))
     print(f"name:       {reg.name}")
     print(f"server:     {reg.server or '-'} (backend {reg.backend})")
     print(f"zone:       {reg.zone or '(asked from the server)'}")

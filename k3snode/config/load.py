@@ -27,7 +27,6 @@ import stat
 import sys
 import unicodedata
 from collections.abc import Mapping
-from dataclasses import replace
 from typing import Any, Callable
 
 from k3snode import envfile, suggest
@@ -44,6 +43,7 @@ from k3snode.config.model import (
     SettingsError,
 )
 from k3snode.config.schema import BY_NAME, SCHEMA, SECTIONS
+from k3snode.record import replace
 
 log = logging.getLogger(__name__)
 

@@ -1,4 +1,4 @@
-"""The settings k3snode runs with: frozen dataclasses, one per section of the settings file.
+"""The settings k3snode runs with: frozen records (``k3snode.record``), one per section of the settings file.
 
 ``k3snode/config/schema.py`` declares each setting (default, check, environment names) and
 ``k3snode/config/load.py`` builds a ``Settings`` from file, saved environment, environment and flags.
@@ -8,11 +8,11 @@ This module only holds the result and what can be derived from it without I/O.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field, fields
 from typing import Any
 
 from k3snode import addresses, envfile
 from k3snode.errors import UserError
+from k3snode.record import field, fields, record
 from k3snode.secret import Secret
 
 DEFAULT_CONFIG = "/etc/k3snode/config.toml"
@@ -24,8 +24,10 @@ class SettingsError(UserError):
     """A user mistake in settings; the message is one line naming where, which key and what value."""
 
 
-@dataclass(frozen=True)
+@record
 class UnderlayPeer:
+    """One other node of the WireGuard underlay (``[[underlay.peers]]``)."""
+
     public_key: str
     endpoint: str  # host:port, host may be a DNS name
     address: str  # underlay address with prefix (/32 or /128 added when missing)
@@ -33,14 +35,18 @@ class UnderlayPeer:
     name: str = ""
 
 
-@dataclass(frozen=True)
+@record
 class NodeSettings:
+    """``[node]``: what this node is in the cluster and how nodes reach each other."""
+
     role: str
     mesh: str
 
 
-@dataclass(frozen=True)
+@record
 class K3sSettings:
+    """``[k3s]``: joining the cluster, K3s's config file and unit, and options passed through."""
+
     server: str
     token_file: str
     token: Secret | None
@@ -51,8 +57,10 @@ class K3sSettings:
     options: dict[str, Any]
 
 
-@dataclass(frozen=True)
+@record
 class DiscoverySettings:
+    """``[discovery]``: where the public addresses come from."""
+
     external_ips: tuple[str, ...]
     provider: str
     metadata_endpoint: str
@@ -71,8 +79,10 @@ class DiscoverySettings:
         return next((a for a in self.external_ips if addresses.family(a) == 6), None)
 
 
-@dataclass(frozen=True)
+@record
 class TailscaleSettings:
+    """``[tailscale]``: bringing the node into the tailnet when mesh is tailscale."""
+
     auth_key_file: str  # resolved: <state_dir>/tailscale.key when the key came as auth_key
     auth_key: Secret | None
     control_server_url: str
@@ -85,8 +95,10 @@ class TailscaleSettings:
     timeout: float
 
 
-@dataclass(frozen=True)
+@record
 class DaemonSettings:
+    """``[daemon]``: how often to look and how calmly to restart K3s (seconds)."""
+
     debounce: float
     poll_interval: float
     confirm_delay: float
@@ -95,21 +107,27 @@ class DaemonSettings:
     restart_timeout: float
 
 
-@dataclass(frozen=True)
+@record
 class HealthSettings:
+    """``[health]``: the /healthz and /metrics endpoint, and the grace of a failing check."""
+
     listen: str
     port: int
     grace: float
 
 
-@dataclass(frozen=True)
+@record
 class PathsSettings:
+    """``[paths]``: where k3snode keeps its state and its runtime files."""
+
     state_dir: str
     run_dir: str
 
 
-@dataclass(frozen=True)
+@record
 class UnderlaySettings:
+    """``[underlay]``: the WireGuard underlay for embedded etcd across clouds."""
+
     enabled: bool
     interface: str
     address: str
@@ -121,8 +139,10 @@ class UnderlaySettings:
     peers: tuple[UnderlayPeer, ...]
 
 
-@dataclass(frozen=True)
+@record
 class RegistrationSettings:
+    """``[registration]``: the DNS name a server keeps pointing at its addresses."""
+
     name: str
     server: str  # host:port, IPv6 in brackets
     zone: str
@@ -135,7 +155,7 @@ class RegistrationSettings:
     backend: str
 
 
-@dataclass(frozen=True)
+@record
 class Settings:
     """Everything k3snode was told. ``origins`` maps ``"section.key"`` to where the value came from."""
 

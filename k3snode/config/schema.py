@@ -6,7 +6,6 @@ The loader (``load.py``), its error messages and did-you-mean, the README table 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from typing import Any, Callable
 
 from k3snode import addresses
@@ -40,10 +39,11 @@ from k3snode.config.checks import (
     unit,
     url,
 )
+from k3snode.record import record
 from k3snode.secret import Secret
 
 
-@dataclass(frozen=True)
+@record
 class Spec:
     """One setting: where it lives, its default, how it is checked and which variables set it."""
 

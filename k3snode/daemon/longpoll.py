@@ -23,7 +23,6 @@ from typing import TYPE_CHECKING, Callable
 
 from k3snode import bounded
 from k3snode.discovery import choose_provider, providers
-from k3snode.discovery.http import Client
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -82,6 +81,8 @@ def watcher(settings: Settings) -> Callable[[float], str] | None:
     watch = getattr(module, "watch", None)
     if module is None or watch is None:
         return None
+    from k3snode.discovery.http import Client
+
     client = Client(module.BASE, float("inf"), override=ds.metadata_endpoint, attempts=1,
                     max_body=1 << 20)  # fmt: skip
     return watch(client)

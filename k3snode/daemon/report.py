@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import os
 import time
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode import __version__
@@ -18,11 +17,12 @@ from k3snode.health.checks import Observation
 from k3snode.health.model import Health
 from k3snode.health.statusfile import peer_rows
 from k3snode.logs import Conditions
+from k3snode.record import record
 
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
+@record
 class Facts:
     """What the loop knows beyond the health snapshot, for one report."""
 

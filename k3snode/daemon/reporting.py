@@ -4,7 +4,6 @@ starts right after it. A mixin of ``loop.Daemon``: the state it uses is declared
 
 from __future__ import annotations
 
-import dataclasses
 import logging
 from typing import Any, Callable
 
@@ -18,6 +17,7 @@ from k3snode.daemon.tracker import Addresses
 from k3snode.health.checks import Observation
 from k3snode.health.model import Health, HealthModel
 from k3snode.health.statusfile import write_status
+from k3snode.record import replace
 from k3snode.systemd import Notifier
 
 log = logging.getLogger(__name__)
@@ -52,7 +52,7 @@ class Reporting:
         while nothing says what the node is."""
         snap = self.health.snapshot()
         if self._not_configured() is not None:
-            return dataclasses.replace(snap, status="not-configured")
+            return replace(snap, status="not-configured")
         return snap
 
     def _observe_k3s(self) -> None:

@@ -5,16 +5,18 @@ last refusal (so the same reason is logged once)."""
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode.discovery.result import Discovery
+from k3snode.record import record
 
 log = logging.getLogger(__name__)
 
 
-@dataclass
+@record(frozen=False)
 class Addresses:
+    """The daemon's view of the node's addresses: written, found, waiting for confirmation."""
+
     current: tuple[str, ...] | None = None  # written as node-external-ip (None: not yet)
     found: Discovery | None = None  # the discovery that gave them
     candidate: tuple[str, ...] | None = None  # new, waiting for its confirming look

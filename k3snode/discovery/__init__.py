@@ -26,10 +26,9 @@ import time
 from typing import TYPE_CHECKING
 
 from k3snode import addresses
-from k3snode.discovery import cloudinit, echo, interfaces, providers
+from k3snode.discovery import cloudinit, interfaces, providers
 from k3snode.discovery import dmi as dmi_mod
 from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
-from k3snode.discovery.http import Client, race
 from k3snode.discovery.result import Discovery
 from k3snode.progress import Step
 
@@ -167,6 +166,8 @@ def discover(
         notes.append("echo services not asked where metadata says the node has no public address")
     open_ = [fam for fam in open_ if fam not in said_none]  # an echo would see the NAT gateway
     if open_ and ds.echo:
+        from k3snode.discovery import echo
+
         got_echo = echo.discover(ds.echo_services, open_, deadline, clock=monotonic)
         notes.extend(got_echo.notes)
         for fam in open_:
@@ -243,6 +244,8 @@ def _metadata(
             return module.read(ds, deadline), None
         except MetadataError as e:
             return None, f"{provider} metadata: {e}"
+    from k3snode.discovery.http import Client, race
+
     bases = [module.BASE]
     errors: list[str] = []
     if not ds.metadata_endpoint and getattr(module, "BASE6", None):

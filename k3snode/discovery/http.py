@@ -37,7 +37,6 @@ import selectors
 import socket
 import threading
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 from urllib.parse import urljoin, urlsplit
 
@@ -53,6 +52,7 @@ from k3snode.discovery.wire import (
     TooLarge,
     exchange,
 )
+from k3snode.record import field, record
 
 __all__ = ["Client", "Response", "TooLarge", "fetch", "race", "resolve"]
 
@@ -75,7 +75,7 @@ def default_tls():
     return ssl.create_default_context()
 
 
-@dataclass
+@record(frozen=False)
 class Client:
     """Requests against one provider's metadata service until ``deadline`` (monotonic seconds)."""
 

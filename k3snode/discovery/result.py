@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode.bounded import one_line
+from k3snode.record import field, record
 
 SOURCES = ("static", "metadata", "cloud-init", "interface", "echo")
 
 
-@dataclass(frozen=True)
+@record
 class Discovery:
     """One discovery's answer.
 

@@ -9,12 +9,12 @@ nothing of k3snode, so every component can report without an import circle.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from k3snode.record import field, record
 
 LEVELS = ("ok", "warning", "error")
 
 
-@dataclass(frozen=True)
+@record
 class PeerHealth:
     """One peer of a WireGuard interface or a tailnet, as last observed."""
 
@@ -30,7 +30,7 @@ class PeerHealth:
     last_seen: float | None = None  # unix time the control plane last saw it (Tailscale, offline)
 
 
-@dataclass(frozen=True)
+@record
 class Observation:
     """One check's current state. ``ok`` False starts the check's grace period, not an outage."""
 
@@ -41,7 +41,7 @@ class Observation:
     facts: dict[str, str] = field(default_factory=dict)  # small key/values for status output
 
 
-@dataclass(frozen=True)
+@record
 class Finding:
     """One result of a preflight check (``k3snode check``)."""
 

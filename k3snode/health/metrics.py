@@ -16,14 +16,13 @@ its import is the slowest part of a start), never by importing this module.
 
 from __future__ import annotations
 
-import dataclasses
 import threading
 from collections.abc import Iterator
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode.health.checks import Observation
 from k3snode.health.model import Health
+from k3snode.record import record, replace
 
 _PEER_LABELS = ("interface", "peer", "name")
 _PEER_GAUGES = (  # peer_metrics() key, metric name, help
@@ -38,7 +37,7 @@ _PEER_GAUGES = (  # peer_metrics() key, metric name, help
 )
 
 
-@dataclass(frozen=True)
+@record
 class Snapshot:
     """What the gauges show; ``Metrics.update`` replaces it whole. ``None``: not known yet (the
     gauge has no sample rather than a made-up 0)."""
@@ -91,7 +90,7 @@ class Metrics:
         """Replace the snapshot by one with ``changes`` (``Snapshot`` fields); one assignment,
         so a scrape reads the old snapshot or the new one, never a mixture."""
         with self._lock:
-            self._snapshot = dataclasses.replace(self._snapshot, **changes)
+            self._snapshot = replace(self._snapshot, **changes)
 
     def render(self) -> bytes:
         from prometheus_client import generate_latest

@@ -13,14 +13,16 @@ from __future__ import annotations
 
 import threading
 import time
-from dataclasses import asdict, dataclass, field
 from typing import Any, Callable
 
 from k3snode.health.checks import Observation
+from k3snode.record import asdict, field, record
 
 
-@dataclass(frozen=True)
+@record
 class CheckState:
+    """One health check as reported: ok, in its grace period, or failing since when."""
+
     check: str
     state: str  # ok | grace | failing
     detail: str
@@ -33,8 +35,10 @@ class CheckState:
         return self.state != "failing"
 
 
-@dataclass(frozen=True)
+@record
 class Health:
+    """The node's health: overall status and every check."""
+
     status: str  # ok | degraded | not-configured
     checks: tuple[CheckState, ...]
 

@@ -12,12 +12,12 @@ Unchanged content is not written at all, so the file's mtime says when K3s's vie
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
 from typing import Any
 
 from k3snode import bounded, fileio
 from k3snode.errors import UserError
 from k3snode.k3s import flags, yamlv2
+from k3snode.record import field, record
 
 MARKER = "# Managed by k3snode: the keys below are rewritten when the node's addresses change."
 
@@ -26,8 +26,10 @@ class ConfigFileError(UserError):
     """The existing file cannot be merged safely (not YAML, not a mapping, unreadable)."""
 
 
-@dataclass(frozen=True)
+@record
 class Plan:
+    """K3s's config file before and after k3snode's change, and which keys change."""
+
     path: str
     old_text: str | None  # None: the file does not exist
     new_text: str

@@ -27,10 +27,10 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode.k3s import yamlv2
+from k3snode.record import record
 
 DEFAULT_CONFIG = "/etc/rancher/k3s/config.yaml"
 MAX_FILE_BYTES = 1 << 20  # K3s config files are a few KiB; a bigger one is not read
@@ -45,7 +45,7 @@ UNIT_DIRS = (
 )
 
 
-@dataclass(frozen=True)
+@record
 class Entry:
     """One top-level item of one file, as K3s's YAML library hands it over."""
 
@@ -64,7 +64,7 @@ class Entry:
         return self.key + ("+" if self.append else "")
 
 
-@dataclass(frozen=True)
+@record
 class Source:
     """The config file K3s starts from, and why."""
 
@@ -73,8 +73,10 @@ class Source:
     from_env: bool = False
 
 
-@dataclass(frozen=True)
+@record
 class View:
+    """K3s's configuration as K3s reads it: its files in order and the entries they give."""
+
     source: Source
     files: tuple[str, ...]  # the files K3s reads, in its order (existing ones only)
     entries: tuple[Entry, ...]  # in K3s's order

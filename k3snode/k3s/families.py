@@ -8,13 +8,13 @@ has IPv6 (flannel ``pkg/backend/wireguard/wireguard.go``); the WireGuard observe
 from __future__ import annotations
 
 import ipaddress
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode.k3s.effective import as_list
+from k3snode.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Families:
     """Which of flannel's WireGuard interfaces must exist (``required``) and which are watched
     when present (``optional``); ``why`` names what decided it."""

@@ -19,13 +19,13 @@ role before anything is written.
 
 from __future__ import annotations
 
-from dataclasses import replace
 from typing import Any
 
 from k3snode import addresses
 from k3snode.config.load import show
 from k3snode.config.model import Settings, SettingsError
 from k3snode.k3s import flags
+from k3snode.record import replace
 
 # Keys that carry secrets inline: never written; their *-file variants are.
 _INLINE_SECRETS = {

@@ -6,7 +6,6 @@ findings and the daemon's health check ``k3s-config`` reports it."""
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
 from typing import Any
 
 from k3snode import state
@@ -14,9 +13,10 @@ from k3snode.config.model import Settings
 from k3snode.health.checks import Finding, Observation
 from k3snode.k3s import flags, options
 from k3snode.k3s.effective import Entry, View, load
+from k3snode.record import record
 
 
-@dataclass(frozen=True)
+@record
 class Report:
     """What ``apply``, ``check`` and health say about the view: errors keep k3snode's keys from
     reaching K3s (or K3s from starting); overrides replace one of them; notes are worth knowing."""

@@ -6,15 +6,16 @@ from __future__ import annotations
 
 import os
 import stat
-from dataclasses import dataclass
 
 from k3snode.config.model import Settings, SettingsError
 from k3snode.k3s.vpn_auth import VPNAuthError, vpn_auth_line
-from k3snode.mesh.tailscale.up_args import identity_args
+from k3snode.record import record
 
 
-@dataclass(frozen=True)
+@record
 class SecretFile:
+    """A 0600 file k3snode writes for K3s (token copy, vpn-auth line)."""
+
     path: str
     content: bytes
 
@@ -48,6 +49,8 @@ def secret_files(settings: Settings) -> tuple[SecretFile, ...]:
     if settings.k3s.token is not None and not settings.k3s.token_file:
         out.append(SecretFile(settings.token_path, (settings.k3s.token.reveal() + "\n").encode()))
     if settings.mesh == "tailscale":
+        from k3snode.mesh.tailscale.up_args import identity_args
+
         ts = settings.tailscale
         label = settings.where("tailscale", "auth_key_file")
         key = _auth_key(settings)

@@ -14,10 +14,10 @@ from __future__ import annotations
 import shutil
 import subprocess
 import time
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Callable
 
 from k3snode import systemd
+from k3snode.record import record
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -33,8 +33,10 @@ def unit_name(settings: Settings) -> str:
     return f"{settings.k3s.unit}.service"
 
 
-@dataclass(frozen=True)
+@record
 class UnitState:
+    """A systemd unit's state, from one ``systemctl show``."""
+
     unit: str
     load: str  # loaded, not-found, masked, ... ("" when systemctl could not be asked)
     active: str  # active, activating, deactivating, inactive, failed, reloading
@@ -62,8 +64,10 @@ class UnitState:
         return f"{self.unit} is {self.active} ({self.sub})"
 
 
-@dataclass(frozen=True)
+@record
 class RestartResult:
+    """How a restart of K3s's unit ended."""
+
     unit: str
     outcome: str  # one of OUTCOMES
     detail: str

@@ -2,7 +2,7 @@
 
 Agents join by ``server: https://<name>:6443`` and find the cluster again after a server moved.
 Each server publishes only its own records: an update removes exactly the addresses this server
-published last (``record.py``) and adds the current ones, in one RFC 2136 update
+published last (``published.py``) and adds the current ones, in one RFC 2136 update
 (``rfc2136.py``) or through a plugin (``backend.py``). The daemon runs updates in a worker, with
 backoff, before it asks K3s to restart (``keeper.py``); ``k3snode registration`` does the same
 by hand, and withdraws the records when a server leaves.
@@ -12,11 +12,11 @@ from __future__ import annotations
 
 import logging
 import time
-from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Callable
 
 from k3snode import addresses as addr_mod
-from k3snode.registration import record
+from k3snode.record import record, replace
+from k3snode.registration import published
 from k3snode.registration.backend import Backend, RegistrationError, load
 
 if TYPE_CHECKING:
@@ -27,7 +27,7 @@ log = logging.getLogger(__name__)
 __all__ = ["Outcome", "RegistrationError", "publish", "wanted", "withdraw"]
 
 
-@dataclass(frozen=True)
+@record
 class Outcome:
     """One update's result."""
 
@@ -73,8 +73,8 @@ def publish(
     """Make the name hold ``addrs`` of ours: one update removing what this server published last
     (and nothing else) and adding ``addrs``. Never raises for DNS trouble: the Outcome says."""
     reg = settings.registration
-    file = record.path(settings.paths.state_dir)
-    rec = record.load(file)
+    file = published.path(settings.paths.state_dir)
+    rec = published.load(file)
     where = reg.server or reg.backend
     try:
         backend = backend or load(reg)
@@ -95,20 +95,20 @@ def publish(
         )
     now = wall()
     if addrs:
-        record.save(file, record.Record(reg.name, addrs, now))
+        published.save(file, published.Record(reg.name, addrs, now))
     else:
-        record.remove(file)
+        published.remove(file)
     added = tuple(a for a in addrs if a not in old)
     removed = tuple(a for a in old if a not in addrs)
     detail = _summary(reg.name, where, added, removed)
     return Outcome(True, reg.name, where, addrs, added, removed, detail, now, addrs)
 
 
-def old_or(rec: record.Record | None) -> tuple[str, ...]:
+def old_or(rec: published.Record | None) -> tuple[str, ...]:
     return rec.addresses if rec is not None else ()
 
 
-def _withdraw_old(settings: Settings, rec: record.Record, file: str) -> None:
+def _withdraw_old(settings: Settings, rec: published.Record, file: str) -> None:
     """The name changed in the settings: take our records out of the old name first."""
     old = replace(settings.registration, name=rec.name, zone="")
     try:
@@ -117,14 +117,14 @@ def _withdraw_old(settings: Settings, rec: record.Record, file: str) -> None:
                  rec.name, settings.registration.name, ", ".join(rec.addresses))  # fmt: skip
     except RegistrationError as e:
         log.warning("registration: could not withdraw from the old name: %s", e)
-    record.remove(file)
+    published.remove(file)
 
 
 def withdraw(settings: Settings, backend: Backend | None = None) -> Outcome:
     """Remove the records this server published (as remembered); forget them on success."""
     reg = settings.registration
-    file = record.path(settings.paths.state_dir)
-    rec = record.load(file)
+    file = published.path(settings.paths.state_dir)
+    rec = published.load(file)
     name = rec.name if rec is not None else reg.name
     where = reg.server or reg.backend
     if rec is None or not rec.addresses:
@@ -137,6 +137,6 @@ def withdraw(settings: Settings, backend: Backend | None = None) -> Outcome:
         backend.replace(rec.addresses, ())
     except RegistrationError as e:
         return Outcome(False, name, where, rec.addresses, detail=str(e), time=time.time())
-    record.remove(file)
+    published.remove(file)
     detail = _summary(name, where, (), rec.addresses)
     return Outcome(True, name, where, (), (), rec.addresses, detail, time.time())

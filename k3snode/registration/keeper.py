@@ -20,7 +20,7 @@ import threading
 from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode.health.checks import Observation
-from k3snode.registration import Outcome, publish, record, wanted
+from k3snode.registration import Outcome, publish, published, wanted
 
 if TYPE_CHECKING:
     from k3snode.config.model import Settings
@@ -51,7 +51,7 @@ class Keeper:
         self._thread: threading.Thread | None = None
         self._started_at = 0.0
         self._last_error = ""
-        rec = record.load(record.path(settings.paths.state_dir))
+        rec = published.load(published.path(settings.paths.state_dir))
         self.published: tuple[str, ...] = (
             rec.addresses if rec is not None and rec.name == settings.registration.name else ()
         )

@@ -16,9 +16,9 @@ import binascii
 import os
 import re
 import stat
-from dataclasses import dataclass
 
 from k3snode.config.checks import TSIG_ALGORITHMS
+from k3snode.record import record
 from k3snode.secret import Secret
 
 
@@ -26,8 +26,10 @@ class KeyFileError(Exception):
     """The key file is missing, unreadable, too open or not a key; one line naming the file."""
 
 
-@dataclass(frozen=True)
+@record
 class TsigKey:
+    """A TSIG key for signed DNS updates."""
+
     name: str  # the key's name, as the DNS server knows it (an owner name, lower case)
     algorithm: str  # one of settings.TSIG_ALGORITHMS
     secret: Secret  # base64 text

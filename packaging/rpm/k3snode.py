@@ -5,6 +5,6 @@ import sys
 
 sys.path.insert(0, "/usr/share/k3snode")
 
-from k3snode.cli import main
+from k3snode.cli import entry
 
-sys.exit(main())
+entry()

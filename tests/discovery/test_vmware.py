@@ -101,6 +101,19 @@ def test_garbage_metadata(guestinfo):
     assert "vmware metadata" in found.error and "metadata" not in found.sources.values()
 
 
+def test_packed_metadata_is_bounded_while_it_unpacks(guestinfo):
+    """A gzip bomb (4 MiB of zeros in a few KiB) is refused, and so is a cut-off gzip stream."""
+    bomb = base64.b64encode(gzip.compress(b"0" * (4 << 20))).decode()
+    guestinfo(metadata=bomb, **{"metadata.encoding": "gzip+base64"})
+    found = run_discovery(None, "vmware")
+    assert "larger than 262144 bytes unpacked" in (found.error or "")
+    cut = base64.b64encode(gzip.compress(NETPLAN.encode())[:-12]).decode()
+    guestinfo(metadata=cut, **{"metadata.encoding": "gz+b64"})
+    found = run_discovery(None, "vmware")
+    assert "not valid gz+b64" in (found.error or "")
+    assert found.public_ipv4 != "185.199.108.20"
+
+
 def test_a_hanging_tool_is_cut_off(guestinfo):
     guestinfo(stub_hang=True)
     found = run_discovery(None, "vmware", timeout=1.0)

@@ -4,7 +4,6 @@ seams): when an endpoint is set, and when it is left to WireGuard's roaming."""
 from __future__ import annotations
 
 import logging
-from dataclasses import replace
 
 import pytest
 from underlaytest import KEYS, PUBS, peer_entry, underlay_toml
@@ -13,6 +12,7 @@ from k3snode.config.load import load
 from k3snode.mesh.underlay.keeper import Keeper, UnderlayError
 from k3snode.mesh.underlay.plan import Result, wanted_peers
 from k3snode.mesh.wg.types import Device, Peer
+from k3snode.record import replace
 
 
 class Clock:

@@ -11,7 +11,7 @@ import pytest
 
 from k3snode.config.load import load
 from k3snode.registration import keeper as keeper_mod
-from k3snode.registration import publish, record, withdraw
+from k3snode.registration import publish, published, withdraw
 
 
 class Clock:
@@ -71,11 +71,11 @@ def test_only_this_servers_address_is_replaced_and_remembered(tmp_path, dns):
     assert out.ok and out.removed == ("198.51.100.1",) and out.added == ("198.51.100.2",)
     assert dns.read()["records"] == ["192.0.2.200", "198.51.100.2"]  # the other server's stays
     assert dns.read()["calls"][-1] == {"remove": ["198.51.100.1"], "add": ["198.51.100.2"]}
-    rec = record.load(record.path(s.paths.state_dir))
+    rec = published.load(published.path(s.paths.state_dir))
     assert rec.addresses == ("198.51.100.2",) and rec.name == "k3s.example.test"
     assert withdraw(s).ok
     assert dns.read()["records"] == ["192.0.2.200"]
-    assert record.load(record.path(s.paths.state_dir)) is None
+    assert published.load(published.path(s.paths.state_dir)) is None
 
 
 def test_failures_back_off_exponentially_with_jitter_up_to_retry_max(tmp_path, dns):

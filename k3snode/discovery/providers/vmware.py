@@ -22,10 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import gzip
 import json
-import shutil
-import subprocess
 import time
 import zlib
 from typing import Any
@@ -38,11 +35,9 @@ ID = "vmware"
 CLOUD_INIT = ("vmware",)  # cloud-init's cloud-id / cloud_name for this cloud
 BASE = None  # no HTTP service: ``read`` instead of ``fetch``
 TOOL = "vmware-rpctool"
-NO_VALUE = "No value found"
 KEY_IPS = "k3snode.external-ips"
 KEY_METADATA = "metadata"
 MAX_VALUE = 256 * 1024
-TIMEOUT = 2.0  # one rpctool call (a backdoor call answers in milliseconds)
 
 
 def recognise(dmi: Dmi) -> bool:
@@ -51,20 +46,22 @@ def recognise(dmi: Dmi) -> bool:
 
 def read(ds: object, deadline: float, clock=None) -> Answer:
 
+    from k3snode.discovery import rpctool
+
     clock = clock or time.monotonic
     r = Reading(ID)
-    tool = shutil.which(TOOL)
+    tool = rpctool.find(TOOL)
     if tool is None:
         r.notes.append(f"vmware: {TOOL} not installed (open-vm-tools); guestinfo not read")
         return r.answer()
-    given = _get(tool, KEY_IPS, deadline, clock)
+    given = rpctool.get(tool, KEY_IPS, deadline, clock)
     for value in (given or "").replace(",", " ").split():
         fam = "ipv6" if ":" in value else "ipv4"
         r.offer(fam, value, f"guestinfo.{KEY_IPS}")
     if len(r.found) < 2:
-        raw = _get(tool, KEY_METADATA, deadline, clock)
+        raw = rpctool.get(tool, KEY_METADATA, deadline, clock)
         if raw:
-            encoding = _get(tool, KEY_METADATA + ".encoding", deadline, clock) or ""
+            encoding = rpctool.get(tool, KEY_METADATA + ".encoding", deadline, clock) or ""
             for value in _network_addresses(_load(_decode(raw, encoding))):
                 fam = "ipv6" if ":" in value else "ipv4"
                 if fam not in r.found:
@@ -72,43 +69,17 @@ def read(ds: object, deadline: float, clock=None) -> Answer:
     return r.answer()
 
 
-def _get(tool: str, key: str, deadline: float, clock) -> str | None:
-    """The value of ``guestinfo.<key>``, None when unset; MetadataError when the tool fails."""
-
-    left = min(deadline - clock(), TIMEOUT)
-    if left <= 0:
-        raise MetadataError(f"{TOOL}: no time left for guestinfo.{key}")
-    try:
-        proc = subprocess.run(
-            [tool, f"info-get guestinfo.{key}"],
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            timeout=left,
-        )
-    except subprocess.TimeoutExpired:
-        raise MetadataError(
-            f"{TOOL} info-get guestinfo.{key}: no answer within {left:.1f}s"
-        ) from None
-    except OSError as e:
-        raise MetadataError(f"{TOOL}: {e.strerror or e}") from None
-    err = proc.stderr.decode("utf-8", "replace").strip()
-    if proc.returncode != 0:
-        if err == NO_VALUE:
-            return None
-        raise MetadataError(f"{TOOL} info-get guestinfo.{key}: {err[:80] or proc.returncode}")
-    if len(proc.stdout) > MAX_VALUE:
-        raise MetadataError(f"guestinfo.{key}: larger than {MAX_VALUE} bytes")
-    value = proc.stdout.decode("utf-8", "replace").strip()
-    return None if value in ("", "---") else value  # "---": cloud-init's "cleared" marker
-
-
 def _decode(raw: str, encoding: str) -> str:
 
     try:
         if encoding in ("gzip+base64", "gz+b64"):
-            data = gzip.decompress(base64.b64decode(raw, validate=False))
+            # bounded while it unpacks (wbits 31: the gzip format), not after
+            unpack = zlib.decompressobj(31)
+            data = unpack.decompress(base64.b64decode(raw, validate=False), MAX_VALUE + 1)
             if len(data) > MAX_VALUE:
                 raise MetadataError(f"guestinfo.metadata: larger than {MAX_VALUE} bytes unpacked")
+            if not unpack.eof:
+                raise EOFError
             return data.decode("utf-8", "replace")
         if encoding in ("base64", "b64"):
             return base64.b64decode(raw, validate=False).decode("utf-8", "replace")

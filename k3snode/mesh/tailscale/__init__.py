@@ -3,7 +3,7 @@ addresses and health.
 
 Modules, each importing only those listed before it (no circle):
 
-- ``types``: the status, peer and outcome dataclasses and ``TailscaleError``; ``gotime``: Go's
+- ``types``: the status, peer and outcome records and ``TailscaleError``; ``gotime``: Go's
   ``time.Time`` JSON read fast;
 - ``status``: runs the ``tailscale`` CLI and parses ``tailscale status --json``; the node's
   Tailscale addresses (``node_addresses``);

@@ -3,7 +3,7 @@ uses, the outcome of a bring-up, and the one error every Tailscale step raises."
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from k3snode.record import record
 
 
 class TailscaleError(Exception):
@@ -18,7 +18,7 @@ class TailscaleError(Exception):
         self.kind = kind
 
 
-@dataclass(frozen=True)
+@record
 class Peer:
     """One peer from ``tailscale status --json`` (``ipnstate.PeerStatus``): what the health
     report shows of it."""
@@ -34,7 +34,7 @@ class Peer:
     tx_bytes: int
 
 
-@dataclass(frozen=True)
+@record
 class Status:
     """What ``tailscale status --json`` says (``ipnstate.Status``), reduced to what k3snode uses."""
 
@@ -62,7 +62,7 @@ class Status:
         return next((h for h in self.health if "login error" in h or "invalid key" in h), None)
 
 
-@dataclass(frozen=True)
+@record
 class TailscaleState:
     """The outcome of ``bringup.ensure_up``: what k3snode found or did, and the node's addresses."""
 

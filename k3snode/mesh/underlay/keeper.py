@@ -21,7 +21,6 @@ import logging
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, replace
 
 from k3snode.config.model import Settings
 from k3snode.mesh.underlay.plan import (
@@ -38,6 +37,7 @@ from k3snode.mesh.wg import health as wgh
 from k3snode.mesh.wg import keys, link
 from k3snode.mesh.wg import types as wg
 from k3snode.mesh.wg.types import PeerUpdate, Update
+from k3snode.record import record, replace
 from k3snode.secret import Secret
 
 log = logging.getLogger(__name__)
@@ -51,8 +51,10 @@ class UnderlayError(Exception):
     """The underlay cannot be set up as configured; one line naming the setting or the cause."""
 
 
-@dataclass(frozen=True)
+@record
 class _Answer:
+    """A peer's endpoint as last resolved."""
+
     endpoint: str | None  # resolved "ip:port", None until one resolution succeeded
     at: float  # when it was resolved (monotonic)
 

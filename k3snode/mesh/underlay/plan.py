@@ -10,10 +10,10 @@ from __future__ import annotations
 import ipaddress
 import socket
 from collections.abc import Callable
-from dataclasses import dataclass, field
 
 from k3snode.config.model import Settings
 from k3snode.mesh.wg.types import Device
+from k3snode.record import field, record
 
 Resolver = Callable[[str, int], str]
 
@@ -34,7 +34,7 @@ def is_ip(host: str) -> bool:
     return True
 
 
-@dataclass(frozen=True)
+@record
 class Wanted:
     """One peer as the settings want it."""
 
@@ -46,7 +46,7 @@ class Wanted:
     keepalive: int
 
 
-@dataclass
+@record(frozen=False)
 class Result:
     """What one pass did: ``changes`` as log lines; ``notes``: problems that did not stop it."""
 
@@ -58,7 +58,7 @@ class Result:
         return bool(self.changes)
 
 
-@dataclass(frozen=True)
+@record
 class Seen:
     """What the keeper's last pass found: the device as it is after the pass, or why there is
     none (``problem``: the pass failed). The daemon hands it to the health check, so the check

@@ -6,9 +6,9 @@ from __future__ import annotations
 
 import functools
 import os
-from dataclasses import dataclass
 from typing import Protocol
 
+from k3snode.record import record
 from k3snode.secret import Secret
 
 SOCKET_DIR = "/var/run/wireguard"
@@ -22,8 +22,10 @@ class NoSuchDevice(WireGuardError):
     """The interface does not exist (or is not WireGuard)."""
 
 
-@dataclass(frozen=True)
+@record
 class Peer:
+    """A WireGuard peer as the device reports it."""
+
     public_key: str  # base64
     endpoint: str | None = None  # "ip:port" / "[ip6]:port"
     last_handshake: float | None = None  # unix time; None: never
@@ -33,8 +35,10 @@ class Peer:
     allowed_ips: tuple[str, ...] = ()
 
 
-@dataclass(frozen=True)
+@record
 class Device:
+    """A WireGuard interface as read from the kernel or wireguard-go."""
+
     ifname: str
     backend: str  # "kernel" | "userspace"
     public_key: str | None
@@ -51,7 +55,7 @@ class Device:
         return {p.public_key: p for p in self.peers}
 
 
-@dataclass(frozen=True)
+@record
 class PeerUpdate:
     """Add or change one peer (fields left None stay as they are), or remove it."""
 
@@ -62,8 +66,10 @@ class PeerUpdate:
     allowed_ips: tuple[str, ...] | None = None  # replaces the peer's list when not None
 
 
-@dataclass(frozen=True)
+@record
 class Update:
+    """A change to a device: key, port and peers (what is None stays)."""
+
     private_key: Secret | None = None
     listen_port: int | None = None
     replace_peers: bool = False

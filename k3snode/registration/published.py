@@ -10,15 +10,17 @@ from __future__ import annotations
 import contextlib
 import json
 import os
-from dataclasses import dataclass
 
 from k3snode import fileio
+from k3snode.record import record
 
 FILENAME = "registration.json"
 
 
-@dataclass(frozen=True)
+@record
 class Record:
+    """What was last published for the registration name."""
+
     name: str
     addresses: tuple[str, ...]
     time: float  # unix time of the update that published them
