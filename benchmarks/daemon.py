@@ -16,10 +16,12 @@ DMI tree: a namespace cannot fake /sys).
   fake's log) per poll and per hour. Goal: CPU ≤ 0.05 % of one core, ≥ 10 polls in the window,
   ≤ 2 requests per poll.
 - **syscalls**: ``strace -f`` on the idle daemon's threads for a window holding health checks and
-  polls: syscalls that failed (goal 0; ENOENT from looking for a file that is absent is listed
-  apart), and whether pyroute2's netlink sockets show up (``bind``).
+  polls, with the default mesh (wireguard-native, no ``flannel-wg`` yet: K3s is a stub) and with
+  mesh "none": syscalls that failed per health check, by name and errno (goal 0; ENOENT from
+  looking for an absent file counts), whether pyroute2 was imported (``-X importtime``; goal: not
+  while there is no WireGuard interface) and the RSS.
 
-    sudo python benchmarks/daemon.py [-n 3] [--idle 220] [--strace 65]
+    sudo python benchmarks/daemon.py [-n 3] [--idle 220] [--strace 65] [--only syscalls]
 """
 
 from __future__ import annotations
@@ -57,11 +59,13 @@ esac
 """
 
 # What the idle daemon has loaded besides its own code: PyYAML, prometheus-client and the
-# standard-library modules k3snode's modules import (http.server's http.client included).
+# standard-library modules k3snode's modules import (http.server's http.client included); no
+# dataclasses (k3snode.record) and no difflib (imported for a "did you mean" only), checked with
+# -X importtime on main after 78ba1f6.
 BASELINE = (
     "import http.server, http.client, json, socketserver, threading\n"
     "import yaml, prometheus_client\n"
-    "import atexit, dataclasses, difflib, encodings.idna, fcntl, glob, heapq, logging, queue\n"
+    "import atexit, encodings.idna, fcntl, glob, heapq, logging, queue\n"
     "import signal, subprocess, textwrap, traceback, unicodedata\n"
     "try:\n    import tomllib\nexcept ImportError:\n    import tomli\n"
     "import time\n"
@@ -80,12 +84,13 @@ MIN_POLLS = 10
 NOT_FAILURES = {"EINPROGRESS", "EAGAIN", "ECHILD"}
 
 
-def write_settings(root: str, health_port: int, dmi: str) -> str:
+def write_settings(root: str, health_port: int, dmi: str, mesh: str | None = None) -> str:
     """Defaults, except where files go, the fake DMI tree and a free health port; the role
-    (the one choice k3snode needs from the user) a server."""
+    (the one choice k3snode needs from the user) a server; ``mesh`` when given."""
     path = os.path.join(root, "config.toml")
+    node_mesh = f'mesh = "{mesh}"\n' if mesh else ""
     with open(path, "w") as f:
-        f.write(f'[node]\nrole = "server"\n[k3s]\nconfig = "{root}/k3s/config.yaml"\n'
+        f.write(f'[node]\nrole = "server"\n{node_mesh}[k3s]\nconfig = "{root}/k3s/config.yaml"\n'
                 f'[discovery]\ndmi_dir = "{dmi_dir(dmi)}"\n'
                 f"[health]\nport = {health_port}\n"
                 f'[paths]\nstate_dir = "{root}/state"\nrun_dir = "{root}/run"\n')  # fmt: skip
@@ -109,9 +114,12 @@ def restarts(path: str) -> list[float]:
 
 
 @contextlib.contextmanager
-def node(dmi: str = "aws") -> Iterator[tuple[NetNS, str, str, FakeIMDSProcess, subprocess.Popen]]:
+def node(
+    dmi: str = "aws", mesh: str | None = None, python: tuple[str, ...] = ()
+) -> Iterator[tuple[NetNS, str, str, FakeIMDSProcess, subprocess.Popen]]:
     """The namespace (uplink with ADDRS[0], the fake IMDS on lo) and the running daemon, on AWS
-    or (``dmi`` "baremetal") on bare metal, where the uplink's address is the external one."""
+    or (``dmi`` "baremetal") on bare metal, where the uplink's address is the external one;
+    ``mesh`` overrides the default mesh, ``python`` are interpreter options (``-X importtime``)."""
     with (
         tempfile.TemporaryDirectory() as root,
         NetNS.create("k3sb") as ns,
@@ -129,8 +137,8 @@ def node(dmi: str = "aws") -> Iterator[tuple[NetNS, str, str, FakeIMDSProcess, s
             env = clean_env(PATH=f"{root}/bin{os.pathsep}{os.environ['PATH']}",
                             BENCH_RESTARTS=f"{root}/restarts")  # fmt: skip
             log = open(f"{root}/daemon.log", "ab")  # noqa: SIM115 - lives as long as the process
-            cmd = [sys.executable, "-m", "k3snode", "run", "--config",
-                   write_settings(root, free_port(), dmi)]  # fmt: skip
+            cmd = [sys.executable, *python, "-m", "k3snode", "run", "--config",
+                   write_settings(root, free_port(), dmi, mesh)]  # fmt: skip
             p = subprocess.Popen(["ip", "netns", "exec", ns.name, *cmd], env=env, stdout=log,
                                  stderr=subprocess.STDOUT, cwd=REPO)  # fmt: skip
             try:
@@ -183,7 +191,7 @@ def reactions(n: int) -> dict[str, list[float]]:
     return out
 
 
-def idle(seconds: float, strace_seconds: float) -> dict:
+def idle(seconds: float) -> dict:
     with node() as (ns, _dev, _root, fake, p):
         base = subprocess.Popen(["ip", "netns", "exec", ns.name, sys.executable, "-c", BASELINE],
                                 env=clean_env())  # fmt: skip
@@ -194,7 +202,7 @@ def idle(seconds: float, strace_seconds: float) -> dict:
             r0 = len(fake.requests())
             time.sleep(seconds)
             reqs = fake.requests()[r0:]
-            out = {
+            return {
                 "cpu": proc_cpu(pid) - c0["daemon"],
                 "base_cpu": proc_cpu(base.pid) - c0["baseline"],
                 "rss": proc_rss_mib(pid),
@@ -202,17 +210,38 @@ def idle(seconds: float, strace_seconds: float) -> dict:
                 "requests": len(reqs),
                 "polls": sum(1 for q in reqs if "public-ipv4" in q.get("path", "")),
             }
-            if strace_seconds and shutil.which("strace"):
-                out.update(strace(pid, strace_seconds))
         finally:
             base.kill()
             base.wait()
+
+
+def imported(log: str, module: str) -> bool:
+    """Whether ``-X importtime``'s lines in ``log`` show ``module`` imported."""
+    return any(ln.startswith("import time:") and ln.rsplit("|", 1)[-1].strip() == module
+               for ln in log.splitlines())  # fmt: skip
+
+
+def quiet(mesh: str | None, seconds: float) -> dict:
+    """The idle daemon with ``mesh`` (None: the default) and no mesh interface: its syscalls
+    over ``seconds`` (``strace``), its RSS, and whether pyroute2 was imported (``-X
+    importtime``), at start-up or while idle."""
+    with node(mesh=mesh, python=("-X", "importtime")) as (_ns, _dev, root, _fake, p):
+        time.sleep(10)  # settled: imports done, first pass, READY, first observation behind
+        with open(f"{root}/daemon.log", errors="replace") as f:
+            start = f.read()
+        out = strace(daemon_pid(p), seconds)
+        out["rss"] = proc_rss_mib(daemon_pid(p))
+        with open(f"{root}/daemon.log", errors="replace") as f:
+            later = f.read()[len(start) :]
+    out["pyroute2_start"] = imported(start, "pyroute2")
+    out["pyroute2_idle"] = imported(later, "pyroute2")
     return out
 
 
 def strace(pid: int, seconds: float) -> dict:
     """Syscalls of the idle daemon's own threads over ``seconds`` that failed, by name and error
-    (processes it forks — ``systemctl`` — are traced too, to follow them, but not counted)."""
+    (processes it forks — ``systemctl`` — are traced too, to follow them, but not counted), and
+    the health checks in the window (each asks ``systemctl show`` for K3s's unit)."""
     with tempfile.TemporaryDirectory() as d:
         s = subprocess.Popen(["strace", "-f", "-ff", "-qq", "-o", f"{d}/t", "-p", str(pid)],
                              stderr=subprocess.DEVNULL)  # fmt: skip
@@ -221,13 +250,14 @@ def strace(pid: int, seconds: float) -> dict:
         s.wait(10)
         failed: dict[str, int] = {}
         examples: dict[str, list[str]] = {}
-        calls = binds = 0
+        calls = binds = checks = 0
         for name in os.listdir(d):
             with open(os.path.join(d, name), errors="replace") as f:
                 lines = f.read().splitlines()
-            if any(ln.startswith(("execve(", "clone3(", "vfork(")) or "execve(" in ln
-                   for ln in lines[:50]):  # fmt: skip
-                continue  # a forked child (it execs systemctl), not one of the daemon's threads
+            execs = [ln for ln in lines if ln.startswith("execve(")]
+            if execs:  # a forked child (it execs systemctl), not one of the daemon's threads
+                checks += any("systemctl" in ln and '"show"' in ln for ln in execs)
+                continue
             for ln in lines:
                 m = re.match(r"(\w+)\(.*\) = (-1 (E\w+)|\S+)", ln)
                 if not m:
@@ -237,10 +267,32 @@ def strace(pid: int, seconds: float) -> dict:
                 if m.group(3) and m.group(3) not in NOT_FAILURES:
                     key = f"{m.group(1)} {m.group(3)}"
                     failed[key] = failed.get(key, 0) + 1
-                    if len(examples.setdefault(key, [])) < 4 and ln[:120] not in examples[key]:
-                        examples[key].append(ln[:120])
+                    if len(examples.setdefault(key, [])) < 6 and ln[:160] not in examples[key]:
+                        examples[key].append(ln[:160])
     return {"syscalls": calls, "failed": failed, "binds": binds, "strace_s": seconds,
-            "examples": examples}  # fmt: skip
+            "examples": examples, "checks": checks}  # fmt: skip
+
+
+MESHES = {None: "default (wireguard-native), no flannel-wg", "none": "none"}
+PARTS = ("reactions", "idle", "syscalls")
+
+
+def syscall_rows(t: Table, mesh: str | None, d: dict) -> None:
+    """Failing syscalls per health check (ENOENT included: a probe for an absent file is a
+    failing syscall too), pyroute2 imported or not, RSS — for one mesh setting."""
+    one = lambda x: Stats(x, x, x, 1)  # noqa: E731 - one window, one figure
+    what = MESHES[mesh]
+    checks = max(1, d["checks"])
+    bad = sum(d["failed"].values())
+    t.row(f"failing syscalls per health check, mesh {what} ({d['checks']} checks in "
+          f"{d['strace_s']:g} s: {d['syscalls']} syscalls, {d['binds']} bind)",
+          one(bad / checks), "", ", ".join(f"{k} {v}" for k, v in sorted(d["failed"].items())),
+          "0", not bad, unit="")  # fmt: skip
+    when = [w for w, k in (("at start-up", "pyroute2_start"), ("while idle", "pyroute2_idle"))
+            if d[k]]  # fmt: skip
+    t.row(f"pyroute2 imported, mesh {what}", None, "", " and ".join(when) or "no", "no",
+          not when)  # fmt: skip
+    t.row(f"idle RSS, mesh {what}", one(d["rss"]), "", "", unit="MiB")
 
 
 def main() -> int:
@@ -248,45 +300,52 @@ def main() -> int:
     ap.add_argument("-n", type=int, default=3, help="changes of each kind (default 3)")
     ap.add_argument("--idle", type=float, default=220, help="idle window, s (default 220)")
     ap.add_argument("--strace", type=float, default=65, help="strace window, s (default 65)")
+    ap.add_argument("--only", action="append", choices=PARTS,
+                    help="run only this part (repeatable; default: all)")  # fmt: skip
     args = ap.parse_args()
     if os.geteuid() != 0 or not shutil.which("ip"):
         print("needs root and iproute2 (network namespaces)", file=sys.stderr)
         return 2
-    lat = reactions(args.n)
-    d = idle(args.idle, args.strace)
+    parts = args.only or PARTS
     poll, confirm = DEFAULTS["poll_interval"], DEFAULTS["confirm_delay"]
-    worst = poll * 1.1 + confirm
     t = Table(f"k3snode run, default settings (poll {poll:g} s ±10 %, confirm {confirm:g} s, "
               f"debounce {DEFAULTS['debounce']:g} s): {args.n} changes of each kind, idle "
-              f"{args.idle:g} s")  # fmt: skip
-    m = Stats.of(lat["metadata"])
-    t.row("metadata-only change → restart requested", m, "poll × 1.1 + confirm",
-          f"{m.max / worst:.2f}× (worst)", f"max ≤ {REACTION_GOAL:g} s", m.max <= REACTION_GOAL,
-          unit="s")  # fmt: skip
-    i = Stats.of(lat["interface"])
-    floor = DEFAULTS["debounce"] + confirm
-    t.row("interface change → restart requested", i, "debounce + confirm",
-          f"{i.median / floor:.2f}×", f"≤ {floor + 0.5:g} s", i.median <= floor + 0.5, unit="s")  # fmt: skip
-    pct = 100 * d["cpu"] / args.idle
+              f"{args.idle:g} s, strace {args.strace:g} s")  # fmt: skip
     one = lambda x: Stats(x, x, x, 1)  # noqa: E731 - one window, one figure
-    t.row(f"idle CPU over {args.idle:g} s ({d['polls']} polls)", one(d["cpu"]),
-          "python3 + same imports, sleeping", f"{d['base_cpu'] * 1000:.1f} ms",
-          f"≤ {CPU_GOAL} %: {pct:.4f} %", pct <= CPU_GOAL and d["polls"] >= MIN_POLLS, unit="s")  # fmt: skip
-    t.row("idle RSS, MiB", one(d["rss"]), "python3 + same imports", f"{d['rss'] / d['base_rss']:.2f}×",
-          unit="MiB")  # fmt: skip
-    per_poll = d["requests"] / max(1, d["polls"])
-    t.row("metadata requests per poll", one(per_poll), "", "", "≤ 2", per_poll <= 2, unit="")
-    t.row("metadata requests per hour", one(d["requests"] * 3600 / args.idle), "", "", unit="")
-    if "failed" in d:
-        probes = {k: v for k, v in d["failed"].items() if k.endswith("ENOENT")}
-        bad = {k: v for k, v in d["failed"].items() if k not in probes}
-        t.row(f"failed syscalls in {d['strace_s']:g} s idle ({d['syscalls']} syscalls, "
-              f"{d['binds']} bind)", one(sum(bad.values())), "",
-              ", ".join(f"{k} {v}" for k, v in bad.items()), "0", not bad, unit="")  # fmt: skip
-        t.row("  of which probes for absent files (ENOENT)", one(sum(probes.values())), "",
-              ", ".join(f"{k} {v}" for k, v in probes.items()), unit="")  # fmt: skip
+    if "reactions" in parts:
+        lat = reactions(args.n)
+        worst = poll * 1.1 + confirm
+        m = Stats.of(lat["metadata"])
+        t.row("metadata-only change → restart requested", m, "poll × 1.1 + confirm",
+              f"{m.max / worst:.2f}× (worst)", f"max ≤ {REACTION_GOAL:g} s",
+              m.max <= REACTION_GOAL, unit="s")  # fmt: skip
+        i = Stats.of(lat["interface"])
+        floor = DEFAULTS["debounce"] + confirm
+        t.row("interface change → restart requested", i, "debounce + confirm",
+              f"{i.median / floor:.2f}×", f"≤ {floor + 0.5:g} s", i.median <= floor + 0.5,
+              unit="s")  # fmt: skip
+    if "idle" in parts:
+        d = idle(args.idle)
+        pct = 100 * d["cpu"] / args.idle
+        t.row(f"idle CPU over {args.idle:g} s ({d['polls']} polls)", one(d["cpu"]),
+              "python3 + same imports, sleeping", f"{d['base_cpu'] * 1000:.1f} ms",
+              f"≤ {CPU_GOAL} %: {pct:.4f} %", pct <= CPU_GOAL and d["polls"] >= MIN_POLLS,
+              unit="s")  # fmt: skip
+        t.row("idle RSS, MiB", one(d["rss"]), "python3 + same imports",
+              f"{d['rss'] / d['base_rss']:.2f}×", unit="MiB")  # fmt: skip
+        per_poll = d["requests"] / max(1, d["polls"])
+        t.row("metadata requests per poll", one(per_poll), "", "", "≤ 2", per_poll <= 2, unit="")
+        t.row("metadata requests per hour", one(d["requests"] * 3600 / args.idle), "", "",
+              unit="")  # fmt: skip
+    examples: dict[str, list[str]] = {}
+    if "syscalls" in parts and shutil.which("strace"):
+        for mesh in MESHES:
+            d = quiet(mesh, args.strace)
+            syscall_rows(t, mesh, d)
+            for key, lines in d["examples"].items():
+                examples[f"mesh {mesh or 'default'}: {key}"] = lines
     t.print()
-    for key, lines in d.get("examples", {}).items():
+    for key, lines in examples.items():
         print(f"  {key}: " + " | ".join(lines))
     return 0
 

@@ -106,3 +106,51 @@ def test_many_addresses_span_several_receive_buffers():
             ns.ip("addr", "add", f"5.75.{i // 250}.{i % 250 + 1}/32", "dev", "big0")
         got = dump_in(ns)
     assert len([a for a in got["v4"] if a[1].startswith("5.75.")]) == 399
+
+
+def _in(ns: NetNS, code: str) -> dict:
+    env = {**os.environ, "PYTHONPATH": REPO}
+    out = subprocess.run(["ip", "netns", "exec", ns.name, sys.executable, "-c", code],
+                         capture_output=True, text=True, env=env, check=True)  # fmt: skip
+    return json.loads(out.stdout)
+
+
+LINK_CODE = """
+import json, sys
+from k3snode import netlink
+out = {}
+def refused(fn, *args):
+    try:
+        fn(*args)
+    except netlink.Refused as e:
+        return e.errno
+for kind in ("dummy", "ifb", "bridge"):  # the first this kernel has
+    if refused(netlink.create_link, "made0", kind) is None:
+        out["kind"] = kind
+        break
+out["made"] = netlink.link("made0")
+out["existing"] = netlink.link("up0")
+out["again"] = refused(netlink.create_link, "made0", out["kind"])
+out["no such kind"] = refused(netlink.create_link, "made1", "no-such-kind")
+out["deleted"] = refused(netlink.delete_link, "made0")
+out["gone"] = netlink.link("made0")
+out["delete again"] = refused(netlink.delete_link, "made0")
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.netns
+def test_one_link_by_name_and_a_link_created_and_deleted_as_iproute2_sees_them():
+    import errno
+
+    with NetNS.create() as ns:
+        ns.ip("link", "add", "up0", "type", "veth", "peer", "name", "up0p")
+        got = _in(ns, LINK_CODE)
+        links = {link["ifname"]: link for link in ipj(ns, "link", "show")}
+    assert got["existing"][:2] == [links["up0"]["ifindex"], "up0"]
+    assert got["made"][1] == "made0" and got["made"][0] > links["up0p"]["ifindex"]
+    assert "made0" not in links and "made1" not in links  # deleted; never made
+    assert got["again"] == errno.EEXIST  # NLM_F_EXCL
+    assert got["no such kind"] == errno.EOPNOTSUPP
+    assert got["deleted"] is None and got["gone"] is None
+    assert got["delete again"] == errno.ENODEV

@@ -254,12 +254,14 @@ def plan(
     modified = tuple(k for k in managed if k in old and old[k] != managed[k])
     removed = tuple(k for k in old if k not in managed and k not in kept)
     warnings = []
+    checked = flags.Keys(role)  # a "did you mean" for the first few unknown keys, then a count
     for key in kept:
         # "node-label+" appends to node-label (K3s's parser.go): the flag is the name without "+"
-        try:
-            flags.check(role, key[:-1] if key.endswith("+") else key, kept[key])
-        except flags.OptionError as e:
-            warnings.append(_short(f"{path}: your key {key!r} {e}; K3s may refuse to start"))
+        problem = checked.problem(key[:-1] if key.endswith("+") else key, kept[key])
+        if problem:
+            warnings.append(_short(f"{path}: your key {key!r} {problem}; K3s may refuse to start"))
+    if checked.more:
+        warnings.append(f"{path}: {checked.more}; K3s may refuse to start")
     return Plan(path, raw, new_text, added, removed, modified, tuple(warnings))
 
 

@@ -83,13 +83,15 @@ def report(view: View, own_path: str, managed: list[str] | set[str], role: str) 
                     f"{e.where}: {key} replaces k3snode's value from {own} (K3s reads it "
                     f"later); K3s ends up with {_show(final.get(key))}"
                 )
+    checked = flags.Keys(role)  # a "did you mean" for the first few unknown keys, then a count
     for e in entries:
         if os.path.normpath(e.path) == own:
             continue  # k3snode's own file: its plan already checks the user's keys there
-        try:
-            flags.check(role, e.key, e.value)
-        except flags.OptionError as err:
-            notes.append(f"{e.where}: {e.written} {err}; K3s may refuse to start")
+        problem = checked.problem(e.key, e.value)
+        if problem:
+            notes.append(f"{e.where}: {e.written} {problem}; K3s may refuse to start")
+    if checked.more:
+        notes.append(f"{checked.more} in the other files K3s reads; K3s may refuse to start")
     return Report(tuple(errors), tuple(overrides), tuple(notes))
 
 

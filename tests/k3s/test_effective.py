@@ -227,6 +227,19 @@ def test_unknown_key_in_another_file_is_noted(tmp_path):
     )
 
 
+def test_many_unknown_keys_in_another_file_are_noted_three_and_counted(tmp_path):
+    dropin = "".join(f"no-such-flag-{i}: x\n" for i in range(50))
+    d = k3s_dir(tmp_path, "server: https://a:6443\n", **{"50-x.yaml": dropin})
+    own = str(d / "config.yaml")
+    rep = overrides.report(effective.load(own, "k3s", str(tmp_path)), own, ["server"], "server")
+    assert rep.notes == (
+        *(f"{d}/config.yaml.d/50-x.yaml:{i + 1}: no-such-flag-{i} is not a flag of `k3s server`; "
+          "K3s may refuse to start" for i in range(3)),
+        "… and 47 more keys `k3s server` does not know in the other files K3s reads; "
+        "K3s may refuse to start",
+    )  # fmt: skip
+
+
 FAMILY_CASES = [
     ("server", {}, {4}, {6}),
     ("server", {"cluster-cidr": "10.42.0.0/16"}, {4}, set()),

@@ -24,12 +24,12 @@ def _kernel_has_wireguard() -> bool:
 
 # The probe in a process of its own, counting forks: the daemon that runs it has threads.
 PROBE = """
-import json, os
+import json, os, sys
 forks = []
 os.register_at_fork(before=lambda: forks.append(1))
 from k3snode.mesh.wg import preflight
 ok, why = preflight.kernel_wireguard()
-print(json.dumps({"ok": ok, "why": why, "forks": len(forks)}))
+print(json.dumps({"ok": ok, "why": why, "forks": len(forks), "pyroute2": "pyroute2" in sys.modules}))
 """
 
 
@@ -50,6 +50,7 @@ def test_kernel_probe_matches_iproute2_forks_nothing_and_leaves_nothing():
         got = _probe(ns)
         assert ns.ip("-o", "link").stdout == before  # the probe link is deleted again
     assert got["forks"] == 0
+    assert got["pyroute2"] is False  # the stdlib rtnetlink codec: the daemon asks while idle
     assert got["ok"] is expected
     if not expected:
         assert got["why"].startswith("creating a wireguard link: "), got

@@ -8,6 +8,9 @@ stale once it has had that long since k3snode first saw it — which is why judg
 a ``PeerJudge`` keeps it, owned by whoever judges repeatedly (the flannel observer, the underlay
 keeper). ``Flannel`` is the daemon's observer of flannel's interfaces; the daemon keeps one, with
 its judge, its open backends (one netlink socket, not one per check) and its ``KernelCheck``.
+While an interface is missing its check makes no failing syscall and loads no pyroute2: the link is
+asked for by name over rtnetlink (``netlink.link``: "no such device" is an answer), and only an
+interface that exists is given a backend (the wireguard-go socket looked for once per interface).
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import os
 import time
 from typing import TYPE_CHECKING
 
+from k3snode import netlink
 from k3snode.health.checks import Observation, PeerHealth
 from k3snode.k3s import effective, families
 from k3snode.mesh.wg.kernel import Kernel
@@ -179,14 +183,15 @@ class Flannel:
     present.
 
     Between calls it keeps the peers' first sightings (``PeerJudge``), each interface's backend
-    (a kernel backend keeps its one netlink socket) and the kernel check's last answer.
+    with the link's index (a kernel backend keeps its one netlink socket) and the kernel check's
+    last answer.
     """
 
     def __init__(self, socket_dir: str = SOCKET_DIR, kernel: KernelCheck | None = None) -> None:
         self.socket_dir = socket_dir
         self.judge = PeerJudge()
         self.kernel = kernel or KernelCheck()
-        self._backends: dict[str, Backend] = {}
+        self._backends: dict[str, tuple[int, Backend]] = {}  # ifname -> (link index, backend)
 
     def __call__(self, settings: Settings) -> list[Observation]:
         if settings.mesh != "wireguard-native":
@@ -211,7 +216,14 @@ class Flannel:
     def observe(self, ifname: str, now: float | None = None) -> Observation:
         check = f"wireguard:{ifname}"
         now = time.time() if now is None else now
-        backend = self._backend(ifname)
+        try:
+            link = netlink.link(ifname)
+        except OSError as e:
+            return Observation(check, False, f"{ifname}: netlink: {e.strerror or e}")
+        if link is None:
+            self._drop(ifname)
+            return Observation(check, False, f"{ifname} does not exist")
+        backend = self._backend(ifname, link.index)
         try:
             dev = backend.read()
         except NoSuchDevice:
@@ -222,21 +234,23 @@ class Flannel:
             return Observation(check, False, str(e))
         return summarize(check, dev, self.judge.peer_health(dev, now), now)
 
-    def _backend(self, ifname: str) -> Backend:
-        """The interface's backend from the last call, unless it changed kind (wireguard-go
-        replaced by the kernel or back)."""
+    def _backend(self, ifname: str, index: int) -> Backend:
+        """The interface's backend from the last call while it is the same link (its index);
+        for a new link (wireguard-go replaced by the kernel or back is a new link) the one its
+        kind needs: userspace when wireguard-go's socket is there."""
+        kept = self._backends.get(ifname)
+        if kept is not None and kept[0] == index:
+            return kept[1]
+        self._drop(ifname)
         userspace = os.path.exists(userspace_socket(ifname, self.socket_dir))
-        b = self._backends.get(ifname)
-        if b is None or (b.kind == "userspace") != userspace:
-            self._drop(ifname)
-            b = Userspace(ifname, self.socket_dir) if userspace else Kernel(ifname)
-            self._backends[ifname] = b
+        b = Userspace(ifname, self.socket_dir) if userspace else Kernel(ifname)
+        self._backends[ifname] = (index, b)
         return b
 
     def _drop(self, ifname: str) -> None:
-        b = self._backends.pop(ifname, None)
-        if b is not None:
-            b.close()
+        kept = self._backends.pop(ifname, None)
+        if kept is not None:
+            kept[1].close()
 
     def close(self) -> None:
         for ifname in list(self._backends):

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 import errno as errnos
 import logging
-import socket
 
+from k3snode import netlink
 from k3snode.mesh.wg import keys
 from k3snode.mesh.wg.types import (
     Device,
@@ -64,10 +64,13 @@ class Kernel:
 
     def _call(self, method: str, *args, **kw):
         # no interface: nothing to ask (and no generic-netlink socket, whose library logs about
-        # a missing module on every attempt)
+        # a missing module on every attempt); asked over rtnetlink, where a missing link is an
+        # answer rather than a failing ioctl (socket.if_nametoindex)
         try:
-            socket.if_nametoindex(self.ifname)
-        except OSError:
+            present = netlink.link(self.ifname) is not None
+        except OSError as e:
+            raise WireGuardError(f"{self.ifname}: netlink: {e.strerror or e}") from None
+        if not present:
             raise NoSuchDevice(f"{self.ifname}: no such interface") from None
         from pyroute2.netlink.exceptions import NetlinkError
 
