@@ -85,6 +85,7 @@ class Daemon(PassSteps, Reporting):
         for fd in (self._wake_r, self._wake_w):
             os.set_blocking(fd, False)
         self._stop = False
+        self._stop_signal = 0  # the signal that asked to stop (logged by the loop, not the handler)
         self._hup = False
         self._running = False  # run() was called: READY starts what the loop needs after it
         self._ready = False
@@ -149,6 +150,8 @@ class Daemon(PassSteps, Reporting):
                     break
                 self._wait(max(0.0, min(self._deadlines()) - self._clock()))
         finally:
+            if self._stop_signal:
+                log.info("%s: stopping", signal.Signals(self._stop_signal).name)
             self._shutdown()
         return 0
 
@@ -346,9 +349,10 @@ class Daemon(PassSteps, Reporting):
         if threading.current_thread() is not threading.main_thread():
             return
 
+        # Handlers only set flags: they run between two bytecodes of the main thread, which may be
+        # inside a write to stderr — logging from here raised "reentrant call" and lost the stop.
         def stop(signum: int, _frame: Any) -> None:
-            if not self._stop:
-                log.info("%s: stopping", signal.Signals(signum).name)
+            self._stop_signal = self._stop_signal or signum
             self._stop = True
 
         def hup(_signum: int, _frame: Any) -> None:
