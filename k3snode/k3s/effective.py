@@ -30,6 +30,7 @@ import stat
 from typing import Any
 
 from k3snode.k3s import yamlv2
+from k3snode.presence import Presence
 from k3snode.record import record
 
 DEFAULT_CONFIG = "/etc/rancher/k3s/config.yaml"
@@ -133,7 +134,7 @@ def _read_bounded(path: str, limit: int) -> bytes | None:
         fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | getattr(os, "O_CLOEXEC", 0))
     except FileNotFoundError:
         return None
-    with os.fdopen(fd, "rb") as f:
+    with os.fdopen(fd, "rb", buffering=0) as f:  # unbuffered: no isatty ioctl (ENOTTY)
         st = os.fstat(f.fileno())
         if not stat.S_ISREG(st.st_mode):
             raise ValueError("not a regular file")
@@ -181,9 +182,11 @@ def read_entries(path: str, text: str) -> list[Entry]:
         loader.dispose()
 
 
-def dropins(base: str) -> tuple[list[str], str | None]:
+def dropins(base: str, presence: Presence | None = None) -> tuple[list[str], str | None]:
     """The drop-ins K3s reads for ``base``, in its order, and a problem with the directory."""
     d = base + ".d"
+    if not (presence or Presence()).exists(d):
+        return [], None
     try:
         with os.scandir(d) as it:
             names = []
@@ -230,11 +233,16 @@ def parse_env(text: str) -> dict[str, str]:
     return out
 
 
-def source(unit: str, root: str = "/") -> tuple[Source, list[str]]:
+def source(
+    unit: str, root: str = "/", presence: Presence | None = None
+) -> tuple[Source, list[str]]:
     """Where K3s's config starts for ``unit``, and problems reading its environment files."""
+    presence = presence or Presence()
     found: Source | None = None
     problems = []
     for path in env_files(unit, root):
+        if not presence.exists(path):
+            continue
         try:
             raw = _read_bounded(path, MAX_ENV_BYTES)
         except (OSError, ValueError) as e:
@@ -256,26 +264,31 @@ def _why(e: Exception) -> str:
     return str(e)
 
 
-def unit_installed(unit: str, root: str = "/") -> bool:
+def unit_installed(unit: str, root: str = "/", presence: Presence | None = None) -> bool:
     unit = unit if unit.endswith(".service") else f"{unit}.service"
-    return any(os.path.exists(os.path.join(root, d.lstrip("/"), unit)) for d in UNIT_DIRS)
+    presence = presence or Presence()
+    return any(presence.exists(os.path.join(root, d.lstrip("/"), unit)) for d in UNIT_DIRS)
 
 
 def load(own_path: str, unit: str, root: str = "/") -> View:
     """Read what K3s reads. ``own_path``: k3snode's ``[k3s] config``; when no environment file
     names a config and no K3s unit is installed here (a test, an image being built), K3s is taken
-    to start from the config k3snode writes."""
-    src, errors = source(unit, root)
-    if not src.from_env and not unit_installed(unit, root):
+    to start from the config k3snode writes. Missing files are learned from directory
+    listings (``presence.py``): the health checks call this every 30 s."""
+    presence = Presence()
+    src, errors = source(unit, root, presence)
+    if not src.from_env and not unit_installed(unit, root, presence):
         src = Source(base_of(own_path), "k3snode's [k3s] config (no K3s unit installed)")
     if "://" in src.path:
         return View(src, (), (), (*errors, f"K3s reads its config from {src.path} ({src.origin})"))
     files: list[str] = []
     entries: list[Entry] = []
-    candidates, problem = dropins(src.path)
+    candidates, problem = dropins(src.path, presence)
     if problem:
         errors.append(problem)
     for path in [src.path, *candidates]:
+        if not presence.exists(path):
+            continue
         try:
             raw = _read_bounded(path, MAX_FILE_BYTES)
             if raw is None:

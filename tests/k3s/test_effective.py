@@ -373,3 +373,40 @@ def test_apply_cannot_write_the_ordering_dropin_says_so_in_one_line(root):
     ]
     assert "203.0.113.5" in (root / "etc/rancher/k3s/config.yaml").read_text()
     assert not os.path.exists("/etc/systemd/system/k3s-edge.service.d")  # the host untouched
+
+
+def test_a_periodic_load_makes_no_failing_syscall(tmp_path):
+    """The health checks load the view every 30 s: missing environment files, units and
+    drop-in directories are learned from listings, not by failing opens (measured before: 8
+    ENOENT per load on a node without K3s)."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers import REPO, clean_env, have
+
+    if not have("strace"):
+        pytest.skip("needs strace")
+    own = tmp_path / "etc/rancher/k3s/config.yaml"
+    own.parent.mkdir(parents=True)
+    own.write_text("node-label: [a=b]\n")
+    script = (
+        "import json, sys\nfrom k3snode.k3s import effective\n"
+        "effective.load(sys.argv[1], 'k3s', root=sys.argv[2])  # imports happen here\n"
+        "print('k3snode-begin', file=sys.stderr, flush=True)\n"
+        "view = effective.load(sys.argv[1], 'k3s', root=sys.argv[2])\n"
+        "print('k3snode-end', file=sys.stderr, flush=True)\n"
+        "print(json.dumps([view.files, view.values()]))\n"
+    )
+    trace = tmp_path / "trace"
+    r = subprocess.run(["strace", "-f", "-qq", "-o", str(trace), sys.executable, "-c", script,
+                        str(own), str(tmp_path)], capture_output=True, text=True,
+                       env=clean_env(PYTHONPATH=REPO))  # fmt: skip
+    assert r.returncode == 0, r.stderr
+    assert json.loads(r.stdout) == [[str(own)], {"node-label": ["a=b"]}]
+    lines = trace.read_text().splitlines()
+    begin = next(i for i, ln in enumerate(lines) if "k3snode-begin" in ln)
+    end = next(i for i, ln in enumerate(lines) if "k3snode-end" in ln)
+    traced = lines[begin + 1 : end]
+    assert any(str(own) in ln and "open" in ln for ln in traced)  # the file was read
+    assert [ln for ln in traced if " = -1 E" in ln] == []
