@@ -128,12 +128,14 @@ for kind in ("dummy", "ifb", "bridge"):  # the first this kernel has
     if refused(netlink.create_link, "made0", kind) is None:
         out["kind"] = kind
         break
-out["made"] = netlink.link("made0")
-out["existing"] = netlink.link("up0")
+def plain(link):
+    return None if link is None else [link.index, link.name, link.flags]
+out["made"] = plain(netlink.link("made0"))
+out["existing"] = plain(netlink.link("up0"))
 out["again"] = refused(netlink.create_link, "made0", out["kind"])
 out["no such kind"] = refused(netlink.create_link, "made1", "no-such-kind")
 out["deleted"] = refused(netlink.delete_link, "made0")
-out["gone"] = netlink.link("made0")
+out["gone"] = plain(netlink.link("made0"))
 out["delete again"] = refused(netlink.delete_link, "made0")
 print(json.dumps(out))
 """

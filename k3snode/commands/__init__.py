@@ -11,9 +11,10 @@ from __future__ import annotations
 import argparse
 from collections.abc import Mapping
 from types import MappingProxyType
-from typing import Any, NamedTuple
+from typing import Any
 
 from k3snode.errors import UsageError
+from k3snode.record import record
 
 __all__ = ["DISCOVERY_FLAGS", "NODE_FLAGS", "SETTING_FLAGS", "SettingFlag", "UsageError"]
 
@@ -22,10 +23,9 @@ NODE_FLAGS = ("role", "mesh", "server", "token-file", "node-name", "cluster-init
 DISCOVERY_FLAGS = ("external-ip", "provider", "metadata-endpoint", "dmi-dir", "echo")
 
 
-class SettingFlag(NamedTuple):
-    """A flag that overrides one setting (flags > environment > file > defaults). A NamedTuple,
-    not a dataclass: ``k3snode --version`` imports this module, and ``dataclasses`` (≈ 7 ms with
-    ``inspect``) is not needed to print a version."""
+@record
+class SettingFlag:
+    """A flag that overrides one setting (flags > environment > file > defaults)."""
 
     flag: str
     section: str

@@ -31,6 +31,7 @@ from k3snode.discovery import dmi as dmi_mod
 from k3snode.discovery.errors import MetadataError, MetadataTimeout, MetadataUnreachable
 from k3snode.discovery.result import Discovery
 from k3snode.progress import Step
+from k3snode.record import replace
 
 if TYPE_CHECKING:
     from k3snode.config.model import DiscoverySettings, Settings
@@ -272,7 +273,7 @@ def _metadata(
                 f"{provider} metadata ({client.where}): malformed answer ({type(e).__name__})",
             )
         if errors:
-            answer = answer._replace(notes=(*answer.notes, *errors))
+            answer = replace(answer, notes=(*answer.notes, *errors))
         return answer, None
     return None, _with_hint(module, "; ".join(dict.fromkeys(errors)))
 

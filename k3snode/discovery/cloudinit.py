@@ -16,9 +16,10 @@ from __future__ import annotations
 import json
 import os
 import re
-from typing import Any, NamedTuple
+from typing import Any
 
 from k3snode.discovery.providers import from_cloud_init
+from k3snode.record import record
 
 DEFAULT_DIR = "/run/cloud-init"
 MAX_BYTES = 1 << 20  # an AWS instance-data.json is ~20 KiB, Azure's ~40 KiB
@@ -33,7 +34,10 @@ _STRINGS = re.compile(r'"(?:[^"\\]|\\.)*"')
 _NOT_BRACKETS = str.maketrans("", "", "".join(chr(c) for c in range(128) if chr(c) not in "[]{}"))
 
 
-class Hint(NamedTuple):
+@record
+class Hint:
+    """What cloud-init recorded at boot: its cloud's name and the public addresses it saw."""
+
     cloud: str  # cloud-init's name, e.g. "aws"
     provider: str | None  # k3snode's id, or None when k3snode has no such provider
     source: str  # the file it came from

@@ -9,7 +9,8 @@ that simply means "no cloud recognised". In a container the DMI fields describe 
 from __future__ import annotations
 
 import os
-from typing import NamedTuple
+
+from k3snode.record import field, record
 
 DEFAULT_DIR = "/sys/class/dmi/id"
 FIELDS = (
@@ -28,11 +29,12 @@ FIELDS = (
 _CONTAINER_MARKERS = ("/run/systemd/container", "/.dockerenv", "/run/.containerenv")
 
 
-class Dmi(NamedTuple):
+@record
+class Dmi:
     """The DMI fields that were readable (stripped); ``get`` returns "" for any other."""
 
     directory: str
-    fields: dict[str, str] = {}  # noqa: RUF012 - never mutated
+    fields: dict[str, str] = field(default_factory=dict)
 
     def get(self, name: str) -> str:
         return self.fields.get(name, "")

@@ -16,10 +16,11 @@ from __future__ import annotations
 import socket
 import time
 from collections import Counter
-from typing import Callable, NamedTuple
+from typing import Callable
 
 from k3snode import addresses
 from k3snode.discovery.http import fetch
+from k3snode.record import record
 
 TIMEOUT = 3.0
 MAX_BODY = 1024
@@ -27,7 +28,10 @@ QUORUM = 2
 _AF = {"ipv4": socket.AF_INET, "ipv6": socket.AF_INET6}
 
 
-class EchoResult(NamedTuple):
+@record
+class EchoResult:
+    """What the echo services agreed on, per family, and why not where they did not."""
+
     ipv4: str | None = None
     ipv6: str | None = None
     notes: tuple[str, ...] = ()

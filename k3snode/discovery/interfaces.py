@@ -10,9 +10,9 @@ duplicate addresses are skipped.
 from __future__ import annotations
 
 import socket
-from typing import NamedTuple
 
 from k3snode import addresses, netlink
+from k3snode.record import record
 
 VIRTUAL_NAMES = frozenset({"lo", "cni0", "kube-ipvs0", "docker0", "tailscale0", "nodelocaldns"})
 VIRTUAL_PREFIXES = ("flannel", "veth", "wg", "cali", "cilium", "vxlan", "k3snode", "kube-", "tun")
@@ -28,7 +28,10 @@ RT_TABLE_MAIN = 254
 RTN_UNICAST = 1
 
 
-class InterfaceAddresses(NamedTuple):
+@record
+class InterfaceAddresses:
+    """The addresses on the default-route interface(s), judged public or private."""
+
     public_ipv4: str | None = None
     public_ipv6: str | None = None
     private_ipv4: str | None = None

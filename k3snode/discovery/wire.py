@@ -24,20 +24,22 @@ from __future__ import annotations
 
 import select
 import socket
-from typing import Callable, NamedTuple
+from typing import Callable
+
+from k3snode.record import field, record
 
 MAX_HEAD = 64 * 1024
 MAX_LINE = 1024
 USER_AGENT = "k3snode"
 
 
-class Response(NamedTuple):
-    """An answer (a NamedTuple: typed and immutable, and cheaper to define at import than a
-    frozen dataclass, ~0.5 ms each on this path)."""
+@record
+class Response:
+    """An HTTP answer."""
 
     status: int
     body: bytes
-    headers: dict[str, str] = {}  # noqa: RUF012 - lower-case names; never mutated
+    headers: dict[str, str] = field(default_factory=dict)  # lower-case names
 
     @property
     def text(self) -> str:
@@ -67,7 +69,8 @@ class Deadline(socket.timeout):
     """The whole answer did not arrive before the deadline."""
 
 
-class Target(NamedTuple):
+@record
+class Target:
     """Where to connect (``address`` is an IP literal) and what to call the host (``host``)."""
 
     host: str  # Host header and TLS server name

@@ -11,10 +11,11 @@ rejected): then the fallbacks may fill it.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, Callable, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable
 
 from k3snode import addresses, bounded
 from k3snode.discovery.errors import MetadataError
+from k3snode.record import record
 
 if TYPE_CHECKING:
     from k3snode.discovery.http import Client, Response
@@ -22,8 +23,9 @@ if TYPE_CHECKING:
 FAMILIES = {"ipv4": 4, "ipv6": 6}
 
 
-class Answer(NamedTuple):
-    """A provider's answer (a NamedTuple: typed, immutable, cheap to define at import)."""
+@record
+class Answer:
+    """A provider's answer."""
 
     ipv4: str | None = None
     ipv6: str | None = None
