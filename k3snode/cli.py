@@ -263,8 +263,7 @@ def build_parser(
     for name in available() if others else [command]:
         help_text = COMMANDS[name][1]
         if name != command:
-            if others:
-                sub.add_parser(name, help=help_text, description=help_text)
+            sub.add_parser(name, help=help_text, description=help_text)
             continue
         mod = command_module(name)
         sp = sub.add_parser(name, **_command_kwargs(name, mod, with_epilogs))

@@ -26,7 +26,7 @@ from k3snode.discovery.result import Discovery
 from k3snode.k3s import configfile, options
 from k3snode.k3s.secrets import SecretFile, loose_mode, read_secret, secret_files
 from k3snode.k3s.service import RestartResult, Service
-from k3snode.record import record
+from k3snode.record import asdict, record
 
 log = logging.getLogger(__name__)
 
@@ -257,12 +257,7 @@ def commit(settings: Settings, planned: Planned, addresses: tuple[str, ...] = ()
         st.managed.pop(other, None)
         st.settled.pop(other, None)
     st.managed[path] = new_keys
-    known = configfile.stamp(planned.file, planned.options, settings.role)
-    st.settled[path] = {
-        "text": known.text,
-        "inputs": known.inputs,
-        "warnings": list(known.warnings),
-    }
+    st.settled[path] = asdict(configfile.stamp(planned.file, planned.options, settings.role))
     st.role = settings.role
     state.save(settings.state_file, st)
     return Written(planned, addresses, config_changed, tuple(changed_secrets), tuple(cleaned))
